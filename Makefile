@@ -1,0 +1,43 @@
+# Everything a fresh machine needs is installed by these targets: a uv binary in .tools,
+# the pinned virtualenv from uv.lock, and the Kafka broker jars from Maven Central.
+PYTHON ?= python3.11
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup test test-fast demo bench lint typecheck clean down
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $@
+
+setup: $(VENV)/.synced
+	$(PY) -c "from promoter.kafka_local import ensure_jars; print('kafka jars:', ensure_jars())"
+
+test: setup
+	$(PY) -m pytest -v -p no:cacheprovider
+
+test-fast: setup
+	$(PY) -m pytest -m "logic or wiring" -q
+
+demo: setup
+	$(VENV)/bin/promote demo
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: setup
+	$(VENV)/bin/mypy shared services promoter corpus
+
+down:
+	$(VENV)/bin/promote down
+
+clean: down
+	rm -rf .promote

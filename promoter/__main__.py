@@ -1,0 +1,3 @@
+from promoter.cli import app
+
+app(prog_name="promote")

@@ -1,0 +1,152 @@
+"""Starts and stops the local stack: broker, database, and the five stage processes.
+
+Each stage is its own OS process (`faststream run services.<stage>.app:app`) with its
+pid file and log in the state folder; `up` is idempotent, `down` leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from promoter.kafka_local import REPO_ROOT, LocalKafka, _alive, stop_process_group
+from promoter.postgres_local import LocalPostgres
+from shared.db import connect_pool, migrate
+from shared.kafka import ensure_topics
+from shared.settings import ENDPOINTS_FILE, Settings
+
+STAGES = ("ingest", "dedupe", "redaction", "scoring", "fixture_writer")
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    kafka_bootstrap_servers: str
+    database_url: str
+    kafka_managed: bool
+    postgres_managed: bool
+
+    def public(self) -> dict[str, str | bool]:
+        return {
+            "kafka_bootstrap_servers": self.kafka_bootstrap_servers,
+            "database_url": redact_password(self.database_url),
+            "kafka_managed": self.kafka_managed,
+            "postgres_managed": self.postgres_managed,
+        }
+
+
+def redact_password(url: str) -> str:
+    if "://" not in url or "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}@{host}"
+
+
+class Stack:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.state = settings.state_dir.resolve()
+        self.kafka = LocalKafka(self.state)
+        self.postgres = LocalPostgres(self.state)
+
+    # -- infrastructure -------------------------------------------------------------
+    def start_infrastructure(self) -> Endpoints:
+        self.state.mkdir(parents=True, exist_ok=True)
+        kafka_managed = not self.settings.kafka_bootstrap_servers
+        bootstrap = self.settings.kafka_bootstrap_servers or self.kafka.start()
+        postgres_managed = not self.settings.database_url
+        dsn = self.settings.database_url or self.postgres.start()
+        endpoints = Endpoints(bootstrap, dsn, kafka_managed, postgres_managed)
+        (self.state / ENDPOINTS_FILE).write_text(
+            json.dumps(
+                {
+                    "kafka_bootstrap_servers": bootstrap,
+                    "database_url": dsn,
+                    "kafka_managed": kafka_managed,
+                    "postgres_managed": postgres_managed,
+                },
+                indent=2,
+            )
+        )
+        asyncio.run(self._prepare(bootstrap, dsn))
+        return endpoints
+
+    async def _prepare(self, bootstrap: str, dsn: str) -> None:
+        await ensure_topics(bootstrap, self.settings)
+        pool = await connect_pool(dsn)
+        try:
+            await migrate(pool)
+        finally:
+            await pool.close()
+
+    def endpoints(self) -> Endpoints | None:
+        path = self.state / ENDPOINTS_FILE
+        if not path.exists():
+            return None
+        data = json.loads(path.read_text())
+        return Endpoints(**data)
+
+    # -- stage processes ------------------------------------------------------------
+    def _pid_file(self, stage: str) -> Path:
+        return self.state / "run" / f"{stage}.pid"
+
+    def stage_pid(self, stage: str) -> int | None:
+        path = self._pid_file(stage)
+        if not path.exists():
+            return None
+        pid = int(path.read_text())
+        return pid if _alive(pid) else None
+
+    def start_stage(self, stage: str, endpoints: Endpoints, instance: int = 0) -> int:
+        name = stage if instance == 0 else f"{stage}.{instance}"
+        existing = self.stage_pid(name)
+        if existing is not None:
+            return existing
+        (self.state / "run").mkdir(parents=True, exist_ok=True)
+        (self.state / "logs").mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            "PROMOTE_KAFKA_BOOTSTRAP_SERVERS": endpoints.kafka_bootstrap_servers,
+            "PROMOTE_DATABASE_URL": endpoints.database_url,
+            "PROMOTE_STATE_DIR": str(self.state),
+            "PYTHONUNBUFFERED": "1",
+        }
+        with (self.state / "logs" / f"{name}.log").open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "faststream", "run", f"services.{stage}.app:app"],
+                cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        self._pid_file(name).write_text(str(process.pid))
+        return process.pid
+
+    def stop_stage(self, name: str, timeout_s: float = 30.0) -> None:
+        pid = self.stage_pid(name)
+        if pid is not None:
+            stop_process_group(pid, timeout_s)
+        self._pid_file(name).unlink(missing_ok=True)
+
+    def running_stage_names(self) -> list[str]:
+        run = self.state / "run"
+        if not run.exists():
+            return []
+        return sorted(p.stem for p in run.glob("*.pid"))
+
+    # -- whole stack ----------------------------------------------------------------
+    def up(self) -> Endpoints:
+        endpoints = self.start_infrastructure()
+        for stage in STAGES:
+            self.start_stage(stage, endpoints)
+        return endpoints
+
+    def down(self) -> None:
+        for name in self.running_stage_names():
+            self.stop_stage(name)
+        self.kafka.stop()
+        self.postgres.stop()

@@ -1,0 +1,67 @@
+"""Dedupe shell: traces.normalized → patterns in the store → traces.deduped."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from faststream import AckPolicy, Context, ContextRepo, FastStream
+from faststream.kafka.annotations import KafkaMessage
+
+from services.dedupe import logic
+from services.dedupe.store import PatternStore, PostgresPatternStore
+from shared import __version__, topics
+from shared.db import connect_pool, migrate
+from shared.events import FixtureIndexed, TraceDeduped, TraceNormalized, advance
+from shared.kafka import make_broker
+from shared.log import configure_logging
+from shared.settings import get_settings
+from shared.stage import Stage, parse, to_bytes
+
+settings = get_settings()
+configure_logging("dedupe", settings.log_level)
+broker = make_broker(settings, "dedupe")
+stage = Stage(broker, "dedupe", __version__)
+deduped = broker.publisher(topics.DEDUPED)
+
+
+@asynccontextmanager
+async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
+    pool = await connect_pool(settings.dsn())
+    await migrate(pool)
+    context.set_global("store", PostgresPatternStore(pool))
+    yield
+    await pool.close()
+
+
+app = FastStream(broker, lifespan=lifespan)
+
+
+@broker.subscriber(
+    topics.NORMALIZED,
+    group_id=topics.consumer_group("dedupe"),
+    ack_policy=AckPolicy.NACK_ON_ERROR,
+    auto_offset_reset="earliest",
+)
+@stage.guarded
+async def on_normalized(msg: KafkaMessage, store: PatternStore = Context()) -> None:
+    event = parse(TraceNormalized, msg)
+    observation = logic.observe(event.trace, event.features)
+    recorded = await store.record(observation)
+    pattern = await store.pattern(observation.pattern_id)
+    if logic.should_forward(recorded, pattern.covered_by_fixture):
+        out = advance(event, TraceDeduped, stage.stamp(), pattern=pattern)
+        await deduped.publish(to_bytes(out), key=pattern.pattern_id.encode())
+    await store.mark_forwarded(event.trace_id)
+
+
+@broker.subscriber(
+    topics.FIXTURES_INDEX,
+    group_id=topics.consumer_group("dedupe") + ".coverage",
+    ack_policy=AckPolicy.NACK_ON_ERROR,
+    auto_offset_reset="earliest",
+)
+@stage.guarded
+async def on_fixture_indexed(msg: KafkaMessage, store: PatternStore = Context()) -> None:
+    event = parse(FixtureIndexed, msg)
+    await store.set_coverage(event.pattern_id, event.version, event.at)

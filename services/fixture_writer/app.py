@@ -1,0 +1,63 @@
+"""Fixture writer shell: traces.promoted → typed fixtures in PostgreSQL → fixtures.index."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from faststream import AckPolicy, Context, ContextRepo, FastStream
+from faststream.kafka.annotations import KafkaMessage
+
+from services.fixture_writer import logic
+from services.fixture_writer.store import FixtureStore, PostgresFixtureStore
+from services.redaction.second_pass import find_leaks
+from shared import __version__, topics
+from shared.db import connect_pool, migrate
+from shared.events import TraceScored
+from shared.kafka import make_broker
+from shared.log import configure_logging
+from shared.settings import get_settings
+from shared.stage import Stage, now, parse, to_bytes
+
+settings = get_settings()
+configure_logging("fixture_writer", settings.log_level)
+broker = make_broker(settings, "fixture_writer")
+stage = Stage(broker, "fixture_writer", __version__)
+index = broker.publisher(topics.FIXTURES_INDEX)
+
+
+@asynccontextmanager
+async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
+    pool = await connect_pool(settings.dsn())
+    applied = await migrate(pool)
+    stage.log.info("migrations_applied", applied=applied)
+    context.set_global("store", PostgresFixtureStore(pool))
+    yield
+    await pool.close()
+
+
+app = FastStream(broker, lifespan=lifespan)
+
+
+@broker.subscriber(
+    topics.PROMOTED,
+    group_id=topics.consumer_group("fixture_writer"),
+    ack_policy=AckPolicy.NACK_ON_ERROR,
+    auto_offset_reset="earliest",
+)
+@stage.guarded
+async def on_promoted(msg: KafkaMessage, store: FixtureStore = Context()) -> None:
+    event = parse(TraceScored, msg)
+    at = now()
+    await store.record_decision(event, at)
+    written = []
+    for draft in logic.build_fixtures(event):
+        leaks = find_leaks(logic.fixture_strings(draft.body))
+        if leaks:
+            await store.block(draft.fixture_id, event.trace_id, "; ".join(leaks), at)
+            stage.log.warning("fixture_blocked", fixture_id=draft.fixture_id, reasons=leaks)
+            continue
+        written.append(await store.write(draft, event, at))
+    if written:
+        covered = logic.coverage(event, written, at)
+        await index.publish(to_bytes(covered), key=event.pattern.pattern_id.encode())

@@ -1,0 +1,54 @@
+"""Redaction shell: traces.deduped → traces.redacted, failing closed to the DLQ."""
+
+from __future__ import annotations
+
+import asyncio
+
+from faststream import AckPolicy, FastStream
+from faststream.kafka.annotations import KafkaMessage
+
+from services.redaction.logic import RedactionFailed, redact_trace
+from shared import __version__, topics
+from shared.events import TraceDeduped, TraceRedacted, advance
+from shared.features import derive_features
+from shared.kafka import make_broker
+from shared.log import configure_logging
+from shared.settings import get_settings
+from shared.stage import Stage, parse, to_bytes
+
+# A trace that takes longer than this to redact is refused, not waited for.
+REDACTION_TIMEOUT_S = 10.0
+
+settings = get_settings()
+configure_logging("redaction", settings.log_level)
+broker = make_broker(settings, "redaction")
+app = FastStream(broker)
+stage = Stage(broker, "redaction", __version__)
+redacted = broker.publisher(topics.REDACTED)
+
+
+@broker.subscriber(
+    topics.DEDUPED,
+    group_id=topics.consumer_group("redaction"),
+    ack_policy=AckPolicy.NACK_ON_ERROR,
+    auto_offset_reset="earliest",
+)
+@stage.guarded
+async def on_deduped(msg: KafkaMessage) -> None:
+    event = parse(TraceDeduped, msg)
+    try:
+        clean, report = await asyncio.wait_for(
+            asyncio.to_thread(redact_trace, event.trace), REDACTION_TIMEOUT_S
+        )
+    except TimeoutError as exc:
+        # Not transient: the same trace would time out again. Fail closed.
+        raise RedactionFailed("timeout") from exc
+    out = advance(
+        event,
+        TraceRedacted,
+        stage.stamp(),
+        trace=clean,
+        features=derive_features(clean),
+        redaction=report,
+    )
+    await redacted.publish(to_bytes(out), key=event.pattern.pattern_id.encode())

@@ -1,0 +1,73 @@
+"""Scoring shell: traces.redacted → a decision on traces.scored (and traces.promoted)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from faststream import AckPolicy, Context, ContextRepo, FastStream
+from faststream.kafka.annotations import KafkaMessage
+
+from services.scoring import logic
+from services.scoring.policy import DEFAULT_POLICY_PATH, load_policy
+from services.scoring.store import BudgetStore, PostgresBudgetStore
+from shared import __version__, topics
+from shared.db import connect_pool, migrate
+from shared.events import Decision, TraceRedacted, TraceScored, advance
+from shared.features import started_at
+from shared.kafka import make_broker
+from shared.log import configure_logging
+from shared.settings import get_settings
+from shared.stage import Stage, parse, to_bytes
+
+settings = get_settings()
+configure_logging("scoring", settings.log_level)
+policy = load_policy(settings.policy_path or DEFAULT_POLICY_PATH)
+broker = make_broker(settings, "scoring")
+stage = Stage(broker, "scoring", __version__)
+scored = broker.publisher(topics.SCORED)
+promoted = broker.publisher(topics.PROMOTED)
+
+
+@asynccontextmanager
+async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
+    pool = await connect_pool(settings.dsn())
+    await migrate(pool)
+    context.set_global("store", PostgresBudgetStore(pool))
+    stage.log.info("policy_loaded", policy_version=policy.version)
+    yield
+    await pool.close()
+
+
+app = FastStream(broker, lifespan=lifespan)
+
+
+@broker.subscriber(
+    topics.REDACTED,
+    group_id=topics.consumer_group("scoring"),
+    ack_policy=AckPolicy.NACK_ON_ERROR,
+    auto_offset_reset="earliest",
+)
+@stage.guarded
+async def on_redacted(msg: KafkaMessage, store: BudgetStore = Context()) -> None:
+    event = parse(TraceRedacted, msg)
+    day = started_at(event.trace).date()
+    pattern_id = event.pattern.pattern_id
+    budget = await store.budget(event.trace_id, pattern_id, policy.version, day)
+    verdict = logic.score(event, policy, budget)
+    out = advance(
+        event,
+        TraceScored,
+        stage.stamp(),
+        scores=verdict.scores,
+        total=verdict.total,
+        decision=verdict.decision,
+        reason=verdict.reason,
+        policy_version=policy.version,
+    )
+    body, key = to_bytes(out), pattern_id.encode()
+    if verdict.decision == Decision.PROMOTE:
+        # Recorded before publishing: a crash in between re-decides the same way.
+        await store.record_promotion(event.trace_id, pattern_id, policy.version, day)
+        await promoted.publish(body, key=key)
+    await scored.publish(body, key=key)

@@ -1,0 +1,231 @@
+"""The events that flow between stages, defined once.
+
+Every event is frozen, named in the past tense, carries ``schema_version``, the
+``trace_id`` and the chain of stages it passed. The canonical ``Trace`` is also the
+native input format (see docs/native-trace.schema.json): teams without OpenTelemetry
+send exactly this shape.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SpanKind(StrEnum):
+    AGENT = "agent"
+    LLM = "llm"
+    TOOL = "tool"
+    RETRIEVAL = "retrieval"
+    GUARDRAIL = "guardrail"
+    APPROVAL = "approval"
+    EVALUATOR = "evaluator"
+    OTHER = "other"
+
+
+class SpanStatus(StrEnum):
+    OK = "ok"
+    ERROR = "error"
+    UNSET = "unset"
+
+
+class Document(Frozen):
+    id: str | None = None
+    content: str | None = None
+    score: float | None = None
+
+
+class Usage(Frozen):
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+
+
+class Span(Frozen):
+    span_id: str
+    parent_span_id: str | None = None
+    name: str
+    kind: SpanKind = SpanKind.OTHER
+    start_time: datetime
+    end_time: datetime | None = None
+    status: SpanStatus = SpanStatus.UNSET
+    error_type: str | None = None
+    error_message: str | None = None
+    input: str | None = None
+    output: str | None = None
+    model: str | None = None
+    tool_name: str | None = None
+    tool_arguments: str | None = None
+    tool_result: str | None = None
+    documents: tuple[Document, ...] = ()
+    usage: Usage | None = None
+    # The project's own namespace (promote.*): what no standard covers.
+    approval: Literal["requested", "granted", "denied"] | None = None
+    escalated: bool | None = None
+    retry_attempt: int | None = None
+    guardrail_triggered: bool | None = None
+    # Raw attributes as received, kept beside the normalised fields.
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class Feedback(Frozen):
+    source: str = "unknown"
+    name: str
+    score: float | None = None
+    label: str | None = None
+    explanation: str | None = None
+
+
+class Trace(Frozen):
+    trace_id: str = Field(min_length=1, max_length=64)
+    session_id: str | None = None
+    user_id: str | None = None
+    agent_name: str | None = None
+    agent_version: str | None = None
+    # Business outcome when the agent reports one (promote.outcome): success, failure, ...
+    outcome: str | None = None
+    spans: tuple[Span, ...] = Field(min_length=1)
+    feedback: tuple[Feedback, ...] = ()
+    resource: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToolCall(Frozen):
+    name: str
+    arguments_fingerprint: str
+    ok: bool
+    side_effecting: bool = False
+
+
+class TraceFeatures(Frozen):
+    """Derived from a Trace by a pure function in ingest; read by every later stage."""
+
+    step_count: int
+    tool_calls: tuple[ToolCall, ...] = ()
+    error_types: tuple[str, ...] = ()
+    error_templates: tuple[str, ...] = ()
+    retries: int = 0
+    loops: int = 0
+    human_interventions: int = 0
+    approvals_requested: int = 0
+    approvals_denied: int = 0
+    escalated: bool = False
+    guardrail_hits: int = 0
+    latency_ms: float = 0.0
+    cost_usd: float = 0.0
+    total_tokens: int = 0
+    outcome: Literal["success", "failure", "unknown"] = "unknown"
+    negative_feedback: int = 0
+    user_request: str | None = None
+
+
+class StageStamp(Frozen):
+    stage: str
+    version: str
+    at: datetime
+
+
+class Envelope(Frozen):
+    schema_version: int = SCHEMA_VERSION
+    trace_id: str
+    stages: tuple[StageStamp, ...] = ()
+
+
+class TraceNormalized(Envelope):
+    trace: Trace
+    features: TraceFeatures
+    complete: bool = True
+
+
+class PatternInfo(Frozen):
+    pattern_id: str
+    fingerprint_version: int
+    fingerprint: str
+    occurrences: int
+    distinct_sessions: int
+    distinct_users: int
+    distinct_days: int
+    agent_versions: tuple[str, ...] = ()
+    first_seen: datetime
+    last_seen: datetime
+    count_24h: int
+    count_7d: int
+    covered_by_fixture: bool = False
+
+
+class TraceDeduped(TraceNormalized):
+    pattern: PatternInfo
+
+
+class RedactionReport(Frozen):
+    counts: dict[str, int] = Field(default_factory=dict)
+    strings_scanned: int = 0
+    passed: bool = True
+
+
+class TraceRedacted(TraceDeduped):
+    redaction: RedactionReport
+
+
+class Decision(StrEnum):
+    PROMOTE = "promote"
+    HOLD = "hold"
+    REJECT = "reject"
+
+
+class CriterionScore(Frozen):
+    score: float = Field(ge=0.0, le=1.0)
+    evidence: dict[str, Any] = Field(default_factory=dict)
+
+
+class TraceScored(TraceRedacted):
+    scores: dict[str, CriterionScore]
+    total: float
+    decision: Decision
+    reason: str
+    policy_version: str
+
+
+class FixtureIndexed(Frozen):
+    """Latest coverage of one pattern, on the compacted fixtures.index topic."""
+
+    schema_version: int = SCHEMA_VERSION
+    pattern_id: str
+    fixture_ids: tuple[str, ...]
+    kinds: tuple[str, ...]
+    version: int
+    policy_version: str
+    at: datetime
+
+
+class DeadLettered(Frozen):
+    """A permanent failure: a reference to the input, never its content (it may hold PII)."""
+
+    schema_version: int = SCHEMA_VERSION
+    stage: str
+    error_class: str
+    message: str
+    trace_id: str | None = None
+    source_topic: str
+    source_partition: int | None = None
+    source_offset: int | None = None
+    payload_sha256: str
+    payload_bytes: int
+    at: datetime
+
+
+E = TypeVar("E", bound=Envelope)
+
+
+def advance(event: Envelope, to: type[E], stamp: StageStamp, **fields: Any) -> E:
+    """The next stage's event: everything the input carried, this stage's additions, and
+    one more stamp on the chain. Nested values are reused, not re-validated."""
+    return to(**{**dict(event), **fields, "stages": (*event.stages, stamp)})

@@ -1,0 +1,68 @@
+"""Every Kafka topic the pipeline uses, in one place, with how it is created.
+
+Retention is short where content is still raw (before redaction) and long from
+traces.redacted on; fixtures.index is compacted because only the latest coverage
+per pattern matters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+RAW = "traces.raw"
+NORMALIZED = "traces.normalized"
+DEDUPED = "traces.deduped"
+REDACTED = "traces.redacted"
+SCORED = "traces.scored"
+PROMOTED = "traces.promoted"
+FIXTURES_INDEX = "fixtures.index"
+DLQ = "traces.dlq"
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    retention_ms: int
+    compacted: bool = False
+    # Whether the retention is the "raw zone" one (may hold unredacted content).
+    raw_zone: bool = False
+
+
+def topic_specs(raw_retention_ms: int, kept_retention_ms: int) -> tuple[TopicSpec, ...]:
+    return (
+        TopicSpec(RAW, raw_retention_ms, raw_zone=True),
+        TopicSpec(NORMALIZED, raw_retention_ms, raw_zone=True),
+        TopicSpec(DEDUPED, raw_retention_ms, raw_zone=True),
+        TopicSpec(REDACTED, kept_retention_ms),
+        TopicSpec(SCORED, kept_retention_ms),
+        TopicSpec(PROMOTED, kept_retention_ms),
+        TopicSpec(FIXTURES_INDEX, -1, compacted=True),
+        # Dead letters carry references, not payloads, so they may be kept long.
+        TopicSpec(DLQ, kept_retention_ms),
+    )
+
+
+# Topics each stage consumes: `promote wait` and `promote status` read lag from these.
+STAGE_INPUTS: dict[str, tuple[str, ...]] = {
+    "ingest": (RAW,),
+    "dedupe": (NORMALIZED, FIXTURES_INDEX),
+    "redaction": (DEDUPED,),
+    "scoring": (REDACTED, FIXTURES_INDEX),
+    "fixture_writer": (PROMOTED,),
+}
+
+# Main pipeline input of each stage (the one whose lag means "work left to do").
+PIPELINE_INPUT: dict[str, str] = {
+    "ingest": RAW,
+    "dedupe": NORMALIZED,
+    "redaction": DEDUPED,
+    "scoring": REDACTED,
+    "fixture_writer": PROMOTED,
+}
+
+
+def consumer_group(stage: str) -> str:
+    return f"trace-promoter.{stage}"
