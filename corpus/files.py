@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from corpus.generate import generate
+from corpus.generate import generate, label_record
 from corpus.otlp import to_otlp_json
 
 # OTLP traces rotate through the attribute conventions ingest must understand.
@@ -22,8 +22,8 @@ def write_demo_files(folder: Path, seed: int = 7, scale: int = 1) -> list[Path]:
         for i, item in enumerate(generate(seed=seed, scale=scale)):
             if i % 2:
                 convention = CONVENTIONS[(i // 2) % len(CONVENTIONS)]
-                o.write(json.dumps(to_otlp_json(item.trace, convention)) + "\n")  # type: ignore[arg-type]
+                o.write(json.dumps(to_otlp_json(item.trace, convention)) + "\n")
             else:
                 n.write(item.trace.model_dump_json() + "\n")
-            lab.write(json.dumps({"trace_id": item.trace.trace_id, **item.labels.__dict__}) + "\n")
+            lab.write(json.dumps(label_record(item)) + "\n")
     return [native, otlp]

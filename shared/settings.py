@@ -19,6 +19,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from shared import topics
 
 ENDPOINTS_FILE = "endpoints.json"
+# Kafka's conventional local address, when neither a setting nor `promote up` names one.
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
 
 class Settings(BaseSettings):
@@ -62,11 +64,7 @@ class Settings(BaseSettings):
         if self.kafka_bootstrap_servers:
             return self.kafka_bootstrap_servers
         recorded = self.recorded_endpoints().get("kafka_bootstrap_servers")
-        if recorded:
-            return recorded
-        raise RuntimeError(
-            "No Kafka cluster known: run `promote up`, or set KAFKA_BOOTSTRAP_SERVERS."
-        )
+        return recorded or DEFAULT_BOOTSTRAP
 
     def dsn(self) -> str:
         if self.database_url:

@@ -1,0 +1,73 @@
+"""Handler wiring on the in-memory broker: what each shell publishes for a given input.
+Offsets and partitions are meaningless here; the e2e tier covers them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from faststream.kafka import TestKafkaBroker
+
+from services.dedupe.store import InMemoryPatternStore
+from services.ingest.logic import normalize
+from shared import topics
+from shared.events import DeadLettered, Span, SpanKind, SpanStatus, StageStamp, Trace
+
+pytestmark = pytest.mark.wiring
+
+T0 = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
+
+
+def a_trace(trace_id: str = "a" * 32) -> Trace:
+    return Trace(
+        trace_id=trace_id,
+        session_id="s-1",
+        user_id="u-1",
+        agent_name="support-agent",
+        agent_version="1.4.0",
+        spans=(
+            Span(span_id="1" * 16, name="agent", kind=SpanKind.AGENT, start_time=T0,
+                 end_time=T0 + timedelta(seconds=3), status=SpanStatus.OK,
+                 input="where is my parcel?", output="It ships tomorrow."),
+            Span(span_id="2" * 16, parent_span_id="1" * 16, name="lookup_order",
+                 kind=SpanKind.TOOL, tool_name="lookup_order", tool_arguments='{"id": 7}',
+                 start_time=T0 + timedelta(seconds=1), end_time=T0 + timedelta(seconds=2),
+                 status=SpanStatus.OK),
+        ),
+    )
+
+
+def normalized_bytes(trace: Trace) -> bytes:
+    stamp = StageStamp(stage="ingest", version="test", at=T0)
+    return normalize([trace], stamp)[0].model_dump_json().encode()
+
+
+async def test_dedupe_forwards_a_new_trace_with_its_pattern_once() -> None:
+    from services.dedupe import app as dedupe
+
+    store = InMemoryPatternStore()
+    async with TestKafkaBroker(dedupe.broker) as broker:
+        broker.context.set_global("store", store)
+        await broker.publish(normalized_bytes(a_trace()), topics.NORMALIZED)
+        await broker.publish(normalized_bytes(a_trace()), topics.NORMALIZED)
+
+        assert dedupe.deduped.mock is not None
+        assert dedupe.deduped.mock.call_count == 1, "the redelivery is not forwarded again"
+        forwarded = dedupe.deduped.mock.call_args.args[0]
+        assert forwarded["pattern"]["occurrences"] == 1
+        assert [s["stage"] for s in forwarded["stages"]] == ["ingest", "dedupe"]
+
+
+async def test_dedupe_dead_letters_a_body_that_is_not_a_normalized_trace() -> None:
+    from services.dedupe import app as dedupe
+
+    async with TestKafkaBroker(dedupe.broker) as broker:
+        broker.context.set_global("store", InMemoryPatternStore())
+        await broker.publish(b"{not json", topics.NORMALIZED)
+
+        dlq_mock = dedupe.stage._dlq.mock
+        assert dlq_mock is not None
+        letter = DeadLettered.model_validate(dlq_mock.call_args.args[0])
+        assert letter.stage == "dedupe"
+        assert letter.error_class == "ValidationError"
+        assert dedupe.deduped.mock is None or dedupe.deduped.mock.call_count == 0
