@@ -85,7 +85,7 @@ def derive_features(trace: Trace) -> TraceFeatures:
     guardrail_hits = sum(
         1 for s in spans if s.guardrail_triggered or (s.kind == SpanKind.GUARDRAIL and s.status == SpanStatus.ERROR)
     )
-    negative = sum(1 for f in trace.feedback if _is_negative(f.score, f.label))
+    negative = sum(1 for f in trace.feedback if is_negative_feedback(f.score, f.label))
     root = root_span(trace)
     latency_ms = 0.0
     if root is not None and root.end_time is not None:
@@ -117,7 +117,7 @@ def derive_features(trace: Trace) -> TraceFeatures:
     )
 
 
-def _is_negative(score: float | None, label: str | None) -> bool:
+def is_negative_feedback(score: float | None, label: str | None) -> bool:
     if label is not None and label.lower() in NEGATIVE_LABELS:
         return True
     return score is not None and score < 0.5

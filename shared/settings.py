@@ -46,6 +46,8 @@ class Settings(BaseSettings):
 
     assembly_quiet_ms: int = Field(default=1_500, ge=0)
     assembly_max_wait_ms: int = Field(default=60_000, ge=1)
+    assembly_max_traces: int = Field(default=10_000, ge=1)
+    assembly_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
 
     policy_path: Path | None = None
     log_level: str = "INFO"

@@ -40,7 +40,7 @@ from shared.events import (
     TraceFeatures,
     TraceRedacted,
 )
-from shared.features import NEGATIVE_LABELS, is_complete, root_span
+from shared.features import is_complete, is_negative_feedback, root_span
 from shared.templating import template_message
 
 CRITERIA = (
@@ -151,9 +151,7 @@ def _names(names: Iterable[str]) -> str:
 
 
 def _is_negative(f: Feedback) -> bool:
-    if f.label is not None and f.label.lower() in NEGATIVE_LABELS:
-        return True
-    return f.score is not None and f.score < 0.5
+    return is_negative_feedback(f.score, f.label)
 
 
 def _corrections(trace: Trace) -> list[Feedback]:
@@ -457,14 +455,21 @@ def teachable(trace: Trace, features: TraceFeatures, policy: Policy) -> Criterio
 
 
 def _error_texts(trace: Trace, features: TraceFeatures) -> list[list[str]]:
-    """One entry per error, each the strings that describe it."""
+    """One entry per root-cause error, each the strings that describe it.
+
+    A parent that failed because its child failed is the same error told twice, so only
+    error spans without a failed child count, and only those that say something."""
+    failed = [s for s in trace.spans if s.status == SpanStatus.ERROR]
+    failed_parents = {s.parent_span_id for s in failed}
     entries = []
-    for span in trace.spans:
-        if span.status != SpanStatus.ERROR:
+    for span in failed:
+        if span.span_id in failed_parents:
             continue
         message = span.error_message
         texts = [span.error_type, message, template_message(message) if message else None]
-        entries.append([t for t in texts if t])
+        described = [t for t in texts if t]
+        if described:
+            entries.append(described)
     if entries:
         return entries
     # Features built without error spans (e.g. an older producer) still name their errors.
