@@ -112,6 +112,7 @@ class Stack:
         (self.state / "logs").mkdir(parents=True, exist_ok=True)
         env = {
             **os.environ,
+            **self._explicit_settings(),
             "PROMOTE_KAFKA_BOOTSTRAP_SERVERS": endpoints.kafka_bootstrap_servers,
             "PROMOTE_DATABASE_URL": endpoints.database_url,
             "PROMOTE_STATE_DIR": str(self.state),
@@ -125,6 +126,11 @@ class Stack:
             )
         self._pid_file(name).write_text(str(process.pid))
         return process.pid
+
+    def _explicit_settings(self) -> dict[str, str]:
+        """Settings given to this Stack in code reach the stage processes as env vars."""
+        given = self.settings.model_dump(exclude_unset=True, mode="json")
+        return {f"PROMOTE_{k.upper()}": str(v) for k, v in given.items() if v is not None}
 
     def stop_stage(self, name: str, timeout_s: float = 30.0) -> None:
         pid = self.stage_pid(name)

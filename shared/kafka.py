@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 
 from shared import topics
 from shared.settings import Settings
 
 
-def make_broker(settings: Settings, client_id: str) -> KafkaBroker:
+def make_broker(settings: Settings, client_id: str, logger: logging.Logger) -> KafkaBroker:
     # Idempotent producer with acks=all: a publish returns only once the broker has the
     # record, and retries cannot duplicate it; offsets are committed after that.
     return KafkaBroker(
@@ -24,6 +25,7 @@ def make_broker(settings: Settings, client_id: str) -> KafkaBroker:
         allow_auto_create_topics=False,
         linger_ms=5,
         graceful_timeout=20.0,
+        logger=logger,
     )
 
 
@@ -63,51 +65,70 @@ def _single_node(bootstrap: str) -> bool:
     return len([s for s in bootstrap.split(",") if s.strip()]) == 1
 
 
-async def group_lag(
-    bootstrap: str, group: str, topic_names: Iterable[str]
-) -> dict[str, int]:
-    """Records not yet committed by `group`, per topic (a group that never committed
-    counts everything from the earliest retained offset)."""
+async def groups_lag(
+    bootstrap: str, wanted: dict[str, tuple[str, ...]]
+) -> dict[str, dict[str, int]]:
+    """Records not yet committed, per consumer group and topic (a group that never
+    committed counts everything from the earliest retained offset)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="promote-admin")
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await admin.start()
     await consumer.start()
     try:
-        committed = await admin.list_consumer_group_offsets(group)
-        lag: dict[str, int] = {}
-        for name in topic_names:
-            partitions = consumer.partitions_for_topic(name)
-            if partitions is None:
-                await consumer._client.force_metadata_update()
-                partitions = consumer.partitions_for_topic(name) or set()
-            tps = [TopicPartition(name, p) for p in sorted(partitions)]
-            if not tps:
-                lag[name] = 0
-                continue
-            ends = await consumer.end_offsets(tps)
-            starts = await consumer.beginning_offsets(tps)
-            total = 0
-            for tp in tps:
-                meta = committed.get(tp)
-                position = meta.offset if meta is not None and meta.offset >= 0 else starts[tp]
-                total += max(0, ends[tp] - position)
-            lag[name] = total
-        return lag
+        all_tps = await partitions_of(admin, {n for names in wanted.values() for n in names})
+        flat = [tp for tps in all_tps.values() for tp in tps]
+        ends = await consumer.end_offsets(flat) if flat else {}
+        starts = await consumer.beginning_offsets(flat) if flat else {}
+        lags: dict[str, dict[str, int]] = {}
+        for group, names in wanted.items():
+            committed = await admin.list_consumer_group_offsets(group)
+            lags[group] = {}
+            for name in names:
+                total = 0
+                for tp in all_tps[name]:
+                    meta = committed.get(tp)
+                    position = meta.offset if meta is not None and meta.offset >= 0 else starts[tp]
+                    total += max(0, ends[tp] - position)
+                lags[group][name] = total
+        return lags
     finally:
         await consumer.stop()
         await admin.close()
 
 
+async def partitions_of(
+    admin: AIOKafkaAdminClient, names: set[str]
+) -> dict[str, list[TopicPartition]]:
+    described = await admin.describe_topics(sorted(names))
+    for d in described:
+        # Right after creation a topic may be listed without partitions or leaders: that
+        # is "not ready", never "empty", or a reader would take it for a drained topic.
+        errors = [d["error_code"], *(p["error_code"] for p in d["partitions"])]
+        if any(errors) or not d["partitions"]:
+            raise KafkaError(f"topic {d['topic']} not ready (error codes {errors})")
+    return {
+        d["topic"]: sorted(TopicPartition(d["topic"], p["partition"]) for p in d["partitions"])
+        for d in described
+    }
+
+
+async def group_lag(bootstrap: str, group: str, topic_names: Iterable[str]) -> dict[str, int]:
+    return (await groups_lag(bootstrap, {group: tuple(topic_names)}))[group]
+
+
 async def read_topic(bootstrap: str, topic: str) -> list[bytes]:
     """Everything currently retained in a topic, without joining any consumer group."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="promote-admin")
+    await admin.start()
+    try:
+        tps = (await partitions_of(admin, {topic}))[topic]
+    finally:
+        await admin.close()
+    if not tps:
+        return []
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()
-        partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        if not tps:
-            return []
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
         await consumer.seek_to_beginning(*tps)

@@ -1,4 +1,5 @@
-"""structlog configured for one JSON object per line on stderr."""
+"""Logging: one JSON object per line on stderr, for structlog and stdlib loggers alike
+(FastStream's and aiokafka's records go through the same renderer)."""
 
 from __future__ import annotations
 
@@ -7,22 +8,35 @@ import sys
 
 import structlog
 
+_SHARED: list[structlog.types.Processor] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
 
-def configure_logging(service: str, level: str = "INFO") -> structlog.stdlib.BoundLogger:
-    logging.basicConfig(stream=sys.stderr, level=level.upper(), format="%(message)s")
+
+def configure_logging(service: str, level: str = "INFO") -> logging.Logger:
+    """Returns the stdlib logger FastStream should use for this service."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=_SHARED,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
-        ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        processors=[*_SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    logger: structlog.stdlib.BoundLogger = structlog.get_logger().bind(service=service)
-    return logger
+    structlog.contextvars.bind_contextvars(service=service)
+    return logging.getLogger(f"trace_promoter.{service}")

@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     ingest_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
 
     assembly_quiet_ms: int = Field(default=1_500, ge=0)
-    assembly_max_wait_ms: int = Field(default=60_000, ge=1)
+    assembly_max_wait_ms: int = Field(default=30_000, ge=1)
     assembly_max_traces: int = Field(default=10_000, ge=1)
     assembly_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
 

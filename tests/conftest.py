@@ -20,7 +20,8 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def stack(state_dir: Path) -> Iterator[Stack]:
-    settings = Settings(state_dir=state_dir)
+    # A short maximum wait: the corpus has a trace whose root never ends.
+    settings = Settings(state_dir=state_dir, assembly_max_wait_ms=5_000)
     stack = Stack(settings)
     yield stack
     stack.down()

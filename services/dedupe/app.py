@@ -19,8 +19,8 @@ from shared.settings import get_settings
 from shared.stage import Stage, parse, to_bytes
 
 settings = get_settings()
-configure_logging("dedupe", settings.log_level)
-broker = make_broker(settings, "dedupe")
+logger = configure_logging("dedupe", settings.log_level)
+broker = make_broker(settings, "dedupe", logger)
 stage = Stage(broker, "dedupe", __version__)
 deduped = broker.publisher(topics.DEDUPED)
 
@@ -34,7 +34,7 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
     await pool.close()
 
 
-app = FastStream(broker, lifespan=lifespan)
+app = FastStream(broker, logger=logger, lifespan=lifespan)
 
 
 @broker.subscriber(

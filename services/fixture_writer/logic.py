@@ -189,3 +189,7 @@ def coverage(event: TraceScored, written: list[Any], at: datetime) -> FixtureInd
         policy_version=event.policy_version,
         at=at,
     )
+
+
+def unique_strings(drafts: list[FixtureDraft]) -> list[str]:
+    return sorted({text for d in drafts for text in fixture_strings(d.body)})

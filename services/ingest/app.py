@@ -28,9 +28,9 @@ from shared.stage import TRANSIENT_ERRORS, Stage, now, to_bytes
 FLUSH_INTERVAL_S = 0.2
 
 settings = get_settings()
-configure_logging("ingest", settings.log_level)
-broker = make_broker(settings, "ingest")
-app = FastStream(broker)
+logger = configure_logging("ingest", settings.log_level)
+broker = make_broker(settings, "ingest", logger)
+app = FastStream(broker, logger=logger)
 stage = Stage(broker, "ingest", __version__)
 normalized = broker.publisher(topics.NORMALIZED)
 assembler = Assembler(

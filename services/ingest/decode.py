@@ -398,11 +398,16 @@ def _with_utc_times(trace: Trace) -> Trace:
 
 
 def _merge_by_trace_id(traces: list[Trace]) -> list[Trace]:
-    """Native payloads may repeat a trace id; fold them like assembly would (first wins)."""
+    """Native payloads may repeat a trace id; fold them the way assembly merges fragments."""
     order: dict[str, list[Trace]] = {}
     for trace in traces:
         order.setdefault(trace.trace_id, []).append(trace)
     return [parts[0] if len(parts) == 1 else _merge(parts) for parts in order.values()]
+
+
+def _supersedes(span: Span, known: Span | None) -> bool:
+    # The first copy of a span wins, except that a finished copy replaces an unfinished one.
+    return known is None or (known.end_time is None and span.end_time is not None)
 
 
 def _merge(parts: list[Trace]) -> Trace:
@@ -413,8 +418,11 @@ def _merge(parts: list[Trace]) -> Trace:
     update: dict[str, Any] = {}
     for part in parts:
         for span in part.spans:
-            spans.setdefault(span.span_id, span)
-        feedback.extend(f for f in part.feedback if f not in feedback)
+            if _supersedes(span, spans.get(span.span_id)):
+                spans[span.span_id] = span
+        # Feedback repeated by a resent fragment counts once; repeats within one part are kept.
+        earlier = list(feedback)
+        feedback.extend(f for f in part.feedback if f not in earlier)
         for key, value in part.resource.items():
             resource.setdefault(key, value)
         for name in ("session_id", "user_id", "agent_name", "agent_version", "outcome"):
@@ -494,7 +502,7 @@ class _PendingTrace:
     span_resource: list[int] = field(default_factory=list)
     feedback: list[Feedback] = field(default_factory=list)
     resources: dict[int, dict[str, Any]] = field(default_factory=dict)
-    span_ids: set[str] = field(default_factory=set)
+    span_index: dict[str, int] = field(default_factory=dict)
 
 
 def _decode_otlp_request(request: Any, max_depth: int) -> list[Trace]:
@@ -506,14 +514,16 @@ def _decode_otlp_request(request: Any, max_depth: int) -> list[Trace]:
                 trace_id = _trace_id(otlp_span.trace_id)
                 span, feedback = _span(otlp_span, max_depth)
                 trace = pending.setdefault(trace_id, _PendingTrace())
-                # Redelivered or duplicated spans: the first copy wins, as in assembly.
-                if span.span_id in trace.span_ids:
-                    continue
-                trace.span_ids.add(span.span_id)
-                trace.spans.append(span)
-                trace.span_resource.append(resource_index)
-                trace.feedback.extend(feedback)
                 trace.resources.setdefault(resource_index, resource)
+                index = trace.span_index.get(span.span_id)
+                if index is None:
+                    trace.span_index[span.span_id] = len(trace.spans)
+                    trace.spans.append(span)
+                    trace.span_resource.append(resource_index)
+                    trace.feedback.extend(feedback)
+                elif _supersedes(span, trace.spans[index]):
+                    trace.spans[index] = span
+                    trace.span_resource[index] = resource_index
     return [_trace(trace_id, trace) for trace_id, trace in pending.items()]
 
 

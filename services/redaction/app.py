@@ -20,9 +20,9 @@ from shared.stage import Stage, parse, to_bytes
 REDACTION_TIMEOUT_S = 10.0
 
 settings = get_settings()
-configure_logging("redaction", settings.log_level)
-broker = make_broker(settings, "redaction")
-app = FastStream(broker)
+logger = configure_logging("redaction", settings.log_level)
+broker = make_broker(settings, "redaction", logger)
+app = FastStream(broker, logger=logger)
 stage = Stage(broker, "redaction", __version__)
 redacted = broker.publisher(topics.REDACTED)
 

@@ -217,7 +217,7 @@ def _ibans(text: str) -> Iterator[Finding]:
             yield Finding(m.start(), end, "IBAN", compact)
 
 
-_SSN = re2.compile(r"\b([0-9]{3})([- ])([0-9]{2})([- ])([0-9]{4})\b")
+_SSN = re2.compile(r"\b([0-9]{3})([- .])([0-9]{2})([- .])([0-9]{4})\b")
 _SSN_CONTEXT = r"(?:ssn|social[ -]security(?:[ -]number)?)[^0-9A-Za-z]{0,5}"
 _SSN_BARE = re2.compile(r"(?i)" + _SSN_CONTEXT + r"([0-9]{9})\b")
 
@@ -330,6 +330,17 @@ _VERSION_BEFORE = re2.compile(r"(?i)(?:\bv|version|ver\.?)[ :=]*$")
 def _keep_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     # Loopback, "any" and netmask-like reserved addresses describe no one and teach a lot.
     return ip.is_loopback or ip.is_unspecified or (ip.version == 4 and ip.is_reserved)
+
+
+def ip_kept(text: str, start: int, end: int) -> bool:
+    """The addresses both passes deliberately leave: loopback/any/reserved, and a dotted quad
+    written as a version ("v1.2.3.4", "version 10.0.0.1")."""
+    if _VERSION_BEFORE.search(text[max(0, start - 10) : start]):
+        return True
+    try:
+        return _keep_ip(ipaddress.ip_address(text[start:end]))
+    except ValueError:
+        return False
 
 
 def _ipv4s(text: str) -> Iterator[Finding]:
@@ -538,6 +549,14 @@ def high_entropy_token(value: str) -> bool:
     return shannon_entropy(value) >= ENTROPY_THRESHOLD
 
 
+_WHOLE_TOKEN = re2.compile(_TOKEN_CHARS + r"+")
+
+
+def secret_like_value(value: str) -> bool:
+    """A whole structured value that is one random-looking token (under a key-like name)."""
+    return _WHOLE_TOKEN.fullmatch(value) is not None and high_entropy_token(value)
+
+
 def _entropy_tokens(text: str) -> Iterator[Finding]:
     for m in _ENTROPY.finditer(text):
         value = m.group(1).rstrip(".")
@@ -599,7 +618,7 @@ PII_DETECTORS: tuple[Detector, ...] = (
     Detector("email", (r"[A-Za-z0-9._%+-]@[A-Za-z0-9-]+\.[A-Za-z0-9-]",), _emails),
     Detector("payment_card", (r"[0-9](?:[ -]?[0-9]){12}",), _cards),
     Detector("iban", (r"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11}",), _ibans),
-    Detector("us_ssn", (r"[0-9]{3}[- ][0-9]{2}[- ][0-9]{4}", _SSN_CONTEXT + r"[0-9]{9}"), _ssns, caseless=True),
+    Detector("us_ssn", (r"[0-9]{3}[- .][0-9]{2}[- .][0-9]{4}", _SSN_CONTEXT + r"[0-9]{9}"), _ssns, caseless=True),
     Detector("phone", (r"[0-9](?:[ ().-]{0,2}[0-9]){6}",), _phones),
     Detector("ipv4", (r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}",), _ipv4s),
     Detector("ipv6", (r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:",), _ipv6s),

@@ -21,9 +21,9 @@ from shared.settings import get_settings
 from shared.stage import Stage, parse, to_bytes
 
 settings = get_settings()
-configure_logging("scoring", settings.log_level)
+logger = configure_logging("scoring", settings.log_level)
 policy = load_policy(settings.policy_path or DEFAULT_POLICY_PATH)
-broker = make_broker(settings, "scoring")
+broker = make_broker(settings, "scoring", logger)
 stage = Stage(broker, "scoring", __version__)
 scored = broker.publisher(topics.SCORED)
 promoted = broker.publisher(topics.PROMOTED)
@@ -39,7 +39,7 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
     await pool.close()
 
 
-app = FastStream(broker, lifespan=lifespan)
+app = FastStream(broker, logger=logger, lifespan=lifespan)
 
 
 @broker.subscriber(

@@ -69,7 +69,10 @@ def test_traces_sent_with_promote_send_reach_the_fixture_store(
     assert sent_ids <= {r["trace_id"] for r in seen}, "every sent trace passed ingest and dedupe"
 
     fixtures = asyncio.run(
-        fetch(pipeline.database_url, "SELECT source_trace_id, kind FROM fixture_versions")
+        fetch(
+            pipeline.database_url,
+            "SELECT v.source_trace_id, f.kind FROM fixture_versions v JOIN fixtures f USING (fixture_id)",
+        )
     )
     assert fixtures, "promoted traces became fixtures in PostgreSQL"
     assert {r["source_trace_id"] for r in fixtures} <= sent_ids

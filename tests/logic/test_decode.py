@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,7 @@ def otlp_span(
     trace_id: str = TRACE_ID,
     name: str = "span",
     attrs: dict[str, Any] | None = None,
-    events: list[tuple[str, dict[str, Any]]] = (),  # type: ignore[assignment]
+    events: Sequence[tuple[str, dict[str, Any]]] = (),
     status: tuple[int, str] | None = None,
     end_ns: int | None = START_NS + 5_000_000,
 ) -> dict[str, Any]:
@@ -238,9 +239,15 @@ def test_spans_of_one_trace_under_two_resources_form_one_trace() -> None:
     assert trace.agent_name == "support-agent"
 
 
-def test_a_span_repeated_in_one_payload_is_kept_once() -> None:
+def test_a_span_repeated_in_one_payload_is_kept_once_preferring_a_finished_copy() -> None:
     trace = decode_one(otlp_span(ROOT_ID, name="first"), otlp_span(ROOT_ID, name="again"))
     assert [s.name for s in trace.spans] == ["first"]
+    trace = decode_one(
+        otlp_span(ROOT_ID, name="running", end_ns=0),
+        otlp_span(CHILD_ID, ROOT_ID),
+        otlp_span(ROOT_ID, name="ended"),
+    )
+    assert [s.name for s in trace.spans] == ["ended", "span"]
 
 
 def test_native_trace_json_decodes_to_the_same_trace() -> None:
@@ -284,6 +291,15 @@ def test_native_fragments_of_one_trace_are_merged_by_span_id() -> None:
     [merged] = decode_payload(payload, None)
     assert [s.span_id for s in merged.spans] == [ROOT_ID, CHILD_ID, "cccccccccccccccc"]
     assert (merged.session_id, merged.agent_name) == ("s-1", "agent")
+    assert merged.spans[1] == first.spans[1]
+
+
+def test_native_fragments_replace_an_unfinished_span_with_its_finished_copy() -> None:
+    running = native_trace(TRACE_ID, ROOT_ID)
+    ended_span = running.spans[0].model_copy(update={"end_time": START + timedelta(seconds=3)})
+    ended = running.model_copy(update={"spans": (ended_span,)})
+    payload = f"{running.model_dump_json()}\n{ended.model_dump_json()}".encode()
+    assert decode_payload(payload, None) == [ended]
 
 
 def test_native_naive_and_offset_times_are_normalised_to_utc() -> None:
@@ -383,9 +399,10 @@ def test_attribute_values_nested_beyond_the_limit_are_too_deep() -> None:
         value = [value]
     payload = otlp_request(otlp_span(attrs={"deep": value}))
     assert reason_of(payload, max_depth=5) == "too_deep"
-    assert decode_payload(payload, "application/json", max_depth=64)[0].spans[0].attributes[
-        "deep"
-    ] == value
+    assert (
+        decode_payload(payload, "application/json", max_depth=64)[0].spans[0].attributes["deep"]
+        == value
+    )
 
 
 def test_refusal_messages_never_quote_the_payload() -> None:
@@ -414,7 +431,10 @@ def test_refusal_messages_never_quote_the_payload() -> None:
         ({"gen_ai.operation.name": "invoke_agent"}, SpanKind.AGENT),
         ({"gen_ai.operation.name": "create_agent"}, SpanKind.AGENT),
         ({"gen_ai.operation.name": "retrieval"}, SpanKind.RETRIEVAL),
-        ({"gen_ai.operation.name": "invoke_agent", "openinference.span.kind": "LLM"}, SpanKind.AGENT),
+        (
+            {"gen_ai.operation.name": "invoke_agent", "openinference.span.kind": "LLM"},
+            SpanKind.AGENT,
+        ),
         ({"gen_ai.tool.name": "lookup"}, SpanKind.TOOL),
         ({"gen_ai.system": "openai"}, SpanKind.LLM),
         ({"gen_ai.prompt.0.content": "hi"}, SpanKind.LLM),
@@ -733,7 +753,7 @@ def test_resource_attributes_are_kept_on_the_trace() -> None:
 
 
 def test_evaluation_annotation_and_promote_feedback_events_all_become_feedback() -> None:
-    events = [
+    events: list[tuple[str, dict[str, Any]]] = [
         (
             "gen_ai.evaluation.result",
             {
@@ -807,22 +827,28 @@ def test_spans_from_the_opentelemetry_sdk_exporter_decode_to_canonical_spans() -
     )
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("test")
-    with tracer.start_as_current_span(
-        "invoke_agent support",
-        attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.conversation.id": "c-9"},
-    ):
-        with tracer.start_as_current_span(
+    with (
+        tracer.start_as_current_span(
+            "invoke_agent support",
+            attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.conversation.id": "c-9"},
+        ),
+        tracer.start_as_current_span(
             "execute_tool lookup_order",
             attributes={"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup"},
-        ) as tool:
-            tool.record_exception(KeyError("order"))
-            tool.set_status(Status(StatusCode.ERROR, "KeyError: 'order'"))
+        ) as tool,
+    ):
+        tool.record_exception(KeyError("order"))
+        tool.set_status(Status(StatusCode.ERROR, "KeyError: 'order'"))
     provider.shutdown()
 
     payload = encode_spans(exporter.get_finished_spans()).SerializeToString()
     [trace] = decode_payload(payload, "application/x-protobuf")
     tool_span, agent_span = trace.spans
-    assert (trace.session_id, trace.agent_name, trace.agent_version) == ("c-9", "support-agent", "4.1")
+    assert (trace.session_id, trace.agent_name, trace.agent_version) == (
+        "c-9",
+        "support-agent",
+        "4.1",
+    )
     assert (agent_span.kind, tool_span.kind) == (SpanKind.AGENT, SpanKind.TOOL)
     assert tool_span.parent_span_id == agent_span.span_id
     assert tool_span.status is SpanStatus.ERROR

@@ -1,0 +1,444 @@
+"""Redaction's functional core: a canonical Trace in, the same Trace with every personal value
+and credential replaced by a typed, numbered placeholder out — or RedactionFailed, never a
+partly redacted trace.
+
+Two passes. The first harvests *seeds*: values under PII-typed keys in any structured data
+(span attributes, resource, JSON serialised inside strings) and values of sensitive keys. The
+second rewrites every string: seeds are replaced wherever they occur, free text included (that
+is how a customer's name in prose is caught without an NER model), and the detectors run behind
+one multi-pattern prefilter scan per string (see scanner.py).
+
+Placeholders are ``<TYPE_n>``. ``n`` counts the distinct values of that type in the order they
+are first met in a fixed walk: model fields in declaration order, tuples and lists in order,
+dicts in insertion order, text left to right. Counters, not hashes, so two traces sharing a
+value cannot be linked through their placeholders; the same value (normalised: E.164 phones,
+card digits, lowercase emails) gets the same placeholder everywhere in one trace.
+
+Types — personal data: EMAIL, PHONE, CARD, IBAN, SSN, IP, ADDRESS, PERSON, DOB. Credentials,
+one type per kind so a fixture still says what leaked: PASSWORD, SECRET (sensitive key values,
+high-entropy tokens), AWS_KEY, GITHUB_TOKEN, OPENAI_KEY, ANTHROPIC_KEY, SLACK_TOKEN,
+STRIPE_KEY, GOOGLE_API_KEY, JWT, PRIVATE_KEY.
+
+Pure: no I/O, no clock; the only module state is the compiled default scanner.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from enum import Enum
+from typing import Any
+
+import re2
+from pydantic import BaseModel
+
+from services.redaction.detectors import (
+    DEFAULT_DETECTORS,
+    Finding,
+    is_placeholder,
+    normalise_phone,
+    secret_like_value,
+)
+from services.redaction.keys import (
+    FAMILY_NAME_KEYS,
+    GIVEN_NAME_KEYS,
+    PERSON_PARENTS,
+    KeyRule,
+    classify_key,
+    key_words,
+    name_parts,
+    person_shaped,
+)
+from services.redaction.scanner import RedactionFailed, Scanner, resolve, scannable
+from shared.events import RedactionReport, Trace
+
+__all__ = ["DEFAULT_SCANNER", "RedactionFailed", "Scanner", "redact_trace"]
+
+DEFAULT_SCANNER = Scanner(DEFAULT_DETECTORS)
+
+# Shorter seeds ("Li", "NY") would replace fragments of ordinary words.
+MIN_SEED_CHARS = 3
+MIN_SECRET_SEED_CHARS = 6
+# Beyond this many seeds the substring pre-check costs more than the RE2 pass it saves.
+_SEED_NEEDLE_LIMIT = 64
+
+_NOT_JSON: Any = object()
+
+
+def redact_trace(
+    trace: Trace,
+    *,
+    max_string_chars: int = 1_000_000,
+    scanner: Scanner | None = None,
+) -> tuple[Trace, RedactionReport]:
+    """``scanner`` defaults to all detectors; tests pass their own (e.g. one that raises)."""
+    run = _Redaction(scanner or DEFAULT_SCANNER, max_string_chars)
+    try:
+        run.harvest_model(trace)
+        run.compile_seeds()
+        clean = run.redact_model(trace)
+    except RedactionFailed:
+        raise
+    except Exception as exc:
+        # Only the class name travels: an exception's message may quote the content.
+        raise RedactionFailed("internal_error", type(exc).__name__) from None
+    if not isinstance(clean, Trace) or clean.trace_id != trace.trace_id:
+        # The trace id also keys the envelope and the topics; it cannot be rewritten here.
+        raise RedactionFailed("identifier_contains_pii", "trace_id")
+    report = RedactionReport(
+        counts=dict(run.counters), strings_scanned=run.strings_scanned, passed=True
+    )
+    return clean, report
+
+
+def normalise(kind: str, value: str) -> str:
+    value = value.strip()
+    if kind == "EMAIL":
+        return value.lower()
+    if kind == "PHONE":
+        return normalise_phone(value)
+    if kind in ("CARD", "SSN"):
+        return "".join(c for c in value if c.isdigit()) or value.casefold()
+    if kind == "IBAN":
+        return value.replace(" ", "").upper()
+    return " ".join(value.split()).casefold()
+
+
+def _ascii_word(ch: str) -> bool:
+    return ch.isascii() and (ch.isalnum() or ch == "_")
+
+
+def _dump_like(value: Any, original: str) -> str:
+    """Re-serialise in the original's style, so a tool call that needed no change in its
+    arguments' layout gets none."""
+    indent = 2 if "\n" in original.strip() else None
+    compact = indent is None and ", " not in original and ": " not in original
+    return json.dumps(
+        value,
+        ensure_ascii=original.isascii(),
+        indent=indent,
+        separators=(",", ":") if compact else None,
+    )
+
+
+class _Redaction:
+    def __init__(self, scanner: Scanner, max_string_chars: int) -> None:
+        self.scanner = scanner
+        self.session = scanner.session()
+        self.max_chars = max_string_chars
+        self.strings_scanned = 0
+        self.counters: dict[str, int] = {}
+        self._assigned: dict[tuple[str, str], str] = {}
+        self._seeds: dict[str, tuple[str, str]] = {}  # casefolded literal -> (kind, canonical)
+        self._seed_literals: list[tuple[str, bool]] = []  # (literal, case-sensitive)
+        self._seed_regex: Any = None
+        self._seed_groups: list[tuple[str, str]] = []
+        self._seed_needles: list[str] = []
+        self._json_cache: dict[str, Any] = {}
+        self._rules: dict[str, KeyRule | None] = {}
+
+    # -- shared -------------------------------------------------------------------------
+
+    def _check_size(self, text: str) -> None:
+        if len(text) > self.max_chars:
+            raise RedactionFailed("oversize", f"{len(text)} > {self.max_chars} characters")
+
+    def _json(self, text: str) -> Any:
+        if not text or text[0] not in "{[ \t\r\n":
+            return _NOT_JSON
+        cached = self._json_cache.get(text, None)
+        if cached is not None:
+            return cached
+        stripped = text.strip()
+        parsed: Any = _NOT_JSON
+        if stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]"):
+            try:
+                parsed = json.loads(stripped)
+            except (ValueError, RecursionError):
+                parsed = _NOT_JSON
+            if not isinstance(parsed, dict | list):
+                parsed = _NOT_JSON
+        self._json_cache[text] = parsed
+        return parsed
+
+    def _classify(self, key: str) -> KeyRule | None:
+        if key not in self._rules:
+            self._rules[key] = classify_key(key)
+        return self._rules[key]
+
+    def _describes_person(self, parent: dict[Any, Any] | None, key: str, parent_key: Any) -> bool:
+        if isinstance(parent_key, str) and any(w in PERSON_PARENTS for w in key_words(parent_key)):
+            return True
+        if parent is None:
+            return False
+        for other in parent:
+            if isinstance(other, str) and other != key:
+                rule = self._classify(other)
+                if rule is not None and rule.action == "pii":
+                    return True
+        return False
+
+    def _value_rule(
+        self, key: Any, parent: dict[Any, Any] | None, parent_key: Any, value: Any
+    ) -> KeyRule | None:
+        """The rule that replaces this whole structured value, if its key calls for one."""
+        if not isinstance(key, str):
+            return None
+        rule = self._classify(key)
+        if rule is None:
+            return None
+        if rule.action == "name":
+            if not isinstance(value, str) or not person_shaped(value.strip()):
+                return None
+            return rule if self._describes_person(parent, key, parent_key) else None
+        if rule.action == "bare_address":
+            is_address = (
+                isinstance(value, str)
+                and len(value.split()) >= 2
+                and "@" not in value
+                and "://" not in value
+            )
+            return rule if is_address else None
+        if rule.action == "keylike":
+            return rule if isinstance(value, str) and secret_like_value(value.strip()) else None
+        return rule
+
+    # -- pass 1: harvest seeds ----------------------------------------------------------
+
+    def harvest_model(self, model: BaseModel) -> None:
+        for name in type(model).model_fields:
+            self._harvest_field(getattr(model, name))
+
+    def _harvest_field(self, value: Any) -> None:
+        if isinstance(value, Enum):
+            return
+        if isinstance(value, BaseModel):
+            self.harvest_model(value)
+        elif isinstance(value, tuple):
+            for item in value:
+                self._harvest_field(item)
+        elif isinstance(value, str | dict):
+            self._harvest(value, None, None, None)
+
+    def _harvest(self, value: Any, key: Any, parent: dict[Any, Any] | None, parent_key: Any) -> None:
+        if isinstance(value, str):
+            self._check_size(value)
+            rule = self._value_rule(key, parent, parent_key, value)
+            if rule is not None:
+                self._plant(rule, value)
+                return
+            parsed = self._json(value)
+            if parsed is not _NOT_JSON:
+                self._harvest(parsed, None, None, key)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            rule = self._value_rule(key, parent, parent_key, value)
+            if rule is not None:
+                self._plant(rule, str(value))
+        elif isinstance(value, dict):
+            self._harvest_full_name(value)
+            for k, v in value.items():
+                self._harvest(v, k, value, key)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                self._harvest(item, key, parent, parent_key)
+
+    def _harvest_full_name(self, obj: dict[Any, Any]) -> None:
+        given = family = None
+        for k, v in obj.items():
+            if isinstance(k, str) and isinstance(v, str) and v.strip():
+                compact = "".join(key_words(k))
+                if compact in GIVEN_NAME_KEYS:
+                    given = v.strip()
+                elif compact in FAMILY_NAME_KEYS:
+                    family = v.strip()
+        if given and family:
+            self._seed_person(f"{given} {family}")
+
+    def _plant(self, rule: KeyRule, raw: str) -> None:
+        literal = raw.strip()
+        if not literal or is_placeholder(literal):
+            return
+        if rule.action == "secret":
+            if len(literal) >= MIN_SECRET_SEED_CHARS:
+                self._seed(literal, rule.kind, literal, case_sensitive=True)
+        elif rule.kind == "PERSON":
+            self._seed_person(literal)
+        elif rule.kind == "ADDRESS":
+            canonical = normalise("ADDRESS", literal)
+            self._seed(literal, "ADDRESS", canonical)
+            # The street line or the city alone in prose is the same address.
+            for part in re2.split(r"[,;\n]", literal):
+                if len(part.strip()) > MIN_SEED_CHARS:
+                    self._seed(part, "ADDRESS", canonical)
+        else:
+            self._seed(literal, rule.kind, normalise(rule.kind, literal))
+
+    def _seed_person(self, full: str) -> None:
+        canonical = normalise("PERSON", full)
+        self._seed(full, "PERSON", canonical)
+        for part in name_parts(full):
+            # "Jane" and "Jane Doe" are one person: one placeholder.
+            self._seed(part, "PERSON", canonical, case_sensitive=True)
+
+    def _seed(
+        self, literal: str, kind: str, canonical: str, case_sensitive: bool | None = None
+    ) -> None:
+        literal = literal.strip()
+        if len(literal) < MIN_SEED_CHARS or is_placeholder(literal):
+            return
+        folded = literal.casefold()
+        if folded in self._seeds:
+            return
+        if case_sensitive is None:
+            # A single word ("Mark", "Reading") is matched only as written, capitalised or in
+            # capitals, so the verb "mark" and the noun "reading" stay.
+            case_sensitive = literal.isalpha()
+        self._seeds[folded] = (kind, canonical)
+        self._seed_literals.append((literal, case_sensitive))
+
+    def compile_seeds(self) -> None:
+        if not self._seed_literals:
+            return
+        alternatives: list[str] = []
+        for literal, case_sensitive in sorted(self._seed_literals, key=lambda s: -len(s[0])):
+            target = self._seeds[literal.casefold()]
+            variants = (
+                dict.fromkeys((literal, literal[:1].upper() + literal[1:], literal.upper()))
+                if case_sensitive
+                else {literal: None}
+            )
+            for variant in variants:
+                body = re2.escape(variant)
+                if not case_sensitive:
+                    body = "(?i:" + body + ")"
+                before = r"\b" if _ascii_word(variant[0]) else ""
+                after = r"\b" if _ascii_word(variant[-1]) else ""
+                alternatives.append("(" + before + body + after + ")")
+                self._seed_groups.append(target)
+        options = re2.Options()
+        options.max_mem = 256 << 20  # a trace can carry thousands of seeds
+        self._seed_regex = re2.compile("|".join(alternatives), options)
+        self._seed_needles = [literal.casefold() for literal, _ in self._seed_literals]
+
+    def _seed_findings(self, text: str) -> list[tuple[int, Finding]]:
+        if self._seed_regex is None:
+            return []
+        if len(self._seed_needles) <= _SEED_NEEDLE_LIMIT:
+            folded = text.casefold()
+            if not any(needle in folded for needle in self._seed_needles):
+                return []
+        priority = len(self.scanner.detectors)  # detectors win ties: they saw the context
+        out = []
+        for m in self._seed_regex.finditer(text):
+            kind, canonical = self._seed_groups[m.lastindex - 1]
+            out.append((priority, Finding(m.start(), m.end(), kind, canonical)))
+        return out
+
+    # -- pass 2: rewrite ----------------------------------------------------------------
+
+    def placeholder(self, kind: str, canonical: str) -> str:
+        found = self._assigned.get((kind, canonical))
+        if found is None:
+            n = self.counters.get(kind, 0) + 1
+            self.counters[kind] = n
+            found = self._assigned[(kind, canonical)] = f"<{kind}_{n}>"
+        return found
+
+    def redact_model(self, model: BaseModel) -> BaseModel:
+        updates = {}
+        for name in type(model).model_fields:
+            value = getattr(model, name)
+            new = self._redact_field(value)
+            if new is not value:
+                updates[name] = new
+        # model_copy skips validation: only strings were swapped for strings.
+        return model.model_copy(update=updates) if updates else model
+
+    def _redact_field(self, value: Any) -> Any:
+        if value is None or isinstance(value, Enum | bool | int | float | datetime | date):
+            return value
+        if isinstance(value, str):
+            return self._text(value)
+        if isinstance(value, BaseModel):
+            return self.redact_model(value)
+        if isinstance(value, tuple):
+            items = tuple(self._redact_field(v) for v in value)
+            return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+        if isinstance(value, dict):
+            return self._walk(value, None, None, None)
+        raise RedactionFailed("unsupported_value", type(value).__name__)
+
+    def _walk(self, value: Any, key: Any, parent: dict[Any, Any] | None, parent_key: Any) -> Any:
+        if isinstance(value, str):
+            rule = self._value_rule(key, parent, parent_key, value)
+            if rule is not None:
+                self._check_size(value)
+                self.strings_scanned += 1
+                return self._apply(rule, value)
+            return self._text(value, key)
+        if value is None or isinstance(value, bool | float):
+            return value
+        if isinstance(value, int):
+            rule = self._value_rule(key, parent, parent_key, value)
+            if rule is not None:
+                replaced = self._apply(rule, str(value))
+                return value if replaced == str(value) else replaced
+            digits = str(value)
+            # A card or phone number stored as a JSON number is still one.
+            redacted = self._text(digits, key, structured=False)
+            return value if redacted == digits else redacted
+        if isinstance(value, dict):
+            out: dict[Any, Any] = {}
+            changed = False
+            for k, v in value.items():
+                new_k = self._key(k) if isinstance(k, str) else k
+                new_v = self._walk(v, k, value, key)
+                changed = changed or new_k is not k or new_v is not v
+                out[new_k] = new_v
+            return out if changed else value
+        if isinstance(value, list | tuple):
+            items = [self._walk(v, key, parent, parent_key) for v in value]
+            if all(a is b for a, b in zip(items, value, strict=True)):
+                return value
+            return items if isinstance(value, list) else tuple(items)
+        raise RedactionFailed("unsupported_value", type(value).__name__)
+
+    def _apply(self, rule: KeyRule, raw: str) -> str:
+        literal = raw.strip()
+        if not literal or is_placeholder(literal):
+            return raw
+        seeded = self._seeds.get(literal.casefold())
+        if seeded is not None and seeded[0] == rule.kind:
+            return self.placeholder(*seeded)
+        canonical = literal if rule.action == "secret" else normalise(rule.kind, literal)
+        return self.placeholder(rule.kind, canonical)
+
+    def _key(self, key: str) -> str:
+        """Keys are schema, so seeds are not applied to them; detectors are (a key can be an
+        email address or a token)."""
+        self._check_size(key)
+        self.strings_scanned += 1
+        found = self.scanner.findings(key, self.session)
+        return self._substitute(key, found) if found else key
+
+    def _text(self, text: str, parent_key: Any = None, *, structured: bool = True) -> str:
+        self._check_size(text)
+        self.strings_scanned += 1
+        if structured:
+            parsed = self._json(text)
+            if parsed is not _NOT_JSON:
+                new = self._walk(parsed, None, None, parent_key)
+                return text if new is parsed else _dump_like(new, text)
+        found = self.scanner.findings(text, self.session)
+        found.extend(self._seed_findings(scannable(text)))
+        return self._substitute(text, found) if found else text
+
+    def _substitute(self, text: str, found: list[tuple[int, Finding]]) -> str:
+        pieces: list[str] = []
+        pos = 0
+        for f in resolve(found):
+            pieces.append(text[pos : f.start])
+            pieces.append(self.placeholder(f.kind, f.value))
+            pos = f.end
+        pieces.append(text[pos:])
+        return "".join(pieces)

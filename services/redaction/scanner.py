@@ -1,0 +1,170 @@
+"""One multi-pattern prefilter scan per string, then exact extraction only where it fired.
+
+The prefilter is a Hyperscan block-mode database holding every detector's prefilter patterns,
+each with its own id. Flags are HS_FLAG_SINGLEMATCH (we only need to know *which* detectors
+fired, so one report per pattern keeps callbacks to a handful) plus HS_FLAG_CASELESS where a
+detector asks for it. Not used, deliberately: HS_FLAG_SOM_LEFTMOST (no start offsets are
+needed, and SOM makes databases larger and refuses some patterns) and HS_FLAG_UTF8 (every
+pattern is ASCII, so byte mode finds exactly the same matches).
+
+Without Hyperscan (it is x86-only), an RE2 set plays the same role.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from services.redaction.detectors import Detector, Finding
+
+try:
+    import hyperscan
+except ImportError:  # pragma: no cover - exercised only on machines without Hyperscan
+    hyperscan = None
+
+import re2
+
+
+class RedactionFailed(Exception):
+    """The trace cannot be redacted with certainty; it must not travel on.
+
+    ``reason`` is a short machine-readable word ("oversize", "detector_error", ...);
+    the message never contains any part of the trace's content.
+    """
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"redaction failed: {reason}" + (f" ({detail})" if detail else ""))
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def scannable(text: str) -> str:
+    """The text with lone surrogates (valid in a Python string parsed from JSON, not
+    encodable for RE2) replaced one-for-one, so offsets still point into the original."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATES.sub("\ufffd", text)
+    return text
+
+
+class ScanSession:
+    """Per-call scan state. Hyperscan scratch space must not be shared between threads
+    (the stage redacts in worker threads), so each redaction gets its own, which costs
+    microseconds."""
+
+    __slots__ = ("scratch",)
+
+    def __init__(self, scratch: Any) -> None:
+        self.scratch = scratch
+
+
+class Scanner:
+    def __init__(self, detectors: Sequence[Detector]) -> None:
+        self.detectors: tuple[Detector, ...] = tuple(detectors)
+        self._owner: list[int] = []
+        patterns: list[str] = []
+        caseless: list[bool] = []
+        for index, detector in enumerate(self.detectors):
+            for pattern in detector.prefilters:
+                self._owner.append(index)
+                patterns.append(pattern)
+                caseless.append(detector.caseless)
+        self._hs: Any = None
+        self._set: Any = None
+        if hyperscan is not None:
+            db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+            db.compile(
+                expressions=[p.encode("ascii") for p in patterns],
+                ids=list(range(len(patterns))),
+                elements=len(patterns),
+                flags=[
+                    hyperscan.HS_FLAG_SINGLEMATCH | (hyperscan.HS_FLAG_CASELESS if c else 0)
+                    for c in caseless
+                ],
+            )
+            self._hs = db
+        else:  # pragma: no cover
+            options = re2.Options()
+            options.never_capture = True
+            pattern_set = re2.Set.SearchSet(options)
+            for p, c in zip(patterns, caseless, strict=True):
+                pattern_set.Add(("(?i)" if c else "") + p)
+            pattern_set.Compile()
+            self._set = pattern_set
+
+    def session(self) -> ScanSession:
+        return ScanSession(hyperscan.Scratch(self._hs) if self._hs is not None else None)
+
+    def fired(self, text: str, session: ScanSession) -> set[int]:
+        """Indexes of the detectors whose prefilter matched somewhere in ``text``."""
+        hits: set[int] = set()
+        try:
+            if self._hs is not None:
+                owner = self._owner
+
+                def on_match(pid: int, _from: int, _to: int, _flags: int, _ctx: object) -> None:
+                    hits.add(owner[pid])
+
+                self._hs.scan(
+                    text.encode("utf-8"),
+                    match_event_handler=on_match,
+                    scratch=session.scratch,
+                )
+            else:  # pragma: no cover
+                for pid in self._set.Match(text.encode("utf-8")) or ():
+                    hits.add(self._owner[pid])
+        except Exception as exc:
+            raise RedactionFailed("prefilter_error", type(exc).__name__) from None
+        return hits
+
+    def findings(
+        self, text: str, session: ScanSession, *, use_prefilter: bool = True
+    ) -> list[tuple[int, Finding]]:
+        """(priority, finding) pairs, unresolved; a lower priority number wins ties.
+
+        ``use_prefilter=False`` runs every extractor: the tests use it to show that the
+        prefilter never hides a finding."""
+        text = scannable(text)
+        indexes = (
+            sorted(self.fired(text, session)) if use_prefilter else range(len(self.detectors))
+        )
+        out: list[tuple[int, Finding]] = []
+        for index in indexes:
+            detector = self.detectors[index]
+            try:
+                found = list(detector.extract(text))
+            except Exception as exc:
+                # Fail closed, and say which detector without echoing any content.
+                raise RedactionFailed(
+                    "detector_error", f"{detector.name}: {type(exc).__name__}"
+                ) from None
+            for f in found:
+                if not (0 <= f.start < f.end <= len(text)):
+                    raise RedactionFailed("detector_error", f"{detector.name}: bad span")
+                out.append((index, f))
+        return out
+
+
+def resolve(found: Iterable[tuple[int, Finding]]) -> list[Finding]:
+    """Non-overlapping findings in text order: the longest span wins an overlap (a PEM block
+    over the base64 inside it, a card over the phone-like digits in it), then priority."""
+    ranked = sorted(found, key=lambda pf: (pf[1].start - pf[1].end, pf[0], pf[1].start))
+    starts: list[int] = []
+    chosen: list[Finding] = []
+    for _, f in ranked:
+        i = bisect.bisect_right(starts, f.start)
+        if i > 0 and chosen[i - 1].end > f.start:
+            continue
+        if i < len(chosen) and chosen[i].start < f.end:
+            continue
+        starts.insert(i, f.start)
+        chosen.insert(i, f)
+    return chosen

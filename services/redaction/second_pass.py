@@ -1,0 +1,106 @@
+"""The write-time second pass: an independent check over a fixture before it is stored.
+
+Independent means a different engine for personal data: Presidio's pattern recognizers (no NLP
+engine, so no spaCy model and no network), plus the credential detectors of the first pass,
+since Presidio has no recognizers for keys or tokens. Any hit blocks the fixture; the reasons
+name the entity and the engine, never the value.
+
+Choices, tuned so that clean redacted fixtures pass:
+- Entities: EMAIL_ADDRESS, PHONE_NUMBER, CREDIT_CARD, IBAN_CODE, US_SSN, IP_ADDRESS — what
+  the first pass promises to remove. Presidio's DATE_TIME, URL, UUID, US_BANK_NUMBER,
+  US_DRIVER_LICENSE, US_PASSPORT, NHS and medical-licence recognizers match timestamps, ids
+  and hex fragments in every trace and would block everything.
+- Score threshold 0.4: keeps validated hits (email with a known TLD, Luhn cards, mod-97 IBANs,
+  all 1.0), IPs (0.6), formatted SSNs (0.5) and libphonenumber-valid phones (0.4); drops the
+  "very weak" SSN patterns (0.05) that fire on any nine digits.
+- Phone regions US and GB (Presidio's default list adds IN, BR, ...: ten-digit ids then read as
+  valid Indian mobiles); "+"-prefixed numbers of any country are still found.
+- IP addresses the first pass deliberately keeps (loopback, "any", reserved, versions written
+  as dotted quads) are not leaks.
+- The email recognizer validates domains with tldextract, which downloads the public-suffix
+  list on first use: here it gets an extractor with no URLs and no disk cache, so it reads the
+  snapshot bundled with tldextract.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from services.redaction.detectors import CREDENTIAL_DETECTORS, ip_kept
+from services.redaction.scanner import Scanner
+
+ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS")
+SCORE_THRESHOLD = 0.4
+PHONE_REGIONS = ("US", "GB")
+
+_SECRET_SCANNER = Scanner(CREDENTIAL_DETECTORS)
+_analyzer: Any = None
+_analyzer_lock = threading.Lock()
+
+
+def find_leaks(texts: Iterable[str]) -> list[str]:
+    """Why these texts must not be stored, one reason per kind of hit; empty when clean."""
+    analyzer = _get_analyzer()
+    session = _SECRET_SCANNER.session()
+    reasons: dict[str, None] = {}
+    for text in texts:
+        if not text:
+            continue
+        for result in analyzer.analyze(
+            text=text, language="en", entities=list(ENTITIES), score_threshold=SCORE_THRESHOLD
+        ):
+            if result.entity_type == "IP_ADDRESS" and ip_kept(text, result.start, result.end):
+                continue
+            reasons[f"{result.entity_type} found by presidio"] = None
+        for index, _finding in _SECRET_SCANNER.findings(text, session):
+            reasons[f"{_SECRET_SCANNER.detectors[index].name} found by secret scan"] = None
+    return list(reasons)
+
+
+def _get_analyzer() -> Any:
+    global _analyzer
+    if _analyzer is None:
+        with _analyzer_lock:
+            if _analyzer is None:
+                _analyzer = _build_analyzer()
+    return _analyzer
+
+
+def _build_analyzer() -> Any:
+    # Imported here: Presidio pulls in spaCy, which takes seconds to import, and only the
+    # fixture writer needs it.
+    import tldextract
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import NoOpNlpEngine
+    from presidio_analyzer.predefined_recognizers import (
+        CreditCardRecognizer,
+        EmailRecognizer,
+        IbanRecognizer,
+        IpRecognizer,
+        PhoneRecognizer,
+        UsSsnRecognizer,
+    )
+
+    offline_suffixes = tldextract.TLDExtract(
+        cache_dir=None, suffix_list_urls=(), fallback_to_snapshot=True
+    )
+
+    class OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc]
+        def validate_result(self, pattern_text: str) -> bool:
+            return bool(offline_suffixes(pattern_text).fqdn)
+
+    registry = RecognizerRegistry(supported_languages=["en"])
+    for recognizer in (
+        OfflineEmailRecognizer(),
+        PhoneRecognizer(supported_regions=PHONE_REGIONS),
+        CreditCardRecognizer(),
+        IbanRecognizer(),
+        UsSsnRecognizer(),
+        IpRecognizer(),
+    ):
+        registry.add_recognizer(recognizer)
+    nlp_engine = NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "no_op"}])
+    nlp_engine.load()
+    return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=["en"])
