@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from promoter import sending
-from promoter.supervisor import STAGES, Endpoints, Stack
+from promoter.supervisor import API_KEY_FILE, RECEIVER, STAGES, Endpoints, Stack
 from shared import topics
 from shared.db import connect_pool, migrate
 from shared.kafka import groups_lag, read_topic
@@ -46,8 +46,13 @@ def _endpoints(settings: Settings) -> Endpoints:
     if not bootstrap or not dsn:
         console.print("[red]Nothing is running here: run `promote up` first.[/red]")
         raise typer.Exit(2)
-    return Endpoints(bootstrap, dsn, recorded.kafka_managed if recorded else False,
-                     recorded.postgres_managed if recorded else False)
+    return Endpoints(
+        bootstrap,
+        dsn,
+        kafka_managed=recorded.kafka_managed if recorded else False,
+        postgres_managed=recorded.postgres_managed if recorded else False,
+        ingest_http=recorded.ingest_http if recorded else None,
+    )
 
 
 @app.command()
@@ -57,8 +62,9 @@ def up(state_dir: StateDir = None) -> None:
     endpoints = stack.up()
     console.print(f"Kafka     {endpoints.kafka_bootstrap_servers}")
     console.print(f"Postgres  {endpoints.public()['database_url']}")
-    for stage in STAGES:
+    for stage in (*STAGES, RECEIVER):
         console.print(f"{stage:<15} pid {stack.stage_pid(stage)}")
+    console.print(f"OTLP/HTTP {endpoints.ingest_http} (API key in {stack.state / API_KEY_FILE})")
 
 
 @app.command()
@@ -98,7 +104,7 @@ def status(state_dir: StateDir = None, as_json: AsJson = False) -> None:
     stack = Stack(settings)
     endpoints = _endpoints(settings)
     services = {name: {"pid": stack.stage_pid(name), "alive": stack.stage_pid(name) is not None}
-                for name in stack.running_stage_names() or list(STAGES)}
+                for name in stack.running_stage_names() or [*STAGES, RECEIVER]}
     try:
         lag: dict[str, dict[str, int]] | str = asyncio.run(_lags(endpoints.kafka_bootstrap_servers))
     except Exception as error:  # status must report an unreachable broker, not crash on it

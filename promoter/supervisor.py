@@ -9,18 +9,22 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from urllib.parse import urlsplit
 from pathlib import Path
 
-from promoter.kafka_local import REPO_ROOT, LocalKafka, _alive, stop_process_group
+from promoter.kafka_local import REPO_ROOT, LocalKafka, _alive, free_port, stop_process_group
 from promoter.postgres_local import LocalPostgres
 from shared.db import connect_pool, migrate
 from shared.kafka import ensure_topics
 from shared.settings import ENDPOINTS_FILE, Settings
 
 STAGES = ("ingest", "dedupe", "redaction", "scoring", "fixture_writer")
+RECEIVER = "ingest_http"
+API_KEY_FILE = "ingest_api_key"
 
 
 @dataclass(frozen=True)
@@ -29,11 +33,13 @@ class Endpoints:
     database_url: str
     kafka_managed: bool
     postgres_managed: bool
+    ingest_http: str | None = None
 
-    def public(self) -> dict[str, str | bool]:
+    def public(self) -> dict[str, str | bool | None]:
         return {
             "kafka_bootstrap_servers": self.kafka_bootstrap_servers,
             "database_url": redact_password(self.database_url),
+            "ingest_http": self.ingest_http,
             "kafka_managed": self.kafka_managed,
             "postgres_managed": self.postgres_managed,
         }
@@ -62,20 +68,24 @@ class Stack:
         bootstrap = self.settings.kafka_bootstrap_servers or self.kafka.start()
         postgres_managed = not self.settings.database_url
         dsn = self.settings.database_url or self.postgres.start()
-        endpoints = Endpoints(bootstrap, dsn, kafka_managed, postgres_managed)
-        (self.state / ENDPOINTS_FILE).write_text(
-            json.dumps(
-                {
-                    "kafka_bootstrap_servers": bootstrap,
-                    "database_url": dsn,
-                    "kafka_managed": kafka_managed,
-                    "postgres_managed": postgres_managed,
-                },
-                indent=2,
-            )
-        )
+        previous = self.endpoints()
+        receiver = previous.ingest_http if previous and self.stage_pid(RECEIVER) else None
+        port = self.settings.ingest_http_port or free_port()
+        receiver = receiver or f"http://{self.settings.ingest_http_host}:{port}/v1/traces"
+        endpoints = Endpoints(bootstrap, dsn, kafka_managed, postgres_managed, receiver)
+        (self.state / ENDPOINTS_FILE).write_text(json.dumps(asdict(endpoints), indent=2))
         asyncio.run(self._prepare(bootstrap, dsn))
         return endpoints
+
+    def api_key(self) -> str:
+        """The receiver's key: the setting, or one generated once into the state folder."""
+        if self.settings.ingest_api_key:
+            return self.settings.ingest_api_key
+        path = self.state / API_KEY_FILE
+        if not path.exists():
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(32))
+        return path.read_text().strip()
 
     async def _prepare(self, bootstrap: str, dsn: str) -> None:
         await ensure_topics(bootstrap, self.settings)
@@ -103,6 +113,15 @@ class Stack:
         pid = int(path.read_text())
         return pid if _alive(pid) else None
 
+    def _command(self, stage: str, endpoints: Endpoints) -> list[str]:
+        if stage == RECEIVER:
+            assert endpoints.ingest_http is not None
+            address = urlsplit(endpoints.ingest_http)
+            return [sys.executable, "-m", "uvicorn", "services.ingest.http:app",
+                    "--host", address.hostname or "127.0.0.1", "--port", str(address.port),
+                    "--no-access-log"]
+        return [sys.executable, "-m", "faststream", "run", f"services.{stage}.app:app"]
+
     def start_stage(self, stage: str, endpoints: Endpoints, instance: int = 0) -> int:
         name = stage if instance == 0 else f"{stage}.{instance}"
         existing = self.stage_pid(name)
@@ -116,11 +135,12 @@ class Stack:
             "PROMOTE_KAFKA_BOOTSTRAP_SERVERS": endpoints.kafka_bootstrap_servers,
             "PROMOTE_DATABASE_URL": endpoints.database_url,
             "PROMOTE_STATE_DIR": str(self.state),
+            "PROMOTE_INGEST_API_KEY": self.api_key(),
             "PYTHONUNBUFFERED": "1",
         }
         with (self.state / "logs" / f"{name}.log").open("ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "faststream", "run", f"services.{stage}.app:app"],
+                self._command(stage, endpoints),
                 cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )
@@ -147,7 +167,7 @@ class Stack:
     # -- whole stack ----------------------------------------------------------------
     def up(self) -> Endpoints:
         endpoints = self.start_infrastructure()
-        for stage in STAGES:
+        for stage in (*STAGES, RECEIVER):
             self.start_stage(stage, endpoints)
         return endpoints
 

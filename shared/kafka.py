@@ -71,7 +71,9 @@ async def groups_lag(
     """Records not yet committed, per consumer group and topic (a group that never
     committed counts everything from the earliest retained offset)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="promote-admin")
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await admin.start()
     await consumer.start()
     try:
@@ -126,7 +128,9 @@ async def read_topic(bootstrap: str, topic: str) -> list[bytes]:
         await admin.close()
     if not tps:
         return []
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await consumer.start()
     try:
         consumer.assign(tps)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from promoter.supervisor import STAGES, Endpoints, Stack
+from promoter.supervisor import RECEIVER, STAGES, Endpoints, Stack
 from shared.settings import Settings
 
 
@@ -34,8 +34,9 @@ def infra(stack: Stack) -> Endpoints:
 
 @pytest.fixture(scope="session")
 def pipeline(stack: Stack, infra: Endpoints) -> Endpoints:
-    """All five stages running as separate processes against the real broker and database."""
-    for stage in STAGES:
+    """All five stages (and the OTLP/HTTP receiver) running as separate processes against
+    the real broker and database."""
+    for stage in (*STAGES, RECEIVER):
         stack.start_stage(stage, infra)
     return infra
 

@@ -41,8 +41,8 @@ def merge(a: Trace, b: Trace) -> Trace:
         known = spans.get(s.span_id)
         if known is None or (known.end_time is None and s.end_time is not None):
             spans[s.span_id] = s
-    feedback: list[Feedback] = list(a.feedback)
-    feedback.extend(f for f in b.feedback if f not in feedback)
+    known: list[Feedback] = list(a.feedback)
+    feedback = known + [f for f in b.feedback if f not in known]
     return a.model_copy(
         update={
             "session_id": a.session_id or b.session_id,

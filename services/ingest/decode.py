@@ -78,6 +78,7 @@ _OLD_GENAI_MESSAGE_RE = re.compile(r"gen_ai\.(prompt|completion)\.(\d{1,9})\.con
 _OI_DOCUMENT_RE = re.compile(
     r"(retrieval\.documents|reranker\.output_documents)\.(\d{1,9})\.document\.(id|content|score)"
 )
+_PARSE_ERROR_FIELD_RE = re.compile(r"Failed to parse (\w+) field")
 _INT_STR_RE = re.compile(r"\s*[+-]?\d{1,19}\s*")
 
 _GENAI_OPERATION_KINDS: Mapping[str, SpanKind] = {
@@ -440,15 +441,15 @@ def _decode_otlp_json(document: dict[str, Any], max_depth: int) -> list[Trace]:
             document, request, ignore_unknown_fields=True, max_recursion_depth=max_depth + 8
         )
     except (json_format.ParseError, ValueError, TypeError, AttributeError, RuntimeError) as exc:
-        message = f"not a valid OTLP JSON request ({_first_line(exc)})"
+        message = f"not a valid OTLP JSON request ({_field_path(exc)})"
         raise InvalidPayload("schema", message) from None
     return _decode_otlp_request(request, max_depth)
 
 
-def _first_line(exc: Exception) -> str:
-    # protobuf's messages name the field and the type, and at worst quote a value; cut them short.
-    text = str(exc).split("\n", 1)[0]
-    return text if len(text) <= 200 else text[:200] + "..."
+def _field_path(exc: Exception) -> str:
+    # json_format's messages quote the offending value (it may be PII): keep only the field path.
+    fields = _PARSE_ERROR_FIELD_RE.findall(str(exc))
+    return f"in field {'.'.join(fields)}" if fields else "malformed request"
 
 
 def _children(node: Any, *keys: str) -> list[Any]:
@@ -489,9 +490,9 @@ def _decode_otlp_proto(data: bytes, max_depth: int) -> list[Trace]:
     request = ExportTraceServiceRequest()
     try:
         request.ParseFromString(data)
-    except (DecodeError, ValueError, TypeError, RuntimeError) as exc:
+    except (DecodeError, ValueError, TypeError, RuntimeError):
         raise InvalidPayload(
-            "bad_protobuf", f"not an OTLP ExportTraceServiceRequest ({_first_line(exc)})"
+            "bad_protobuf", "not an OTLP ExportTraceServiceRequest (corrupt wire format)"
         ) from None
     return _decode_otlp_request(request, max_depth)
 

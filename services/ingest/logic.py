@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Mapping
+
 from shared.events import StageStamp, Trace, TraceNormalized
 from shared.features import derive_features, is_complete
 from shared.keys import pattern_partition_key
@@ -30,3 +33,20 @@ def trace_id_hint(key: bytes | None) -> str | None:
         return None
     text = key.decode("utf-8", errors="replace").strip()
     return text[:64] or None
+
+
+def authorized(headers: Mapping[str, str], api_key: str) -> bool:
+    """`x-api-key: KEY` or `Authorization: Bearer KEY`, compared in constant time."""
+    if not api_key:
+        return False
+    offered = headers.get("x-api-key") or ""
+    bearer = headers.get("authorization") or ""
+    if bearer.lower().startswith("bearer "):
+        offered = offered or bearer[7:].strip()
+    return hmac.compare_digest(offered.encode(), api_key.encode())
+
+
+def response_media_type(request_content_type: str | None) -> str:
+    """OTLP answers in the encoding it was spoken to."""
+    media = (request_content_type or "").split(";", 1)[0].strip().lower()
+    return "application/x-protobuf" if media == "application/x-protobuf" else "application/json"

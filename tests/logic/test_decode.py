@@ -407,11 +407,17 @@ def test_attribute_values_nested_beyond_the_limit_are_too_deep() -> None:
 
 def test_refusal_messages_never_quote_the_payload() -> None:
     secret = "sk-live-4242424242424242"
-    payload = json.dumps({"trace_id": "t", "spans": [{"span_id": secret}]}).encode()
-    with pytest.raises(InvalidPayload) as caught:
-        decode_payload(payload, None)
-    assert caught.value.reason == "schema"
-    assert secret not in str(caught.value)
+    native = json.dumps({"trace_id": "t", "spans": [{"span_id": secret}]}).encode()
+    span = otlp_span()
+    span["startTimeUnixNano"] = secret
+    otlp = otlp_request(span)
+    for payload, reason in ((native, "schema"), (otlp, "schema")):
+        with pytest.raises(InvalidPayload) as caught:
+            decode_payload(payload, None)
+        assert caught.value.reason == reason
+        assert secret not in str(caught.value)
+    with pytest.raises(InvalidPayload, match="startTimeUnixNano"):
+        decode_payload(otlp, None)
 
 
 # --- span normalisation ------------------------------------------------------------------------
