@@ -14,7 +14,7 @@ from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.table import Table
 
-from promoter import sending
+from promoter import replay, sending
 from promoter.supervisor import API_KEY_FILE, RECEIVER, STAGES, Endpoints, Stack
 from shared import topics
 from shared.db import connect_pool, migrate
@@ -289,3 +289,6 @@ def demo(
     console.print(f"{len(rows)} fixture(s) in the store; dead letters: "
                   f"{len(asyncio.run(read_topic(endpoints.kafka_bootstrap_servers, topics.DLQ)))}")
     console.print("The stack is still running: `promote status`, `promote down`.")
+
+
+replay.register(app)

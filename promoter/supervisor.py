@@ -7,11 +7,14 @@ pid file and log in the state folder; `up` is idempotent, `down` leaves nothing 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
+import socket
 import subprocess
 import sys
+import time
 from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit
 from pathlib import Path
@@ -25,6 +28,7 @@ from shared.settings import ENDPOINTS_FILE, Settings
 STAGES = ("ingest", "dedupe", "redaction", "scoring", "fixture_writer")
 RECEIVER = "ingest_http"
 API_KEY_FILE = "ingest_api_key"
+RECEIVER_READY_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -145,7 +149,24 @@ class Stack:
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )
         self._pid_file(name).write_text(str(process.pid))
+        if stage == RECEIVER and endpoints.ingest_http:
+            self._wait_listening(endpoints.ingest_http, process)
         return process.pid
+
+    def _wait_listening(self, url: str, process: subprocess.Popen[bytes]) -> None:
+        """`up` returns only once the receiver accepts connections, so a client started
+        right after it is not refused."""
+        address = urlsplit(url)
+        deadline = time.monotonic() + RECEIVER_READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"the OTLP/HTTP receiver exited; see {self.state / 'logs'}")
+            with contextlib.suppress(OSError), socket.create_connection(
+                (address.hostname, address.port), timeout=1
+            ):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"the OTLP/HTTP receiver did not listen on {url}")
 
     def _explicit_settings(self) -> dict[str, str]:
         """Settings given to this Stack in code reach the stage processes as env vars."""

@@ -83,7 +83,7 @@ async def on_raw(msg: KafkaMessage) -> None:
         return
     async with buffer_lock:
         assembler.add(traces, source, len(msg.body), now())
-    stage.log.debug("buffered", trace_ids=[t.trace_id for t in traces], offset=record.offset)
+    stage.log.info("buffered", trace_ids=[t.trace_id for t in traces], offset=record.offset)
 
 
 async def dead_letter_until_acknowledged(msg: KafkaMessage, error: Exception) -> None:

@@ -5,9 +5,12 @@ can find something must match at least one of them. The scanner compiles all pre
 detectors into one multi-pattern database, so a string without any hit costs one scan, and an
 extractor only ever runs on strings where its prefilter fired.
 
-ReDoS: every extraction pattern runs on RE2 (automata, linear in the input, no backtracking),
-prefilters run on Hyperscan (or an RE2 set), and the Python validators only loop over a
-match. No input can make any of them super-linear.
+ReDoS: every pattern that runs over a whole string is RE2 (automata, linear in the input, no
+backtracking); prefilters run on Hyperscan (or an RE2 set). Python's ``re`` is used only on
+inputs bounded by a small constant (a phone candidate of at most 26 characters, the 40
+characters before a match) or with single-class anchored patterns: RE2's Python wrapper costs
+~10 µs per call, which matters in the per-candidate checks, and on such inputs backtracking has
+nothing to blow up. The Python validators only loop over a match.
 
 The credential rules were written for this project; gitleaks' MIT-licensed rule list informed
 the key prefixes and lengths. Nothing here comes from AGPL rule sets (trufflehog).
@@ -19,6 +22,7 @@ import base64
 import ipaddress
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -46,11 +50,12 @@ class Detector:
     credential: bool = False
 
 
-PLACEHOLDER = re2.compile(r"<[A-Z][A-Z0-9_]*_[0-9]+>")
+PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*_[0-9]+>")
 
 
 def is_placeholder(value: str) -> bool:
-    return PLACEHOLDER.fullmatch(value.strip()) is not None
+    value = value.strip()
+    return len(value) <= 40 and PLACEHOLDER.fullmatch(value) is not None
 
 
 def shannon_entropy(value: str) -> float:
@@ -160,7 +165,8 @@ def _cards(text: str) -> Iterator[Finding]:
         for part in raw.replace("-", " ").split(" "):
             groups.append((pos, pos + len(part)))
             pos += len(part) + 1
-        if len(groups) < 2:
+        # Cards are printed in groups of 4 to 6 digits; "1 2 3 4 ..." is not worth the search.
+        if len(groups) < 2 or any(e - s < 3 for s, e in groups):
             continue
         spans = sorted(
             ((i, j) for i in range(len(groups)) for j in range(i + 1, len(groups) + 1)),
@@ -249,26 +255,29 @@ def _ssns(text: str) -> Iterator[Finding]:
 # A run of digits and the separators phone numbers are written with; windows of it are then
 # validated by libphonenumber (is_valid_number), which is what keeps precision.
 _PHONE_RUN = re2.compile(r"\+?\(?[0-9][0-9 ().-]{5,24}[0-9]")
-_PHONE_CONTEXT = re2.compile(
+_PHONE_CONTEXT = re.compile(
     r"(?i)(?:phone|tel|call|mobile|cell|fax|sms|text|whatsapp|contact|dial)\b[^0-9\n]{0,12}$"
 )
-_ISO_DATE = re2.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_DOTTED_QUAD = re2.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_PHONE_GROUP_SPLIT = re.compile(r"[^0-9]+")
+_PHONE_SEPARATOR_RUN = re.compile(r"[ ().-]{3}")
+_MAX_PHONE_PIECES = 6
+_NANP = re.compile(r"(?:1[.-])?[0-9]{3}([.-])[0-9]{3}\1[0-9]{4}")  # bounded input
+_DOTTED_QUAD = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
 
 
 def _phone_window_ok(candidate: str, text: str, start: int, end: int) -> str | None:
-    """E.164 of a valid number, or None."""
-    digits = sum(ch.isdigit() for ch in candidate)
-    if not 7 <= digits <= 15 or _glued(text, start, end):
+    """E.164 of a valid number, or None. Cheap rejections first: libphonenumber's parse is
+    the expensive step, and a run like "1 1 1 1 1 1 1" must not reach it."""
+    if _glued(text, start, end):
+        return None
+    groups = _PHONE_GROUP_SPLIT.split(candidate.lstrip("+("))
+    digits = sum(len(g) for g in groups)
+    if not 7 <= digits <= 15 or len(groups) > 6 or sum(len(g) == 1 for g in groups) > 1:
         return None
     if _ISO_DATE.search(candidate) or _DOTTED_QUAD.fullmatch(candidate):
         return None
-    separators = 0
-    for ch in candidate:
-        separators = 0 if ch.isdigit() or ch == "+" else separators + 1
-        if separators > 2:
-            return None
-    if candidate.count("(") != candidate.count(")"):
+    if _PHONE_SEPARATOR_RUN.search(candidate) or candidate.count("(") != candidate.count(")"):
         return None
     international = candidate.startswith("+")
     formatted = international or any(ch in candidate for ch in " ().-")
@@ -304,27 +313,43 @@ def _phones(text: str) -> Iterator[Finding]:
         if whole is not None:
             yield Finding(base, m.end(), "PHONE", whole)
             continue
-        # "order 12345 (212) 555-0142": try windows of whole space-separated pieces,
-        # longest first; the run is at most 26 characters, so this stays small.
-        cuts = [0] + [i + 1 for i, ch in enumerate(run) if ch == " "]
-        ends = [i for i, ch in enumerate(run) if ch == " "] + [len(run)]
-        best: tuple[int, int, str] | None = None
-        for i in cuts:
-            for j in ends:
-                if j <= i or (best and j - i <= best[1] - best[0]):
+        # "order 12345 (212) 555-0142", "212-555-0142 212-555-0199": try windows of whole
+        # space-separated pieces, left to right, longest first. Only windows with a phone's
+        # own shape ("+...", "(...)...", 212-555-0142) are parsed: a numeric table then costs
+        # integer comparisons per run, not a libphonenumber parse per window.
+        if " " not in run:
+            continue
+        spans: list[tuple[int, int]] = []  # pieces, as (start, end) within the run
+        digits_upto, singles_upto = [0], [0]  # prefix sums over the pieces
+        pos = 0
+        for part in run.split(" "):
+            if part:
+                spans.append((pos, pos + len(part)))
+                n = len(part) - part.count("(") - part.count(")") - part.count("-")
+                n -= part.count(".") + part.count("+")
+                digits_upto.append(digits_upto[-1] + n)
+                singles_upto.append(singles_upto[-1] + (n == 1))
+            pos += len(part) + 1
+        i = 0
+        while i < len(spans):
+            for j in range(min(len(spans), i + _MAX_PHONE_PIECES), i, -1):
+                digits = digits_upto[j] - digits_upto[i]
+                if not 7 <= digits <= 15 or singles_upto[j] - singles_upto[i] > 1:
                     continue
-                piece = run[i:j].strip()
-                if not piece or piece != run[i:j]:
+                s, e = spans[i][0], spans[j - 1][1]
+                if run[s] not in "+(" and not _NANP.fullmatch(run[s:e]):
                     continue
-                e164 = _phone_window_ok(piece, text, base + i, base + j)
+                e164 = _phone_window_ok(run[s:e], text, base + s, base + e)
                 if e164 is not None:
-                    best = (i, j, e164)
-        if best is not None:
-            yield Finding(base + best[0], base + best[1], "PHONE", best[2])
+                    yield Finding(base + s, base + e, "PHONE", e164)
+                    i = j
+                    break
+            else:
+                i += 1
 
 
 _IPV4 = re2.compile(r"\b[0-9]{1,3}(?:\.[0-9]{1,3}){3}\b")
-_VERSION_BEFORE = re2.compile(r"(?i)(?:\bv|version|ver\.?)[ :=]*$")
+_VERSION_BEFORE = re.compile(r"(?i)(?:\bv|version|ver\.?)[ :=]*$")
 
 
 def _keep_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -533,7 +558,7 @@ _ENTROPY_NAMES = r"(?:key|token|secret|auth|credential|signature|bearer|password
 _ENTROPY_SEP = r"(?:\\?[\"'])?(?:[ \t]{0,3}(?:[:=]|=>)[ \t]{0,3}|[ \t]{1,3})(?:\\?[\"'])?"
 _ENTROPY_CORE = _ENTROPY_NAMES + r"[A-Za-z_-]{0,12}" + _ENTROPY_SEP
 _ENTROPY = re2.compile(r"(?i)" + _ENTROPY_CORE + r"(" + _TOKEN_CHARS + r"{20,})")
-_UUID = re2.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 ENTROPY_THRESHOLD = 3.5  # bits per character; gitleaks' generic rule uses the same figure
 ENTROPY_MIN_LENGTH = 20
 
@@ -549,7 +574,7 @@ def high_entropy_token(value: str) -> bool:
     return shannon_entropy(value) >= ENTROPY_THRESHOLD
 
 
-_WHOLE_TOKEN = re2.compile(_TOKEN_CHARS + r"+")
+_WHOLE_TOKEN = re.compile(_TOKEN_CHARS + r"+")
 
 
 def secret_like_value(value: str) -> bool:

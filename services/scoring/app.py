@@ -13,8 +13,7 @@ from services.scoring.policy import DEFAULT_POLICY_PATH, load_policy
 from services.scoring.store import BudgetStore, PostgresBudgetStore
 from shared import __version__, topics
 from shared.db import connect_pool, migrate
-from shared.events import Decision, TraceRedacted, TraceScored, advance
-from shared.features import started_at
+from shared.events import Decision, TraceRedacted
 from shared.kafka import make_broker
 from shared.log import configure_logging
 from shared.settings import get_settings
@@ -51,22 +50,12 @@ app = FastStream(broker, logger=logger, lifespan=lifespan)
 @stage.guarded
 async def on_redacted(msg: KafkaMessage, store: BudgetStore = Context()) -> None:
     event = parse(TraceRedacted, msg)
-    day = started_at(event.trace).date()
+    day = logic.budget_day(event)
     pattern_id = event.pattern.pattern_id
     budget = await store.budget(event.trace_id, pattern_id, policy.version, day)
-    verdict = logic.score(event, policy, budget)
-    out = advance(
-        event,
-        TraceScored,
-        stage.stamp(),
-        scores=verdict.scores,
-        total=verdict.total,
-        decision=verdict.decision,
-        reason=verdict.reason,
-        policy_version=policy.version,
-    )
+    out = logic.scored_event(event, policy, budget, stage.stamp())
     body, key = to_bytes(out), pattern_id.encode()
-    if verdict.decision == Decision.PROMOTE:
+    if out.decision == Decision.PROMOTE:
         # Recorded before publishing: a crash in between re-decides the same way.
         await store.record_promotion(event.trace_id, pattern_id, policy.version, day)
         await promoted.publish(body, key=key)

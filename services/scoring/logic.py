@@ -27,6 +27,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from services.scoring.policy import Gate, Policy
@@ -36,11 +37,14 @@ from shared.events import (
     Feedback,
     PatternInfo,
     SpanStatus,
+    StageStamp,
     Trace,
     TraceFeatures,
     TraceRedacted,
+    TraceScored,
+    advance,
 )
-from shared.features import is_complete, is_negative_feedback, root_span
+from shared.features import is_complete, is_negative_feedback, root_span, started_at
 from shared.templating import template_message
 
 CRITERIA = (
@@ -637,3 +641,27 @@ def score(event: TraceRedacted, policy: Policy, budget: BudgetState) -> Verdict:
         scores, total, policy, budget, event.redaction.passed, event.pattern.pattern_id
     )
     return Verdict(scores=scores, total=total, decision=decision, reason=reason)
+
+
+def budget_day(event: TraceRedacted) -> date:
+    """The day a trace spends the daily budget of: when it started, not when it was scored,
+    so a replay charges the same days the live run did."""
+    return started_at(event.trace).date()
+
+
+def scored_event(
+    event: TraceRedacted, policy: Policy, budget: BudgetState, stamp: StageStamp
+) -> TraceScored:
+    """The event the scoring stage and a replay both publish. Everything but the stamp is a
+    function of (event, policy, budget), so a re-scored trace yields the same fixture body."""
+    verdict = score(event, policy, budget)
+    return advance(
+        event,
+        TraceScored,
+        stamp,
+        scores=verdict.scores,
+        total=verdict.total,
+        decision=verdict.decision,
+        reason=verdict.reason,
+        policy_version=policy.version,
+    )

@@ -1,0 +1,167 @@
+"""Replay end to end, on the real broker and database with every stage running: the corpus
+is decided under the default policy, then replayed under the strict one, first as a dry run
+(nothing written anywhere, the diff saved), then for real (decisions stamped with the strict
+version, fixture versions written by the running fixture writer), then once more (nothing
+new in the store).
+
+Other e2e tests share the broker and the database, and their corpora share pattern ids with
+this one: assertions about traces are scoped to this test's trace ids, assertions about the
+store compare snapshots taken while the pipeline is idle."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from corpus.files import write_demo_files
+from promoter.cli import wait_for_idle
+from promoter.replay import replay_group
+from promoter.supervisor import Endpoints
+from services.scoring.policy import DEFAULT_POLICY_PATH, STRICT_POLICY_PATH, load_policy
+from services.scoring.replay_logic import CATEGORIES
+from shared import topics
+from shared.kafka import group_lag, partitions_of, read_topic
+from tests.e2e.test_pipeline import fetch, run_cli
+
+pytestmark = pytest.mark.e2e
+
+SEED = 31  # no other test sends this corpus
+OUTPUT_TOPICS = (topics.SCORED, topics.PROMOTED, topics.FIXTURES_INDEX)
+
+
+def store_snapshot(dsn: str) -> dict[str, Any]:
+    counts = asyncio.run(fetch(dsn, """
+        SELECT (SELECT count(*) FROM fixture_versions) AS fixture_versions,
+               (SELECT count(*) FROM fixtures) AS fixtures,
+               (SELECT count(*) FROM fixture_evidence) AS fixture_evidence,
+               (SELECT count(*) FROM gate_log) AS gate_log,
+               (SELECT count(*) FROM decisions) AS decisions,
+               (SELECT count(*) FROM scoring_promotions) AS scoring_promotions"""))[0]
+    versions = asyncio.run(fetch(
+        dsn, "SELECT fixture_id, max(version) AS v FROM fixture_versions GROUP BY fixture_id"))
+    return {**dict(counts), "max_versions": {r["fixture_id"]: r["v"] for r in versions}}
+
+
+async def _end_offsets(bootstrap: str) -> dict[TopicPartition, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        tps = [tp for tps in (await partitions_of(admin, set(OUTPUT_TOPICS))).values()
+               for tp in tps]
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        return dict(await consumer.end_offsets(tps))
+    finally:
+        await consumer.stop()
+
+
+async def _committed(bootstrap: str, group: str) -> dict[TopicPartition, Any]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return dict(await admin.list_consumer_group_offsets(group))
+    finally:
+        await admin.close()
+
+
+def decisions_on_topic(bootstrap: str) -> list[dict[str, Any]]:
+    return [json.loads(v) for v in asyncio.run(read_topic(bootstrap, topics.SCORED))]
+
+
+def listed(diff: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["trace_id"]: c for category in CATEGORIES for c in diff[category]}
+
+
+def replay(*args: str, env: dict[str, str]) -> None:
+    done = run_cli("replay", "--policy", str(STRICT_POLICY_PATH), "--from-beginning", *args,
+                   "--timeout", "300", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_replay_under_a_stricter_policy_dry_run_then_for_real(
+    pipeline: Endpoints, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    bootstrap, dsn = pipeline.kafka_bootstrap_servers, pipeline.database_url
+    default, strict = load_policy(DEFAULT_POLICY_PATH), load_policy(STRICT_POLICY_PATH)
+    files = write_demo_files(tmp_path / "corpus", seed=SEED)
+    mine = {json.loads(line)["trace_id"] for line in (tmp_path / "corpus" / "labels.jsonl").open()}
+    sent = run_cli("send", *map(str, files), env=cli_env)
+    assert sent.returncode == 0, sent.stderr
+    assert wait_for_idle(bootstrap, timeout_s=300)
+
+    redacted = {json.loads(v)["trace_id"] for v in asyncio.run(read_topic(bootstrap,
+                                                                          topics.REDACTED))}
+    replayed = mine & redacted
+    assert replayed, "some of the corpus reached traces.redacted"
+    under_default = {d["trace_id"] for d in decisions_on_topic(bootstrap)
+                     if d["policy_version"] == default.version}
+    assert replayed <= under_default, "the live run decided them under policy A"
+
+    # --- dry run: the diff, and nothing written anywhere ---------------------------------
+    store_before = store_snapshot(dsn)
+    offsets_before = asyncio.run(_end_offsets(bootstrap))
+    dry_path = tmp_path / "diff.json"
+    replay("--dry-run", "--save", str(dry_path), env=cli_env)
+    assert store_snapshot(dsn) == store_before, "a dry run leaves the store as it was"
+    assert asyncio.run(_end_offsets(bootstrap)) == offsets_before, "and publishes nothing"
+    assert asyncio.run(_committed(bootstrap, replay_group(strict.version))) == {}, (
+        "and commits no offsets"
+    )
+
+    dry = json.loads(dry_path.read_text())
+    assert dry["policy_version"] == strict.version
+    assert dry["demoted"], "the stricter policy demotes some of A's promotions"
+    for change in dry["demoted"]:
+        assert change["before"]["decision"] == "promote"
+        assert change["before"]["policy_version"] == default.version
+        assert change["after"]["decision"] in ("hold", "reject")
+        assert change["after"]["policy_version"] == strict.version
+        assert change["after"]["reason"]
+    assert replayed <= set(listed(dry)), "every replayed trace of this corpus is judged"
+
+    # --- the real replay: decisions stamped B, fixtures written under B ------------------
+    real_path = tmp_path / "real.json"
+    replay("--save", str(real_path), env=cli_env)
+    assert wait_for_idle(bootstrap, timeout_s=300)
+    real = json.loads(real_path.read_text())
+    assert {t: c["after"]["decision"] for t, c in listed(real).items()} == {
+        t: c["after"]["decision"] for t, c in listed(dry).items()
+    }, "the dry run predicted exactly what the real run decided"
+
+    latest = {d["trace_id"]: d for d in decisions_on_topic(bootstrap)}
+    for trace_id in replayed:
+        assert latest[trace_id]["policy_version"] == strict.version
+        assert latest[trace_id]["stages"][-1]["stage"] == "replay"
+
+    promoted_under_b = {t for t, c in listed(real).items() if c["after"]["decision"] == "promote"}
+    assert promoted_under_b
+    written = asyncio.run(fetch(
+        dsn, "SELECT DISTINCT source_trace_id FROM fixture_versions WHERE policy_version = $1",
+        strict.version))
+    blocked = asyncio.run(fetch(dsn, "SELECT DISTINCT source_trace_id FROM blocked_fixtures"))
+    assert written, "the fixture writer stored fixture versions under policy B"
+    assert promoted_under_b <= {r["source_trace_id"] for r in written} | {
+        r["source_trace_id"] for r in blocked
+    }, "every promotion of the replay reached the fixture writer"
+    assert sum(asyncio.run(group_lag(bootstrap, replay_group(strict.version),
+                                     [topics.REDACTED])).values()) == 0, (
+        "the replay group committed its progress"
+    )
+
+    # --- the same replay again: same decisions, nothing new in the store -----------------
+    store_after_real = store_snapshot(dsn)
+    again_path = tmp_path / "again.json"
+    replay("--save", str(again_path), env=cli_env)
+    assert wait_for_idle(bootstrap, timeout_s=300)
+    again = json.loads(again_path.read_text())
+    assert again["counts"]["unchanged"] == sum(again["counts"].values())
+    assert store_snapshot(dsn) == store_after_real, "a repeated replay duplicates nothing"
