@@ -18,7 +18,7 @@ from promoter import replay, sending
 from promoter.supervisor import API_KEY_FILE, RECEIVER, STAGES, Endpoints, Stack
 from shared import topics
 from shared.db import connect_pool, migrate
-from shared.kafka import groups_lag, read_topic
+from shared.kafka import ensure_topics, groups_lag, read_topic
 from shared.settings import Settings
 
 app = typer.Typer(help="Trace Promoter: production agent traces → offline test fixtures.",
@@ -72,6 +72,14 @@ def down(state_dir: StateDir = None) -> None:
     """Stop every stage, then the local broker and database."""
     Stack(_settings(state_dir)).down()
     console.print("stopped")
+
+
+@app.command("topics")
+def topics_create(state_dir: StateDir = None) -> None:
+    """Create the pipeline topics on the configured cluster (idempotent)."""
+    settings = _settings(state_dir)
+    created = asyncio.run(ensure_topics(settings.bootstrap_servers(), settings))
+    console.print(f"created: {', '.join(created) or 'nothing new'}")
 
 
 @app.command("migrate")

@@ -43,14 +43,14 @@ from rich.table import Table
 
 from corpus.generate import LabelledTrace, generate
 from services.dedupe import logic as dedupe
-from services.dedupe.store import InMemoryPatternStore
+from services.dedupe.store import InMemoryPatternStore, PatternStore
 from services.fixture_writer.logic import build_fixtures, fixture_strings
 from services.redaction.logic import RedactionFailed, redact_trace
 from services.redaction.second_pass import find_leaks
 from services.scoring import logic as scoring
 from services.scoring.policy import DEFAULT_POLICY_PATH, Policy, load_policy
-from services.scoring.store import InMemoryBudgetStore
-from shared.events import Decision, StageStamp, TraceRedacted
+from services.scoring.store import BudgetStore, InMemoryBudgetStore
+from shared.events import Decision, StageStamp, Trace, TraceRedacted
 from shared.features import derive_features, is_complete
 
 # Outcomes of a corpus item besides the three decisions: dropped by dedupe as an exact
@@ -143,11 +143,9 @@ async def _run_pipeline(corpus: list[LabelledTrace], policy: Policy) -> list[tup
     return results
 
 
-async def _one(
-    item: LabelledTrace, policy: Policy, patterns: InMemoryPatternStore,
-    budgets: InMemoryBudgetStore,
-) -> str:
-    trace = item.trace
+async def upstream(trace: Trace, patterns: PatternStore) -> TraceRedacted | str:
+    """Ingest, dedupe and redaction of one trace as sent: the event scoring would receive,
+    or why it receives none."""
     features = derive_features(trace)
     observation = dedupe.observe(trace, features)
     recorded = await patterns.record(observation)
@@ -155,24 +153,33 @@ async def _one(
     forward = dedupe.should_forward(recorded, pattern.covered_by_fixture)
     await patterns.mark_forwarded(trace.trace_id)
     if not forward:
-        return NOT_FORWARDED if not recorded.already_forwarded else DROPPED_DUPLICATE
+        return DROPPED_DUPLICATE if recorded.already_forwarded else NOT_FORWARDED
     try:
         clean, report = redact_trace(trace)
     except RedactionFailed:
         return DEAD_LETTERED
-    event = TraceRedacted(
+    return TraceRedacted(
         trace_id=trace.trace_id, stages=(EVAL_STAMP,), trace=clean,
         features=derive_features(clean), complete=is_complete(trace), pattern=pattern,
         redaction=report,
     )
+
+
+async def _one(
+    item: LabelledTrace, policy: Policy, patterns: PatternStore, budgets: BudgetStore,
+) -> str:
+    event = await upstream(item.trace, patterns)
+    if isinstance(event, str):
+        return event
+    pattern_id = event.pattern.pattern_id
     day = scoring.budget_day(event)
-    budget = await budgets.budget(event.trace_id, pattern.pattern_id, policy.version, day)
+    budget = await budgets.budget(event.trace_id, pattern_id, policy.version, day)
     scored = scoring.scored_event(event, policy, budget, EVAL_STAMP)
     if scored.decision == Decision.PROMOTE:
-        await budgets.record_promotion(event.trace_id, pattern.pattern_id, policy.version, day)
+        await budgets.record_promotion(event.trace_id, pattern_id, policy.version, day)
         stored = [d for d in build_fixtures(scored) if not find_leaks(fixture_strings(d.body))]
         if stored:
-            await patterns.set_coverage(pattern.pattern_id, 1, pattern.last_seen)
+            await patterns.set_coverage(pattern_id, 1, event.pattern.last_seen)
     return scored.decision.value
 
 

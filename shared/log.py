@@ -16,9 +16,22 @@ _SHARED: list[structlog.types.Processor] = [
 ]
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at emit time: a test runner may swap and close the
+    stream it had when logging was configured."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: object) -> None:
+        pass
+
+
 def configure_logging(service: str, level: str = "INFO") -> logging.Logger:
     """Returns the stdlib logger FastStream should use for this service."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=_SHARED,

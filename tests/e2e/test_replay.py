@@ -81,10 +81,11 @@ def listed(diff: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["trace_id"]: c for category in CATEGORIES for c in diff[category]}
 
 
-def replay(*args: str, env: dict[str, str]) -> None:
+def replay(*args: str, env: dict[str, str]) -> str:
     done = run_cli("replay", "--policy", str(STRICT_POLICY_PATH), "--from-beginning", *args,
                    "--timeout", "300", env=env)
     assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
 
 
 def test_replay_under_a_stricter_policy_dry_run_then_for_real(
@@ -110,7 +111,8 @@ def test_replay_under_a_stricter_policy_dry_run_then_for_real(
     store_before = store_snapshot(dsn)
     offsets_before = asyncio.run(_end_offsets(bootstrap))
     dry_path = tmp_path / "diff.json"
-    replay("--dry-run", "--save", str(dry_path), env=cli_env)
+    printed = replay("--dry-run", "--save", str(dry_path), env=cli_env)
+    (tmp_path / "dry-run.txt").write_text(printed)
     assert store_snapshot(dsn) == store_before, "a dry run leaves the store as it was"
     assert asyncio.run(_end_offsets(bootstrap)) == offsets_before, "and publishes nothing"
     assert asyncio.run(_committed(bootstrap, replay_group(strict.version))) == {}, (
@@ -127,10 +129,12 @@ def test_replay_under_a_stricter_policy_dry_run_then_for_real(
         assert change["after"]["policy_version"] == strict.version
         assert change["after"]["reason"]
     assert replayed <= set(listed(dry)), "every replayed trace of this corpus is judged"
+    assert "would change" in printed and f"Demoted ({len(dry['demoted'])})" in printed
 
     # --- the real replay: decisions stamped B, fixtures written under B ------------------
     real_path = tmp_path / "real.json"
-    replay("--save", str(real_path), env=cli_env)
+    printed = replay("--save", str(real_path), env=cli_env)
+    (tmp_path / "real.txt").write_text(printed)
     assert wait_for_idle(bootstrap, timeout_s=300)
     real = json.loads(real_path.read_text())
     assert {t: c["after"]["decision"] for t, c in listed(real).items()} == {
@@ -163,5 +167,10 @@ def test_replay_under_a_stricter_policy_dry_run_then_for_real(
     replay("--save", str(again_path), env=cli_env)
     assert wait_for_idle(bootstrap, timeout_s=300)
     again = json.loads(again_path.read_text())
-    assert again["counts"]["unchanged"] == sum(again["counts"].values())
+    assert again["counts"]["promoted"] == again["counts"]["demoted"] == 0
+    for change in again["changed"]:
+        # A trace held before a later trace of its pattern was promoted now finds the
+        # pattern's budget spent: the policy rejects it rather than ask for a review.
+        assert (change["before"]["decision"], change["after"]["decision"]) == ("hold", "reject")
+        assert "budget" in change["after"]["reason"]
     assert store_snapshot(dsn) == store_after_real, "a repeated replay duplicates nothing"
