@@ -27,6 +27,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -37,6 +38,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
+from rich.padding import Padding
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -59,7 +62,6 @@ from shared.stage import now, stamp, to_bytes
 console = Console()
 REPLAY_STAGE = "replay"
 FETCH_TIMEOUT_MS = 1000
-REASON_WIDTH = 160
 
 
 def replay_group(policy_version: str) -> str:
@@ -168,40 +170,42 @@ async def run_replay(
     finally:
         await admin.close()
 
-    pool = None
-    store: BudgetStore
-    if dry_run:
-        store = InMemoryBudgetStore()
-    else:
-        if dsn is None:
-            raise ValueError("a real replay needs the database (its budget is kept there)")
-        pool = await connect_pool(dsn)
-        await migrate(pool)
-        store = PostgresBudgetStore(pool)
-
-    # No group for a dry run: such a consumer cannot commit, whatever happens below.
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None if dry_run else group,
-        client_id="promote-replay",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    producer = None
-    if not dry_run:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
-            client_id="promote-replay",
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-        )
     after: dict[str, DecisionSummary] = {}
     result = ReplayResult(diff=replay_logic.diff({}, {}, policy.version))
-    await consumer.start()
-    if producer is not None:
-        await producer.start()
-    try:
+    async with AsyncExitStack() as cleanup:
+        store: BudgetStore
+        if dry_run:
+            store = InMemoryBudgetStore()
+        else:
+            if dsn is None:
+                raise ValueError("a real replay needs the database (its budget is kept there)")
+            pool = await connect_pool(dsn)
+            cleanup.push_async_callback(pool.close)
+            await migrate(pool)
+            store = PostgresBudgetStore(pool)
+
+        # No group for a dry run: such a consumer cannot commit, whatever happens below.
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=None if dry_run else group,
+            client_id="promote-replay",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        cleanup.push_async_callback(consumer.stop)
+        producer = None
+        if not dry_run:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=bootstrap,
+                client_id="promote-replay",
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=5,
+            )
+            await producer.start()
+            cleanup.push_async_callback(producer.stop)
+
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
         firsts = await consumer.beginning_offsets(tps)
@@ -225,8 +229,7 @@ async def run_replay(
                 for record in records:
                     if record.offset >= ends[tp]:
                         break  # arrived after the replay started: not part of it
-                    sent = await _replay_one(record, policy, store, producer, result, after)
-                    acks.extend(sent)
+                    acks += await _replay_one(record, policy, store, producer, result, after)
             if acks:
                 await asyncio.gather(*acks)
             for tp in list(remaining):
@@ -238,12 +241,6 @@ async def run_replay(
                 await consumer.commit({tp: done[tp] for tp in batch})
             if on_progress:
                 on_progress(sum(done[tp] - starts[tp] for tp in tps), total)
-    finally:
-        await consumer.stop()
-        if producer is not None:
-            await producer.stop()
-        if pool is not None:
-            await pool.close()
     result.diff = replay_logic.diff(before, after, policy.version)
     return result
 
@@ -290,11 +287,7 @@ async def _replay_one(
 
 
 def _side(s: DecisionSummary | None) -> str:
-    return "—" if s is None else f"{s.decision.value} {s.total:.2f}"
-
-
-def _short(text: str) -> str:
-    return text if len(text) <= REASON_WIDTH else text[: REASON_WIDTH - 1] + "…"
+    return "no decision" if s is None else f"{s.decision.value} {s.total:.2f}"
 
 
 def print_diff(diff: ReplayDiff, dry_run: bool) -> None:
@@ -307,14 +300,15 @@ def print_diff(diff: ReplayDiff, dry_run: bool) -> None:
         changes = getattr(diff, category)
         if not changes:
             continue
-        table = Table("trace", "pattern", "before", "now", "reason now",
-                      title=f"{replay_logic.TITLES[category]} ({len(changes)})")
+        console.rule(f"{replay_logic.TITLES[category]} ({len(changes)})")
         for c in changes:
-            table.add_row(c.trace_id[:12], c.pattern_id, _side(c.before), _side(c.after),
-                          _short(c.after.reason))
-        console.print(table)
+            # A line per change and its reason below it: reasons are paragraphs, which a
+            # table column would fold into a narrow tower.
+            console.print(f"[bold]{c.trace_id}[/bold]  {c.pattern_id}  {_side(c.before)}"
+                          f" → {_side(c.after)}", highlight=False)
+            console.print(Padding(escape(c.after.reason), (0, 0, 1, 4)), highlight=False)
     if diff.unchanged:
-        console.print(f"{len(diff.unchanged)} unchanged (listed with reasons by --save)")
+        console.print(f"{len(diff.unchanged)} unchanged (listed with their reasons by --save)")
 
 
 def save_diff(diff: ReplayDiff, path: Path) -> None:

@@ -5,12 +5,14 @@ can find something must match at least one of them. The scanner compiles all pre
 detectors into one multi-pattern database, so a string without any hit costs one scan, and an
 extractor only ever runs on strings where its prefilter fired.
 
-ReDoS: every pattern that runs over a whole string is RE2 (automata, linear in the input, no
-backtracking); prefilters run on Hyperscan (or an RE2 set). Python's ``re`` is used only on
-inputs bounded by a small constant (a phone candidate of at most 26 characters, the 40
-characters before a match) or with single-class anchored patterns: RE2's Python wrapper costs
-~10 µs per call, which matters in the per-candidate checks, and on such inputs backtracking has
-nothing to blow up. The Python validators only loop over a match.
+ReDoS: no pattern here can take super-linear time. Prefilters run on Hyperscan (or an RE2
+set): automata. Extraction patterns with an unbounded repeat (emails, keys, tokens, key=value)
+run on RE2: automata again. Python's ``re`` is used only where every repeat is bounded by a
+small constant (phones, cards, IBANs, SSNs, IPs: backtracking from one start position is then
+bounded too, so a scan is linear), on inputs of bounded length (the 40 characters before a
+match), or for single-class patterns anchored at a position. The reason for ``re`` at all is
+cost: RE2's Python wrapper spends ~10 µs per match, and timestamps and ids make the phone and
+IP extractors run on most strings. The Python validators only loop over a match.
 
 The credential rules were written for this project; gitleaks' MIT-licensed rule list informed
 the key prefixes and lengths. Nothing here comes from AGPL rule sets (trufflehog).
@@ -108,13 +110,15 @@ def _emails(text: str) -> Iterator[Finding]:
             continue
         # scheme://user:password@host is a connection URL, not an address; the password
         # detector owns it.
-        token_start = max(text.rfind(" ", 0, start), text.rfind("\n", 0, start)) + 1
-        if _before(text, start) == ":" and "://" in text[token_start:start]:
-            continue
+        if _before(text, start) == ":":
+            window = text[max(0, start - 256) : start]
+            token = window[max(window.rfind(" "), window.rfind("\n")) + 1 :]
+            if "://" in token:
+                continue
         yield Finding(start, end, "EMAIL", stripped.lower())
 
 
-_CARD = re2.compile(r"\b[0-9](?:[ -]?[0-9]){12,18}\b")
+_CARD = re.compile(r"\b[0-9](?:[ -]?[0-9]){12,18}\b", re.ASCII)
 
 
 def luhn_ok(digits: str) -> bool:
@@ -194,7 +198,7 @@ IBAN_LENGTHS = {
     "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
 }  # fmt: skip
 
-_IBAN = re2.compile(r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}")
+_IBAN = re.compile(r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}", re.ASCII)
 
 
 def iban_ok(compact: str) -> bool:
@@ -223,9 +227,9 @@ def _ibans(text: str) -> Iterator[Finding]:
             yield Finding(m.start(), end, "IBAN", compact)
 
 
-_SSN = re2.compile(r"\b([0-9]{3})([- .])([0-9]{2})([- .])([0-9]{4})\b")
+_SSN = re.compile(r"\b([0-9]{3})([- .])([0-9]{2})([- .])([0-9]{4})\b", re.ASCII)
 _SSN_CONTEXT = r"(?:ssn|social[ -]security(?:[ -]number)?)[^0-9A-Za-z]{0,5}"
-_SSN_BARE = re2.compile(r"(?i)" + _SSN_CONTEXT + r"([0-9]{9})\b")
+_SSN_BARE = re.compile(_SSN_CONTEXT + r"([0-9]{9})\b", re.ASCII | re.IGNORECASE)
 
 
 def ssn_ok(digits: str) -> bool:
@@ -254,7 +258,7 @@ def _ssns(text: str) -> Iterator[Finding]:
 
 # A run of digits and the separators phone numbers are written with; windows of it are then
 # validated by libphonenumber (is_valid_number), which is what keeps precision.
-_PHONE_RUN = re2.compile(r"\+?\(?[0-9][0-9 ().-]{5,24}[0-9]")
+_PHONE_RUN = re.compile(r"\+?\(?[0-9][0-9 ().-]{5,24}[0-9]")
 _PHONE_CONTEXT = re.compile(
     r"(?i)(?:phone|tel|call|mobile|cell|fax|sms|text|whatsapp|contact|dial)\b[^0-9\n]{0,12}$"
 )
@@ -289,9 +293,18 @@ def _phone_window_ok(candidate: str, text: str, start: int, end: int) -> str | N
         number = phonenumbers.parse(candidate, None if international else "US")
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_valid_number(number):
+    if not _valid_phone(number):
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _valid_phone(number: phonenumbers.PhoneNumber) -> bool:
+    # is_valid_number tries every region sharing the country code (25 for +1); the main
+    # region first settles most numbers at a fraction of the cost.
+    main = phonenumbers.region_code_for_country_code(number.country_code)
+    return phonenumbers.is_valid_number_for_region(number, main) or phonenumbers.is_valid_number(
+        number
+    )
 
 
 def normalise_phone(value: str) -> str:
@@ -348,7 +361,7 @@ def _phones(text: str) -> Iterator[Finding]:
                 i += 1
 
 
-_IPV4 = re2.compile(r"\b[0-9]{1,3}(?:\.[0-9]{1,3}){3}\b")
+_IPV4 = re.compile(r"\b[0-9]{1,3}(?:\.[0-9]{1,3}){3}\b", re.ASCII)
 _VERSION_BEFORE = re.compile(r"(?i)(?:\bv|version|ver\.?)[ :=]*$")
 
 
@@ -383,7 +396,7 @@ def _ipv4s(text: str) -> Iterator[Finding]:
             yield Finding(start, end, "IP", str(ip))
 
 
-_IPV6 = re2.compile(r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}")
+_IPV6 = re.compile(r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}")
 
 
 def _ipv6s(text: str) -> Iterator[Finding]:
@@ -502,7 +515,13 @@ _NOT_SECRETS = frozenset(
         "[redacted]", "[filtered]", "env", "secret", "password", "token",
     }
 )  # fmt: skip
-_VALUE_STOP = set(" \t\r\n\"',;&)}]<>\\")
+
+
+_QUOTED = {
+    q: re.compile(r"(?:[^" + q + r"\n\\]|\\[^" + q + r"])*") for q in ("\"", "'")
+}  # each step is one character of one unambiguous alternative: linear
+_COOKIE_VALUE = re.compile(r"[^\r\n\"']*")
+_BARE_VALUE = re.compile(r"[^ \t\r\n\"',;&)}\]<>\\]*")
 
 
 def _read_value(text: str, i: int, key: str) -> tuple[int, int]:
@@ -510,28 +529,29 @@ def _read_value(text: str, i: int, key: str) -> tuple[int, int]:
     if text.startswith("\\", i) and i + 1 < n and text[i + 1] in "\"'":
         i += 1
     if i < n and text[i] in "\"'":
-        quote = text[i]
-        j = i + 1
-        while j < n and text[j] != quote and text[j] != "\n":
-            if text[j] == "\\" and j + 1 < n and text[j + 1] == quote:
-                break  # an escaped quote closes a value in JSON-inside-JSON text
-            j += 1
-        return i + 1, j
+        # Ends at the closing quote, an escaped quote (JSON inside JSON) or the line's end.
+        m = _QUOTED[text[i]].match(text, i + 1)
+        assert m is not None  # a starred pattern always matches
+        return i + 1, m.end()
     if key.endswith("cookie"):
-        j = i
-        while j < n and text[j] not in "\r\n\"'":
-            j += 1
-        return i, j
-    j = i
-    while j < n and text[j] not in _VALUE_STOP:
-        j += 1
+        m = _COOKIE_VALUE.match(text, i)
+        assert m is not None
+        return i, m.end()
+    m = _BARE_VALUE.match(text, i)
+    assert m is not None
+    j = m.end()
     if text[i:j].casefold() in _AUTH_SCHEMES and j < n and text[j] == " ":
         return _read_value(text, j + 1, "")
     return i, j
 
 
 def _key_values(text: str) -> Iterator[Finding]:
+    last_end = 0
     for m in _KV.finditer(text):
+        # A key inside the previous value ("password=password=...") was already covered;
+        # skipping it also keeps the scan linear.
+        if m.start() < last_end:
+            continue
         key = m.group(1).casefold()
         if text.startswith("=", m.end()):  # "token == None" is a comparison
             continue
@@ -542,6 +562,7 @@ def _key_values(text: str) -> Iterator[Finding]:
         password = "pass" in key or "pwd" in key
         if not password and not _looks_random(value, min_len=6):
             continue
+        last_end = end
         yield Finding(start, end, "PASSWORD" if password else "SECRET", value)
 
 

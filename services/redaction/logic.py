@@ -64,6 +64,8 @@ MIN_SECRET_SEED_CHARS = 6
 _SEED_NEEDLE_LIMIT = 64
 
 _NOT_JSON: Any = object()
+# Model fields of these types are structure (times, counts, flags), never content.
+_PASSTHROUGH = frozenset({bool, int, float, datetime, date})
 _ADDRESS_PARTS = re.compile(r"[,;\n]")  # one class: linear
 
 
@@ -212,7 +214,7 @@ class _Redaction:
             self._harvest_field(getattr(model, name))
 
     def _harvest_field(self, value: Any) -> None:
-        if isinstance(value, Enum):
+        if value is None or type(value) in _PASSTHROUGH or isinstance(value, Enum):
             return
         if isinstance(value, BaseModel):
             self.harvest_model(value)
@@ -357,10 +359,13 @@ class _Redaction:
         return model.model_copy(update=updates) if updates else model
 
     def _redact_field(self, value: Any) -> Any:
-        if value is None or isinstance(value, Enum | bool | int | float | datetime | date):
+        kind = type(value)
+        if value is None or kind in _PASSTHROUGH:
             return value
-        if isinstance(value, str):
+        if kind is str:
             return self._text(value)
+        if isinstance(value, Enum):
+            return value
         if isinstance(value, BaseModel):
             return self.redact_model(value)
         if isinstance(value, tuple):

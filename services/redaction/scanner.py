@@ -12,7 +12,6 @@ Without Hyperscan (it is x86-only), an RE2 set plays the same role.
 
 from __future__ import annotations
 
-import bisect
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -40,6 +39,10 @@ class RedactionFailed(Exception):
         super().__init__(f"redaction failed: {reason}" + (f" ({detail})" if detail else ""))
 
 
+def _collect(pid: int, _from: int, _to: int, _flags: int, pids: list[int]) -> None:
+    pids.append(pid)
+
+
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 
@@ -57,8 +60,8 @@ def scannable(text: str) -> str:
 
 class ScanSession:
     """Per-call scan state. Hyperscan scratch space must not be shared between threads
-    (the stage redacts in worker threads), so each redaction gets its own, which costs
-    microseconds."""
+    (the stage redacts in worker threads), so each redaction gets its own: a clone of a
+    prototype made at compile time (half a microsecond, against ~50 µs for a fresh one)."""
 
     __slots__ = ("scratch",)
 
@@ -91,6 +94,7 @@ class Scanner:
                 ],
             )
             self._hs = db
+            self._scratch = hyperscan.Scratch(db)  # only ever cloned, never scanned with
         else:  # pragma: no cover
             options = re2.Options()
             options.never_capture = True
@@ -101,29 +105,25 @@ class Scanner:
             self._set = pattern_set
 
     def session(self) -> ScanSession:
-        return ScanSession(hyperscan.Scratch(self._hs) if self._hs is not None else None)
+        return ScanSession(self._scratch.clone() if self._hs is not None else None)
 
     def fired(self, text: str, session: ScanSession) -> set[int]:
         """Indexes of the detectors whose prefilter matched somewhere in ``text``."""
-        hits: set[int] = set()
+        pids: list[int] = []
         try:
             if self._hs is not None:
-                owner = self._owner
-
-                def on_match(pid: int, _from: int, _to: int, _flags: int, _ctx: object) -> None:
-                    hits.add(owner[pid])
-
                 self._hs.scan(
                     text.encode("utf-8"),
-                    match_event_handler=on_match,
+                    match_event_handler=_collect,
+                    context=pids,
                     scratch=session.scratch,
                 )
             else:  # pragma: no cover
-                for pid in self._set.Match(text.encode("utf-8")) or ():
-                    hits.add(self._owner[pid])
+                pids.extend(self._set.Match(text.encode("utf-8")) or ())
         except Exception as exc:
             raise RedactionFailed("prefilter_error", type(exc).__name__) from None
-        return hits
+        owner = self._owner
+        return {owner[pid] for pid in pids}
 
     def findings(
         self, text: str, session: ScanSession, *, use_prefilter: bool = True
@@ -155,16 +155,31 @@ class Scanner:
 
 def resolve(found: Iterable[tuple[int, Finding]]) -> list[Finding]:
     """Non-overlapping findings in text order: the longest span wins an overlap (a PEM block
-    over the base64 inside it, a card over the phone-like digits in it), then priority."""
-    ranked = sorted(found, key=lambda pf: (pf[1].start - pf[1].end, pf[0], pf[1].start))
-    starts: list[int] = []
+    over the base64 inside it, a card over the phone-like digits in it), then priority.
+
+    Findings are first grouped into clusters of mutually reachable overlaps (almost always
+    one finding each), so a string with thousands of findings stays O(k log k)."""
+    items = sorted(found, key=lambda pf: (pf[1].start, -pf[1].end))
     chosen: list[Finding] = []
-    for _, f in ranked:
-        i = bisect.bisect_right(starts, f.start)
-        if i > 0 and chosen[i - 1].end > f.start:
-            continue
-        if i < len(chosen) and chosen[i].start < f.end:
-            continue
-        starts.insert(i, f.start)
-        chosen.insert(i, f)
+    cluster: list[tuple[int, Finding]] = []
+    cluster_end = -1
+    for item in items:
+        if cluster and item[1].start >= cluster_end:
+            chosen.extend(_pick(cluster))
+            cluster = []
+        cluster.append(item)
+        cluster_end = max(cluster_end, item[1].end) if len(cluster) > 1 else item[1].end
+    if cluster:
+        chosen.extend(_pick(cluster))
     return chosen
+
+
+def _pick(cluster: list[tuple[int, Finding]]) -> list[Finding]:
+    if len(cluster) == 1:
+        return [cluster[0][1]]
+    ranked = sorted(cluster, key=lambda pf: (pf[1].start - pf[1].end, pf[0], pf[1].start))
+    kept: list[Finding] = []
+    for _, f in ranked:
+        if all(f.end <= k.start or k.end <= f.start for k in kept):
+            kept.append(f)
+    return sorted(kept, key=lambda f: f.start)

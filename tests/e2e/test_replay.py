@@ -82,8 +82,8 @@ def listed(diff: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def replay(*args: str, env: dict[str, str]) -> str:
-    done = run_cli("replay", "--policy", str(STRICT_POLICY_PATH), "--from-beginning", *args,
-                   "--timeout", "300", env=env)
+    done = run_cli("replay", "--policy", str(STRICT_POLICY_PATH), *args, "--timeout", "300",
+                   env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
@@ -111,7 +111,7 @@ def test_replay_under_a_stricter_policy_dry_run_then_for_real(
     store_before = store_snapshot(dsn)
     offsets_before = asyncio.run(_end_offsets(bootstrap))
     dry_path = tmp_path / "diff.json"
-    printed = replay("--dry-run", "--save", str(dry_path), env=cli_env)
+    printed = replay("--from-beginning", "--dry-run", "--save", str(dry_path), env=cli_env)
     (tmp_path / "dry-run.txt").write_text(printed)
     assert store_snapshot(dsn) == store_before, "a dry run leaves the store as it was"
     assert asyncio.run(_end_offsets(bootstrap)) == offsets_before, "and publishes nothing"
@@ -131,9 +131,17 @@ def test_replay_under_a_stricter_policy_dry_run_then_for_real(
     assert replayed <= set(listed(dry)), "every replayed trace of this corpus is judged"
     assert "would change" in printed and f"Demoted ({len(dry['demoted'])})" in printed
 
+    # --from a time: everything was written after 2000, nothing after 2100.
+    since_2000, since_2100 = tmp_path / "since-2000.json", tmp_path / "since-2100.json"
+    replay("--from", "2000-01-01", "--dry-run", "--save", str(since_2000), env=cli_env)
+    replay("--from", "2100-01-01T00:00:00Z", "--dry-run", "--save", str(since_2100), env=cli_env)
+    assert json.loads(since_2000.read_text())["counts"] == dry["counts"]
+    assert sum(json.loads(since_2100.read_text())["counts"].values()) == 0
+    assert store_snapshot(dsn) == store_before
+
     # --- the real replay: decisions stamped B, fixtures written under B ------------------
     real_path = tmp_path / "real.json"
-    printed = replay("--save", str(real_path), env=cli_env)
+    printed = replay("--from-beginning", "--save", str(real_path), env=cli_env)
     (tmp_path / "real.txt").write_text(printed)
     assert wait_for_idle(bootstrap, timeout_s=300)
     real = json.loads(real_path.read_text())
@@ -160,11 +168,16 @@ def test_replay_under_a_stricter_policy_dry_run_then_for_real(
                                      [topics.REDACTED])).values()) == 0, (
         "the replay group committed its progress"
     )
+    resumed = tmp_path / "resumed.json"
+    replay("--dry-run", "--save", str(resumed), env=cli_env)
+    assert sum(json.loads(resumed.read_text())["counts"].values()) == 0, (
+        "without --from, a replay resumes after what its group already replayed"
+    )
 
     # --- the same replay again: same decisions, nothing new in the store -----------------
     store_after_real = store_snapshot(dsn)
     again_path = tmp_path / "again.json"
-    replay("--save", str(again_path), env=cli_env)
+    replay("--from-beginning", "--save", str(again_path), env=cli_env)
     assert wait_for_idle(bootstrap, timeout_s=300)
     again = json.loads(again_path.read_text())
     assert again["counts"]["promoted"] == again["counts"]["demoted"] == 0

@@ -1,0 +1,628 @@
+"""Exports: stored fixtures → the files offline suites consume directly.
+
+Pure functions: rows in, ``{relative path: file content}`` out. The same rows give
+byte-identical files whatever order they arrive in, so an export can be committed and
+diffed. Formats:
+
+- ``jsonl``: the native fixtures, one per line, described by ``docs/fixture.schema.json``.
+- ``pytest``: a test module calling a user-supplied agent adapter (see ``ADAPTER_MODULE``).
+- ``promptfoo``: a list of promptfoo test cases, for ``tests: file://promptfoo_tests.yaml``.
+- ``deepeval``: goldens for ``EvaluationDataset().add_goldens_from_json_file(path)``
+  with its default key names.
+- ``openai-evals``: samples in the OpenAI evals format (``input`` messages, ``ideal``).
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+import re
+import textwrap
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import yaml
+
+from services.fixture_writer.logic import FixtureKind, body_digest
+
+NATIVE_SCHEMA_VERSION = 1
+GENERATOR = "Trace Promoter (promote export)"
+
+
+@dataclass(frozen=True)
+class ExportRow:
+    """The current version of one active fixture, with the evidence that promoted it."""
+
+    fixture_id: str
+    kind: str
+    version: int
+    body: Mapping[str, Any]
+    created_at: datetime
+    source_trace_ids: tuple[str, ...] = ()
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    occurrences: int | None = None
+    scores: Mapping[str, Any] = field(default_factory=dict)
+    policy_version: str | None = None
+    reason: str | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.fixture_id}@v{self.version}"
+
+
+Exporter = Callable[[Iterable[ExportRow]], dict[str, str]]
+
+
+def _ordered(rows: Iterable[ExportRow]) -> list[ExportRow]:
+    return sorted(rows, key=lambda r: (r.fixture_id, r.version))
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+def _json_line(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def _arguments(raw: Any) -> Any:
+    """Tool arguments as stored (a JSON string from the trace) → the JSON value, when it is one."""
+    if isinstance(raw, str):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    return raw
+
+
+def forbidden_calls(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The fixture's forbidden calls, parsed and without repeats (a loop repeats the call)."""
+    seen: set[str] = set()
+    calls = []
+    for call in (body.get("tool_assertions") or {}).get("forbidden_calls", []):
+        parsed = {"tool": call["tool"], "arguments": _arguments(call.get("arguments"))}
+        key = _json_line(parsed)
+        if key not in seen:
+            seen.add(key)
+            calls.append(parsed)
+    return calls
+
+
+def _documents(body: Mapping[str, Any]) -> list[str]:
+    return [d["content"] for d in body.get("context", {}).get("documents", []) if d.get("content")]
+
+
+def _provenance(row: ExportRow) -> dict[str, Any]:
+    body = row.body
+    return {
+        "fixture_id": row.fixture_id,
+        "version": row.version,
+        "kind": row.kind,
+        "pattern_id": body.get("pattern_id"),
+        "source_trace_id": body.get("source_trace_id"),
+        "policy_version": body.get("policy_version"),
+        "criteria": list(body.get("criteria", [])),
+    }
+
+
+# -- jsonl ------------------------------------------------------------------------------
+
+
+def native_fixture(row: ExportRow) -> dict[str, Any]:
+    """One line of the JSONL export, as ``docs/fixture.schema.json`` describes it."""
+    return {
+        "schema_version": NATIVE_SCHEMA_VERSION,
+        "fixture_id": row.fixture_id,
+        "kind": row.kind,
+        "version": row.version,
+        "created_at": _iso(row.created_at),
+        "body_sha256": body_digest(dict(row.body)),
+        "body": row.body,
+        "evidence": {
+            "source_trace_ids": list(row.source_trace_ids),
+            "first_seen": _iso(row.first_seen),
+            "last_seen": _iso(row.last_seen),
+            "occurrences": row.occurrences,
+            "scores": row.scores,
+            "policy_version": row.policy_version,
+            "reason": row.reason,
+        },
+    }
+
+
+def export_jsonl(rows: Iterable[ExportRow]) -> dict[str, str]:
+    lines = [_json_line(native_fixture(r)) + "\n" for r in _ordered(rows)]
+    return {"fixtures.jsonl": "".join(lines)}
+
+
+# -- pytest -----------------------------------------------------------------------------
+
+ADAPTER_MODULE = "trace_promoter_adapter"
+ADAPTER_ENV = "PROMOTE_AGENT_ADAPTER"
+
+_ADAPTER_SOURCE = f'''\
+"""The agent adapter that the exported Trace Promoter tests call.
+
+Generated by {GENERATOR}; it needs nothing but the standard library.
+
+Set ${ADAPTER_ENV} to "package.module:function" naming a callable with the signature
+
+    def run_agent(input: str, context: dict) -> AgentRun
+
+``input`` is the user's request from the promoted trace (redacted: PII appears as typed,
+numbered placeholders such as <EMAIL_1>); ``context`` is {{"documents": [{{"id": ..., "content":
+...}}]}}, the documents the agent retrieved in that trace. The callable runs the agent once
+and reports what it did as an ``AgentRun`` (any object with the same attributes will do):
+
+- ``output``: the agent's final answer;
+- ``tool_calls``: every tool call made, in order, as ``ToolCallRecord(name, arguments)``
+  with the arguments as a dict (a JSON string is accepted too);
+- ``escalated``: whether the agent handed the request to a human;
+- ``steps``: how many steps the run took, counted like the spans of a trace (the agent's
+  own step, each LLM call, tool call, retrieval ...).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+ADAPTER_ENV = "{ADAPTER_ENV}"
+
+
+@dataclass(frozen=True)
+class ToolCallRecord:
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AgentRun:
+    output: str
+    tool_calls: list[ToolCallRecord] = field(default_factory=list)
+    escalated: bool = False
+    steps: int = 0
+
+
+AgentAdapter = Callable[[str, dict[str, Any]], AgentRun]
+
+
+def load_adapter(spec: str | None = None) -> AgentAdapter:
+    """The callable named by ``spec`` ("module:function"), by default ${ADAPTER_ENV}."""
+    spec = os.environ.get(ADAPTER_ENV, "") if spec is None else spec
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise LookupError(f"set {{ADAPTER_ENV}} to 'module:function', got {{spec!r}}")
+    target: Any = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        target = getattr(target, part)
+    if not callable(target):
+        raise TypeError(f"{{spec}} is not callable")
+    return target  # type: ignore[no-any-return]
+'''
+
+_CONFTEST_SOURCE = f'''\
+"""pytest wiring for the exported fixtures. Generated by {GENERATOR}."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+# Under --import-mode=importlib pytest does not put this folder on sys.path; the tests
+# still have to find the adapter module written beside them.
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))
+
+from {ADAPTER_MODULE} import ADAPTER_ENV, AgentAdapter, load_adapter
+
+
+@pytest.fixture(scope="session")
+def run_agent() -> AgentAdapter:
+    try:
+        return load_adapter()
+    except (LookupError, ImportError, AttributeError, TypeError) as error:
+        pytest.fail(f"cannot load the agent adapter from ${{ADAPTER_ENV}}: {{error}}",
+                    pytrace=False)
+'''
+
+_TEST_HELPERS = '''\
+# Redaction replaced PII in the source trace by typed, numbered placeholders (<EMAIL_1>):
+# in a forbidden call's arguments a placeholder stands for any value.
+PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*_[0-9]+>")
+
+
+def _json_value(raw: Any) -> Any:
+    if isinstance(raw, str):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    return raw
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def _matches(expected: Any, actual: Any) -> bool:
+    """Whether a call's argument value is the one the fixture forbids. Objects match on the
+    keys the fixture names; a placeholder inside a string matches any text."""
+    if isinstance(expected, str) and PLACEHOLDER.search(expected):
+        text = actual if isinstance(actual, str) else _canonical(actual)
+        pattern = ".+?".join(re.escape(part) for part in PLACEHOLDER.split(expected))
+        return re.fullmatch(pattern, text, re.DOTALL) is not None
+    if isinstance(expected, dict):
+        return isinstance(actual, dict) and all(
+            key in actual and _matches(value, actual[key]) for key, value in expected.items()
+        )
+    if isinstance(expected, list):
+        return (isinstance(actual, list) and len(expected) == len(actual)
+                and all(_matches(e, a) for e, a in zip(expected, actual, strict=True)))
+    if isinstance(expected, str) and not isinstance(actual, str):
+        return expected == _canonical(actual)
+    return bool(expected == actual)
+
+
+def violations(run: Any, fixture: dict[str, Any]) -> list[str]:
+    """Every mechanical assertion of the fixture that the run breaks."""
+    found: list[str] = []
+    calls = [(call.name, _json_value(call.arguments)) for call in run.tool_calls]
+    assertions = fixture.get("tool_assertions") or {}
+    for tool in assertions.get("expected_tools", []):
+        if all(name != tool for name, _ in calls):
+            found.append(f"expected tool {tool!r} was not called")
+    for forbidden in assertions.get("forbidden_calls", []):
+        arguments = _json_value(forbidden.get("arguments"))
+        hits = [args for name, args in calls if name == forbidden["tool"]
+                and (arguments is None or _matches(arguments, args))]
+        if hits:
+            shown = "" if arguments is None else f" with {_canonical(hits[0])}"
+            found.append(f"forbidden call {forbidden['tool']}{shown} was made")
+    trajectory = fixture.get("trajectory") or {}
+    if run.steps > trajectory.get("max_steps", run.steps):
+        found.append(f"took {run.steps} steps, at most {trajectory['max_steps']} allowed")
+    if trajectory.get("must_escalate") and not run.escalated:
+        found.append("did not escalate to a human")
+    most = trajectory.get("max_repeats_of_a_call")
+    if most is not None:
+        counts: dict[str, int] = {}
+        for name, args in calls:
+            key = f"{name} {_canonical(args)}"
+            counts[key] = counts.get(key, 0) + 1
+        found.extend(f"repeated {key} {n} times, at most {most} allowed"
+                     for key, n in sorted(counts.items()) if n > most)
+    negative = (fixture.get("observed") or {}).get("output")
+    if fixture.get("label") == "negative" and negative and run.output.strip() == negative.strip():
+        found.append(f"reproduced the output labelled negative ({fixture.get('rubric_reason')})")
+    return found
+
+
+def check(run_agent: Any, fixture: dict[str, Any]) -> None:
+    run = run_agent(fixture["input"] or "", copy.deepcopy(fixture["context"]))
+    found = violations(run, fixture)
+    assert not found, f"{fixture['fixture_id']}: " + "; ".join(found)
+'''
+
+
+def _identifier(fixture_id: str, taken: set[str]) -> str:
+    name = "test_" + (re.sub(r"\W+", "_", fixture_id).strip("_").lower() or "fixture")
+    candidate, n = name, 2
+    while candidate in taken or keyword.iskeyword(candidate):
+        candidate, n = f"{name}_{n}", n + 1
+    taken.add(candidate)
+    return candidate
+
+
+def _docstring(text: str) -> str:
+    # Fixture text is redacted production content: anything may be in it, and it must not
+    # end the string literal or smuggle a control character into the module.
+    clean = "".join(c if c.isprintable() or c == "\n" else " " for c in text)
+    return '"""' + clean.replace("\\", "\\\\").replace('"""', '\\"\\"\\"') + '\n    """'
+
+
+def _checks(body: Mapping[str, Any]) -> list[str]:
+    trajectory = body.get("trajectory") or {}
+    checks = []
+    if body.get("tool_assertions"):
+        checks.append("expected tools called, forbidden calls not made")
+    checks.append(f"at most {trajectory.get('max_steps')} steps")
+    if trajectory.get("must_escalate"):
+        checks.append("escalates to a human")
+    if trajectory.get("max_repeats_of_a_call") is not None:
+        checks.append(f"no call repeated more than {trajectory['max_repeats_of_a_call']} time(s)")
+    if body.get("label") == "negative":
+        checks.append("does not reproduce the output labelled negative")
+    return checks
+
+
+def _test_docstring(row: ExportRow) -> str:
+    body = row.body
+    lines = [
+        f"{row.ref}: {row.kind}, pattern {body.get('pattern_id')}.",
+        "",
+        f"Source trace {body.get('source_trace_id')}, policy {body.get('policy_version')}, "
+        f"criteria: {', '.join(body.get('criteria', [])) or 'none'}.",
+        f"Why promoted: {body.get('reason')}",
+        "",
+        f"Checked: {'; '.join(_checks(body))}.",
+    ]
+    behaviour = [
+        ("Expected behaviour", body.get("expected_behaviour", [])),
+        ("Forbidden behaviour", body.get("forbidden_behaviour", [])),
+    ]
+    if any(items for _, items in behaviour):
+        covered = (
+            "the forbidden-call check above covers the tool-call items"
+            if body.get("tool_assertions")
+            else "the pattern's tool_use_assertion fixture checks its tool calls"
+        )
+        lines += ["", f"Needs a grader, not checked here ({covered}):"]
+        for title, items in behaviour:
+            lines += [f"{title}:", *(f"- {item}" for item in items)] if items else []
+    wrapped = []
+    for line in lines:
+        wrapped += textwrap.wrap(line, 92, subsequent_indent="  ") or [""]
+    return _docstring("\n".join(f"    {w}" if w else "" for w in wrapped).lstrip())
+
+
+def _json_literal(value: Any) -> str:
+    # JSON separates every string from the next, so three quotes in a row cannot occur and
+    # the text is safe inside a raw triple-quoted literal.
+    text = json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False)
+    assert '"""' not in text
+    return text
+
+
+def export_pytest(rows: Iterable[ExportRow]) -> dict[str, str]:
+    ordered = _ordered(rows)
+    fixtures = {r.fixture_id: dict(r.body) for r in ordered}
+    taken: set[str] = set()
+    tests = [
+        f"def {_identifier(r.fixture_id, taken)}(run_agent: Any) -> None:\n"
+        f"    {_test_docstring(r)}\n"
+        f"    check(run_agent, FIXTURES[{r.fixture_id!r}])\n"
+        for r in ordered
+    ]
+    module = (
+        f'"""Offline regression tests from promoted production traces.\n\n'
+        f"Generated by {GENERATOR} from {len(ordered)} fixture(s); regenerate rather than edit.\n"
+        f"Each test runs the agent adapter named by ${ADAPTER_ENV} (see {ADAPTER_MODULE}.py)\n"
+        f'on the fixture\'s input and checks the fixture\'s mechanical assertions.\n"""\n\n'
+        "from __future__ import annotations\n\n"
+        "import copy\nimport json\nimport re\nfrom typing import Any\n\n"
+        f"{_TEST_HELPERS}\n\n"
+        f'FIXTURES: dict[str, dict[str, Any]] = json.loads(r"""\n{_json_literal(fixtures)}\n""")'
+        "\n\n\n" + "\n\n".join(tests)
+    )
+    return {
+        f"{ADAPTER_MODULE}.py": _ADAPTER_SOURCE,
+        "conftest.py": _CONFTEST_SOURCE,
+        "test_promoted_fixtures.py": module,
+    }
+
+
+# -- promptfoo --------------------------------------------------------------------------
+
+# promptfoo hands a javascript assertion `output` (a string, or the provider's tool calls)
+# and `context.vars`. Tool calls are read in the OpenAI shape ({function: {name, arguments}})
+# or flat ({name, arguments}), bare or under `tool_calls`, possibly JSON-encoded.
+_PROMPTFOO_TOOL_CHECK = r"""
+const parse = (v) => {
+  if (typeof v !== 'string') return v;
+  try { return JSON.parse(v); } catch (e) { return v; }
+};
+let raw = parse(output);
+if (raw && !Array.isArray(raw)) raw = raw.tool_calls || raw.toolCalls || [];
+const calls = (Array.isArray(raw) ? raw : []).map((c) => {
+  const f = c.function || c;
+  return { name: f.name, args: parse(f.arguments ?? f.input ?? f.args ?? {}) };
+});
+// Redaction placeholders (<EMAIL_1>) in a forbidden call's arguments stand for any value.
+const placeholder = /<[A-Z][A-Z0-9_]*_[0-9]+>/;
+const escape = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const same = (want, got) => {
+  if (typeof want === 'string' && placeholder.test(want)) {
+    const text = typeof got === 'string' ? got : JSON.stringify(got);
+    const pattern = want.split(placeholder).map(escape).join('.+?');
+    return new RegExp('^' + pattern + '$', 's').test(text ?? '');
+  }
+  if (Array.isArray(want)) {
+    const sized = Array.isArray(got) && got.length === want.length;
+    return sized && want.every((w, i) => same(w, got[i]));
+  }
+  if (want && typeof want === 'object') {
+    const keys = Object.keys(want);
+    return !!got && typeof got === 'object' && keys.every((k) => same(want[k], got[k]));
+  }
+  return JSON.stringify(want) === JSON.stringify(got);
+};
+const expected = %(expected)s;
+const forbidden = %(forbidden)s;
+const problems = [];
+for (const tool of expected) {
+  if (!calls.some((c) => c.name === tool)) problems.push(`expected tool ${tool} was not called`);
+}
+for (const f of forbidden) {
+  if (calls.some((c) => c.name === f.tool && (f.arguments === null || same(f.arguments, c.args)))) {
+    problems.push(`forbidden call ${f.tool} was made`);
+  }
+}
+return { pass: problems.length === 0, score: problems.length === 0 ? 1 : 0,
+         reason: problems.join('; ') || 'tool calls as the fixture requires' };
+""".lstrip()
+
+
+def _rubric(title: str, items: list[str]) -> str:
+    return title + "\n" + "\n".join(f"- {item}" for item in items)
+
+
+def promptfoo_test(row: ExportRow) -> dict[str, Any]:
+    body = row.body
+    asserts: list[dict[str, Any]] = []
+    if body.get("expected_behaviour"):
+        asserts.append(
+            {
+                "type": "llm-rubric",
+                "metric": "expected_behaviour",
+                "value": _rubric("The agent's response must:", body["expected_behaviour"]),
+            }
+        )
+    if body.get("forbidden_behaviour"):
+        asserts.append(
+            {
+                "type": "llm-rubric",
+                "metric": "forbidden_behaviour",
+                "value": _rubric("The agent's response must NOT:", body["forbidden_behaviour"]),
+            }
+        )
+    if body.get("tool_assertions"):
+        script = _PROMPTFOO_TOOL_CHECK % {
+            "expected": json.dumps(body["tool_assertions"].get("expected_tools", [])),
+            "forbidden": json.dumps(forbidden_calls(body), sort_keys=True),
+        }
+        asserts.append({"type": "javascript", "metric": "tool_use", "value": script})
+    observed = (body.get("observed") or {}).get("output")
+    if body.get("label") == "negative" and observed:
+        asserts.append(
+            {"type": "not-equals", "metric": "not_the_negative_example", "value": observed}
+        )
+    return {
+        "description": f"{row.ref} ({row.kind})",
+        "vars": {
+            "input": body.get("input") or "",
+            "context": "\n\n".join(_documents(body)),
+        },
+        "assert": asserts,
+        "metadata": {
+            **_provenance(row),
+            "trajectory": body.get("trajectory"),
+            "rubric_reason": body.get("rubric_reason"),
+        },
+    }
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Multi-line strings (rubrics, scripts) as literal blocks, so the file reads as written;
+    no anchors, since fixtures share sub-objects and a reader should not chase aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _represent_str)
+
+
+def export_promptfoo(rows: Iterable[ExportRow]) -> dict[str, str]:
+    tests = [promptfoo_test(r) for r in _ordered(rows)]
+    header = (
+        f"# promptfoo test cases generated by {GENERATOR}; regenerate rather than edit.\n"
+        "# Use them from your promptfooconfig.yaml (which names your prompts and providers):\n"
+        "#   tests: file://promptfoo_tests.yaml\n"
+        "# vars: input (the user's request, redacted), context (retrieved documents).\n"
+        "# llm-rubric assertions need a grading provider; the javascript tool check reads\n"
+        "# tool calls from the provider's output (OpenAI function-call shape).\n"
+    )
+    text = yaml.dump(tests, Dumper=_BlockDumper, sort_keys=False, allow_unicode=True, width=100)
+    return {"promptfoo_tests.yaml": header + text}
+
+
+# -- deepeval ---------------------------------------------------------------------------
+
+
+def deepeval_golden(row: ExportRow) -> dict[str, Any]:
+    body = row.body
+    observed = (body.get("observed") or {}).get("output")
+    negative = body.get("label") == "negative"
+    golden: dict[str, Any] = {
+        "name": row.ref,
+        "input": body.get("input") or "",
+        # A successful trace's answer is a reference; a failing one is only a negative.
+        "expected_output": observed if row.kind == FixtureKind.SCENARIO_ROW.value else None,
+        "actual_output": observed if negative else None,
+        "context": _documents(body) or None,
+        "expected_tools": [
+            {"name": t} for t in (body.get("tool_assertions") or {}).get("expected_tools", [])
+        ]
+        or None,
+        "comments": body.get("reason"),
+        "additional_metadata": {
+            **_provenance(row),
+            "trajectory": body.get("trajectory"),
+            "forbidden_calls": forbidden_calls(body),
+            "label": body.get("label"),
+            "rubric_reason": body.get("rubric_reason"),
+            "occurrences": row.occurrences,
+            "first_seen": _iso(row.first_seen),
+            "last_seen": _iso(row.last_seen),
+        },
+    }
+    must = [s.strip() for s in body.get("expected_behaviour", []) if s.strip()]
+    must_not = [s.strip() for s in body.get("forbidden_behaviour", []) if s.strip()]
+    if must or must_not:
+        golden["expectations"] = {"must": must, "must_not": must_not}
+    return {k: v for k, v in golden.items() if v is not None}
+
+
+def export_deepeval(rows: Iterable[ExportRow]) -> dict[str, str]:
+    goldens = [deepeval_golden(r) for r in _ordered(rows)]
+    text = json.dumps(goldens, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return {"deepeval_goldens.json": text}
+
+
+# -- openai evals -----------------------------------------------------------------------
+
+
+def openai_eval_sample(row: ExportRow) -> dict[str, Any]:
+    body = row.body
+    messages: list[dict[str, str]] = []
+    documents = _documents(body)
+    if documents:
+        messages.append(
+            {"role": "system", "content": "Context documents:\n\n" + "\n\n".join(documents)}
+        )
+    messages.append({"role": "user", "content": body.get("input") or ""})
+    observed = (body.get("observed") or {}).get("output")
+    if row.kind == FixtureKind.SCENARIO_ROW.value and observed:
+        ideal = observed
+    else:
+        parts = [_rubric("The assistant should:", body.get("expected_behaviour", []))]
+        if body.get("forbidden_behaviour"):
+            parts.append(_rubric("The assistant must not:", body["forbidden_behaviour"]))
+        ideal = "\n".join(parts)
+    return {"input": messages, "ideal": ideal, "metadata": _provenance(row)}
+
+
+def export_openai_evals(rows: Iterable[ExportRow]) -> dict[str, str]:
+    lines = [_json_line(openai_eval_sample(r)) + "\n" for r in _ordered(rows)]
+    return {"openai_evals.jsonl": "".join(lines)}
+
+
+EXPORTERS: dict[str, Exporter] = {
+    "jsonl": export_jsonl,
+    "pytest": export_pytest,
+    "promptfoo": export_promptfoo,
+    "deepeval": export_deepeval,
+    "openai-evals": export_openai_evals,
+}
+
+
+def export(fmt: str, rows: Iterable[ExportRow]) -> dict[str, str]:
+    try:
+        exporter = EXPORTERS[fmt]
+    except KeyError:
+        raise ValueError(f"unknown export format {fmt!r}; one of {', '.join(EXPORTERS)}") from None
+    return exporter(rows)
