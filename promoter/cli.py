@@ -14,7 +14,7 @@ from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.table import Table
 
-from promoter import replay, sending
+from promoter import exporting, replay, sending
 from promoter.supervisor import API_KEY_FILE, RECEIVER, STAGES, Endpoints, Stack
 from shared import topics
 from shared.db import connect_pool, migrate
@@ -296,7 +296,18 @@ def demo(
         console.print(f"  {r['reason']}")
     console.print(f"{len(rows)} fixture(s) in the store; dead letters: "
                   f"{len(asyncio.run(read_topic(endpoints.kafka_bootstrap_servers, topics.DLQ)))}")
+    exports = stack.state / "exports"
+    for fmt in ("jsonl", "pytest", "promptfoo", "deepeval", "openai-evals"):
+        asyncio.run(exporting.export_fixtures(
+            endpoints.database_url, fmt, exports / fmt, since=None, kind=None, console=console))
+    report = stack.state / "release-gate.md"
+    report.write_text(asyncio.run(exporting.gate_report(endpoints.database_url, None)))
+    console.rule("release-gate report")
+    typer.echo(report.read_text())
+    console.print(f"Exports: {exports}/{{jsonl,pytest,promptfoo,deepeval,openai-evals}}")
+    console.print(f"Release-gate report: {report}")
     console.print("The stack is still running: `promote status`, `promote down`.")
 
 
 replay.register(app)
+exporting.register(app)

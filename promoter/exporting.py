@@ -42,7 +42,8 @@ async def read_export_rows(
     """The current version of every active fixture (written at or after `since`, of `kind`
     when given), with the evidence of that version."""
     records = await pool.fetch(
-        """SELECT f.fixture_id, f.kind, f.current_version AS version, v.body, v.created_at,
+        """SELECT f.fixture_id, f.kind, f.current_version AS version, v.body, v.body_sha256,
+                  v.created_at,
                   e.source_trace_ids, e.first_seen, e.last_seen, e.occurrences, e.scores,
                   COALESCE(e.policy_version, v.policy_version) AS policy_version, e.reason
            FROM fixtures f
@@ -71,6 +72,7 @@ async def read_export_rows(
             scores=_json(r["scores"]) or {},
             policy_version=r["policy_version"],
             reason=r["reason"],
+            body_sha256=r["body_sha256"],
         )
         for r in records
     ]

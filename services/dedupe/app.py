@@ -48,7 +48,7 @@ async def on_normalized(msg: KafkaMessage, store: PatternStore = Context()) -> N
     event = parse(TraceNormalized, msg)
     observation = logic.observe(event.trace, event.features)
     recorded = await store.record(observation)
-    pattern = await store.pattern(observation.pattern_id)
+    pattern = await store.pattern(recorded.pattern_id)
     if logic.should_forward(recorded, pattern.covered_by_fixture):
         out = advance(event, TraceDeduped, stage.stamp(), pattern=pattern)
         await deduped.publish(to_bytes(out), key=pattern.pattern_id.encode())

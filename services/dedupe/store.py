@@ -1,7 +1,11 @@
 """Pattern store: asyncpg adapter and its in-memory twin, behind one Protocol.
 
-Every write is a single idempotent statement (INSERT ... ON CONFLICT), so several dedupe
-instances touching one pattern during a rebalance cannot lose or double an update.
+Every write is idempotent (INSERT ... ON CONFLICT), and a trace's assignment to a pattern
+happens under a transaction-scoped advisory lock on its bucket: several dedupe instances
+touching one bucket during a rebalance cannot lose or double an update, nor found two
+patterns where one would have been founded. The decisions themselves (which pattern,
+exemplar or near copy) are the pure functions of ``logic``; the stores only fetch what
+those functions compare with and record what they decided.
 """
 
 from __future__ import annotations
@@ -13,7 +17,17 @@ from typing import Protocol
 
 import asyncpg
 
-from services.dedupe.logic import Observation, Recorded
+from services.dedupe.logic import (
+    DEFAULT_EXEMPLARS,
+    Candidate,
+    Observation,
+    Recorded,
+    Role,
+    Sketch,
+    assign,
+    exemplar_role,
+    pattern_fingerprint,
+)
 from shared.events import PatternInfo
 
 DAY = timedelta(days=1)
@@ -28,26 +42,52 @@ class PatternStore(Protocol):
 
 
 class PostgresPatternStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, max_exemplars: int = DEFAULT_EXEMPLARS) -> None:
         self._pool = pool
+        self._max_exemplars = max_exemplars
 
     async def record(self, obs: Observation) -> Recorded:
         async with self._pool.acquire() as conn, conn.transaction():
+            # Serialises assignment within one bucket across instances: the second of two
+            # concurrent traces sees the pattern the first one founded.
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", obs.bucket
+            )
+            again = await self._redelivery(conn, obs)
+            if again is not None:
+                return again
+            rows = await conn.fetch(
+                """SELECT pattern_id, signature FROM pattern_intents
+                   WHERE pattern_id IN (SELECT pattern_id FROM pattern_intent_bands
+                                        WHERE bucket = $1 AND band_key = ANY($2::int8[]))
+                   ORDER BY pattern_id, position""",
+                obs.bucket, list(obs.intent_bands),
+            )
+            intents: dict[str, list[Sketch]] = defaultdict(list)
+            for r in rows:
+                intents[r["pattern_id"]].append(tuple(r["signature"]))
+            assigned = assign(obs, [Candidate(p, tuple(i)) for p, i in intents.items()])
+            exemplars = [
+                tuple(r["signature"]) for r in await conn.fetch(
+                    """SELECT signature FROM pattern_exemplars WHERE pattern_id = $1
+                       ORDER BY position""",
+                    assigned.pattern_id,
+                )
+            ]
+            role = exemplar_role(obs.content, exemplars, self._max_exemplars)
             inserted = await conn.fetchval(
-                """INSERT INTO dedupe_traces (trace_id, content_sha256, pattern_id, seen_at)
-                   VALUES ($1, $2, $3, $4) ON CONFLICT (trace_id) DO NOTHING
+                """INSERT INTO dedupe_traces (trace_id, content_sha256, pattern_id, seen_at,
+                                             near_copy)
+                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT (trace_id) DO NOTHING
                    RETURNING true""",
-                obs.trace_id, obs.content_sha256, obs.pattern_id, obs.seen_at,
+                obs.trace_id, obs.content_sha256, assigned.pattern_id, obs.seen_at,
+                role == Role.NEAR_COPY,
             )
             if not inserted:
-                row = await conn.fetchrow(
-                    """UPDATE dedupe_traces
-                       SET forwarded = forwarded AND content_sha256 = $2,
-                           content_sha256 = $2
-                       WHERE trace_id = $1 RETURNING forwarded""",
-                    obs.trace_id, obs.content_sha256,
-                )
-                return Recorded(first_delivery=False, already_forwarded=bool(row and row[0]))
+                # The same trace id with other content, in another bucket, got there first.
+                again = await self._redelivery(conn, obs)
+                assert again is not None
+                return again
             await conn.execute(
                 """INSERT INTO patterns AS p (pattern_id, fingerprint_version, fingerprint,
                                              occurrences, first_seen, last_seen)
@@ -56,14 +96,55 @@ class PostgresPatternStore:
                    SET occurrences = p.occurrences + 1,
                        first_seen = LEAST(p.first_seen, EXCLUDED.first_seen),
                        last_seen = GREATEST(p.last_seen, EXCLUDED.last_seen)""",
-                obs.pattern_id, obs.fingerprint_version, obs.fingerprint, obs.seen_at,
+                assigned.pattern_id, obs.fingerprint_version,
+                pattern_fingerprint(obs.fingerprint, obs.intent), obs.seen_at,
             )
             await conn.executemany(
                 """INSERT INTO pattern_members (pattern_id, dimension, value) VALUES ($1, $2, $3)
                    ON CONFLICT DO NOTHING""",
-                [(obs.pattern_id, d, v) for d, v in obs.members],
+                [(assigned.pattern_id, d, v) for d, v in obs.members],
             )
-            return Recorded(first_delivery=True, already_forwarded=False)
+            if assigned.remember_intent:
+                await conn.execute(
+                    """INSERT INTO pattern_intents (pattern_id, position, bucket, signature)
+                       SELECT $1, coalesce(max(position) + 1, 0), $2, $3
+                       FROM pattern_intents WHERE pattern_id = $1
+                       ON CONFLICT DO NOTHING""",
+                    assigned.pattern_id, obs.bucket, list(obs.intent),
+                )
+                await conn.executemany(
+                    """INSERT INTO pattern_intent_bands (bucket, band_key, pattern_id)
+                       VALUES ($1, $2, $3) ON CONFLICT DO NOTHING""",
+                    [(obs.bucket, key, assigned.pattern_id) for key in obs.intent_bands],
+                )
+            if role == Role.EXEMPLAR:
+                # The count guard keeps the cap even if the lock were ever bypassed.
+                await conn.execute(
+                    """INSERT INTO pattern_exemplars (pattern_id, position, trace_id, signature)
+                       SELECT $1, coalesce(max(position) + 1, 0), $2, $3
+                       FROM pattern_exemplars WHERE pattern_id = $1
+                       HAVING count(*) < $4
+                       ON CONFLICT DO NOTHING""",
+                    assigned.pattern_id, obs.trace_id, list(obs.content), self._max_exemplars,
+                )
+            return Recorded(assigned.pattern_id, first_delivery=True, already_forwarded=False,
+                            near_copy=role == Role.NEAR_COPY)
+
+    @staticmethod
+    async def _redelivery(conn: asyncpg.Connection, obs: Observation) -> Recorded | None:
+        """A trace id seen before keeps its pattern and role; changed content makes it
+        worth forwarding again."""
+        row = await conn.fetchrow(
+            """UPDATE dedupe_traces
+               SET forwarded = forwarded AND content_sha256 = $2,
+                   content_sha256 = $2
+               WHERE trace_id = $1 RETURNING pattern_id, forwarded, near_copy""",
+            obs.trace_id, obs.content_sha256,
+        )
+        if row is None:
+            return None
+        return Recorded(row["pattern_id"], first_delivery=False,
+                        already_forwarded=row["forwarded"], near_copy=row["near_copy"])
 
     async def pattern(self, pattern_id: str) -> PatternInfo:
         async with self._pool.acquire() as conn:
@@ -117,36 +198,67 @@ class PostgresPatternStore:
 
 
 @dataclass
+class _TraceRow:
+    content_sha256: str
+    pattern_id: str
+    seen_at: datetime
+    forwarded: bool
+    near_copy: bool
+
+
+@dataclass
 class InMemoryPatternStore:
-    traces: dict[str, tuple[str, str, datetime, bool]] = field(default_factory=dict)
+    """The same decisions as the PostgreSQL store, for tests and the evaluation scripts."""
+
+    max_exemplars: int = DEFAULT_EXEMPLARS
+    traces: dict[str, _TraceRow] = field(default_factory=dict)
     patterns: dict[str, tuple[int, str, int, datetime, datetime]] = field(default_factory=dict)
     members: set[tuple[str, str, str]] = field(default_factory=set)
     coverage: dict[str, int] = field(default_factory=dict)
+    intents: dict[str, list[Sketch]] = field(default_factory=dict)
+    intent_bands: dict[tuple[str, int], set[str]] = field(default_factory=dict)
+    exemplars: dict[str, list[tuple[str, Sketch]]] = field(default_factory=dict)
 
     async def record(self, obs: Observation) -> Recorded:
         existing = self.traces.get(obs.trace_id)
         if existing is not None:
-            sha, pattern_id, seen_at, forwarded = existing
-            forwarded = forwarded and sha == obs.content_sha256
-            self.traces[obs.trace_id] = (obs.content_sha256, pattern_id, seen_at, forwarded)
-            return Recorded(first_delivery=False, already_forwarded=forwarded)
-        self.traces[obs.trace_id] = (obs.content_sha256, obs.pattern_id, obs.seen_at, False)
-        old = self.patterns.get(obs.pattern_id)
+            existing.forwarded = existing.forwarded and existing.content_sha256 == obs.content_sha256
+            existing.content_sha256 = obs.content_sha256
+            return Recorded(existing.pattern_id, first_delivery=False,
+                            already_forwarded=existing.forwarded, near_copy=existing.near_copy)
+        near = sorted({
+            p for key in obs.intent_bands for p in self.intent_bands.get((obs.bucket, key), ())
+        })
+        assigned = assign(obs, [Candidate(p, tuple(self.intents[p])) for p in near])
+        pattern_id = assigned.pattern_id
+        kept = self.exemplars.setdefault(pattern_id, [])
+        role = exemplar_role(obs.content, [s for _, s in kept], self.max_exemplars)
+        self.traces[obs.trace_id] = _TraceRow(obs.content_sha256, pattern_id, obs.seen_at,
+                                              forwarded=False, near_copy=role == Role.NEAR_COPY)
+        old = self.patterns.get(pattern_id)
         if old is None:
-            self.patterns[obs.pattern_id] = (
-                obs.fingerprint_version, obs.fingerprint, 1, obs.seen_at, obs.seen_at,
+            self.patterns[pattern_id] = (
+                obs.fingerprint_version, pattern_fingerprint(obs.fingerprint, obs.intent), 1,
+                obs.seen_at, obs.seen_at,
             )
         else:
             v, text, n, first, last = old
-            self.patterns[obs.pattern_id] = (
+            self.patterns[pattern_id] = (
                 v, text, n + 1, min(first, obs.seen_at), max(last, obs.seen_at),
             )
-        self.members.update((obs.pattern_id, d, v) for d, v in obs.members)
-        return Recorded(first_delivery=True, already_forwarded=False)
+        self.members.update((pattern_id, d, v) for d, v in obs.members)
+        if assigned.remember_intent:
+            self.intents.setdefault(pattern_id, []).append(obs.intent)
+            for key in obs.intent_bands:
+                self.intent_bands.setdefault((obs.bucket, key), set()).add(pattern_id)
+        if role == Role.EXEMPLAR:
+            kept.append((obs.trace_id, obs.content))
+        return Recorded(pattern_id, first_delivery=True, already_forwarded=False,
+                        near_copy=role == Role.NEAR_COPY)
 
     async def pattern(self, pattern_id: str) -> PatternInfo:
         version, text, occurrences, first, last = self.patterns[pattern_id]
-        seen = [t[2] for t in self.traces.values() if t[1] == pattern_id]
+        seen = [t.seen_at for t in self.traces.values() if t.pattern_id == pattern_id]
 
         def distinct(dimension: str) -> list[str]:
             return sorted(v for p, d, v in self.members if p == pattern_id and d == dimension)
@@ -168,8 +280,7 @@ class InMemoryPatternStore:
         )
 
     async def mark_forwarded(self, trace_id: str) -> None:
-        sha, pattern_id, seen_at, _ = self.traces[trace_id]
-        self.traces[trace_id] = (sha, pattern_id, seen_at, True)
+        self.traces[trace_id].forwarded = True
 
     async def set_coverage(self, pattern_id: str, fixture_version: int, at: datetime) -> None:
         self.coverage[pattern_id] = max(self.coverage.get(pattern_id, 0), fixture_version)

@@ -13,6 +13,9 @@ from services.fixture_writer.logic import FixtureKind
 
 ACTIONS = ("added", "versioned", "retired")
 NO_CRITERION = "(none above the floor)"
+# Missed offline, observable and teachable say a case can and should become a fixture, and
+# nearly every promotion carries them; these say why it matters, which a gate reviewer asks.
+WHY_IT_MATTERS = ("risk_bearing", "operationally_costly", "patterned", "enduring")
 
 
 @dataclass(frozen=True)
@@ -35,8 +38,11 @@ class GateEntry:
 
     @property
     def criterion(self) -> str:
-        """The criterion the entry is filed under: the strongest that carried it (the gate log
-        keeps them strongest first)."""
+        """The criterion the entry is filed under: the strongest (the gate log keeps them
+        strongest first) of those that say why the case matters."""
+        for name in self.criteria:
+            if name in WHY_IT_MATTERS:
+                return name
         return self.criteria[0] if self.criteria else NO_CRITERION
 
 
@@ -84,7 +90,7 @@ def _summary_tables(entries: list[GateEntry]) -> list[str]:
     filed = Counter(e.criterion for e in entries)
     lines += [
         "",
-        "| criterion | filed under it (strongest) | carried by (any rank) |",
+        "| criterion | changes filed under it | changes it carried |",
         "|---|---:|---:|",
     ]
     for criterion in sorted(set(carried) | set(filed), key=lambda c: (-filed[c], -carried[c], c)):
@@ -132,8 +138,9 @@ def render_report(entries: Iterable[GateEntry], since: datetime | None) -> str:
         "",
         "## Changes by criterion and kind",
         "",
-        "Each change is filed once, under the strongest criterion that carried its promotion;",
-        "all the criteria that carried it are listed with it.",
+        "Each change is filed once, under the strongest criterion that carried it among those",
+        f"saying why a case matters ({', '.join(WHY_IT_MATTERS)}), or under another",
+        "when none of them did; every criterion that carried it is listed with it.",
     ]
     criteria = Counter(e.criterion for e in ordered)
     for criterion in sorted(criteria, key=lambda c: (c == NO_CRITERION, -criteria[c], c)):

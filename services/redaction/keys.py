@@ -134,17 +134,18 @@ _NAME_PARTICLES = frozenset(
 )
 
 
+_NAME_PUNCTUATION = "'\u2019.-"  # O'Brien, O\u2019Brien, J., Smith-Jones
+
+
 def person_shaped(value: str) -> bool:
-    """'Jane Doe', "Seán O'Brien", 'Ludwig van Beethoven' — not 'search_orders' or a title."""
+    """'Jane Doe', "sean o'brien", 'Ludwig van Beethoven'; not 'search_orders' or 'v2'.
+    Only asked where the surroundings already say the object describes a person."""
     tokens = value.split()
     if not 1 <= len(tokens) <= 4 or len(value) > 80:
         return False
-    for token in tokens:
-        if token in _NAME_PARTICLES:
-            continue
-        if not token[0].isupper() or not all(c.isalpha() or c in "'’.-" for c in token):
-            return False
-    return True
+    return all(
+        t[0].isalpha() and all(c.isalpha() or c in _NAME_PUNCTUATION for c in t) for t in tokens
+    )
 
 
 def name_parts(value: str) -> list[str]:

@@ -76,8 +76,8 @@ def redact_trace(
     scanner: Scanner | None = None,
 ) -> tuple[Trace, RedactionReport]:
     """``scanner`` defaults to all detectors; tests pass their own (e.g. one that raises)."""
-    run = _Redaction(scanner or DEFAULT_SCANNER, max_string_chars)
     try:
+        run = _Redaction(scanner or DEFAULT_SCANNER, max_string_chars)
         run.harvest_model(trace)
         run.compile_seeds()
         clean = run.redact_model(trace)
@@ -113,8 +113,8 @@ def _ascii_word(ch: str) -> bool:
 
 
 def _dump_like(value: Any, original: str) -> str:
-    """Re-serialise in the original's style, so a tool call that needed no change in its
-    arguments' layout gets none."""
+    """Re-serialise in the original's layout (compact, spaced or indented, escaped or raw
+    non-ASCII), so that only the redacted values differ from what the tool saw."""
     indent = 2 if "\n" in original.strip() else None
     compact = indent is None and ", " not in original and ": " not in original
     return json.dumps(
@@ -171,8 +171,11 @@ class _Redaction:
         return self._rules[key]
 
     def _describes_person(self, parent: dict[Any, Any] | None, key: str, parent_key: Any) -> bool:
-        if isinstance(parent_key, str) and any(w in PERSON_PARENTS for w in key_words(parent_key)):
-            return True
+        if isinstance(parent_key, str):
+            words = key_words(parent_key)
+            # "customers": [{"name": ...}] describes customers just as well.
+            if any(w in PERSON_PARENTS or w.removesuffix("s") in PERSON_PARENTS for w in words):
+                return True
         if parent is None:
             return False
         for other in parent:
@@ -224,7 +227,9 @@ class _Redaction:
         elif isinstance(value, str | dict):
             self._harvest(value, None, None, None)
 
-    def _harvest(self, value: Any, key: Any, parent: dict[Any, Any] | None, parent_key: Any) -> None:
+    def _harvest(
+        self, value: Any, key: Any, parent: dict[Any, Any] | None, parent_key: Any
+    ) -> None:
         if isinstance(value, str):
             self._check_size(value)
             rule = self._value_rule(key, parent, parent_key, value)
@@ -443,7 +448,7 @@ class _Redaction:
     def _substitute(self, text: str, found: list[tuple[int, Finding]]) -> str:
         pieces: list[str] = []
         pos = 0
-        for f in resolve(found):
+        for _, f in resolve(found):
             pieces.append(text[pos : f.start])
             pieces.append(self.placeholder(f.kind, f.value))
             pos = f.end

@@ -21,7 +21,7 @@ from services.redaction.detectors import Detector, Finding
 try:
     import hyperscan
 except ImportError:  # pragma: no cover - exercised only on machines without Hyperscan
-    hyperscan = None
+    hyperscan = None  # type: ignore[assignment]
 
 import re2
 
@@ -133,9 +133,7 @@ class Scanner:
         ``use_prefilter=False`` runs every extractor: the tests use it to show that the
         prefilter never hides a finding."""
         text = scannable(text)
-        indexes = (
-            sorted(self.fired(text, session)) if use_prefilter else range(len(self.detectors))
-        )
+        indexes = sorted(self.fired(text, session)) if use_prefilter else range(len(self.detectors))
         out: list[tuple[int, Finding]] = []
         for index in indexes:
             detector = self.detectors[index]
@@ -153,14 +151,15 @@ class Scanner:
         return out
 
 
-def resolve(found: Iterable[tuple[int, Finding]]) -> list[Finding]:
-    """Non-overlapping findings in text order: the longest span wins an overlap (a PEM block
-    over the base64 inside it, a card over the phone-like digits in it), then priority.
+def resolve(found: Iterable[tuple[int, Finding]]) -> list[tuple[int, Finding]]:
+    """Non-overlapping (priority, finding) pairs in text order: the longest span wins an
+    overlap (a PEM block over the base64 inside it, a card over the phone-like digits in it),
+    then the lower priority number (the detector listed first).
 
     Findings are first grouped into clusters of mutually reachable overlaps (almost always
     one finding each), so a string with thousands of findings stays O(k log k)."""
     items = sorted(found, key=lambda pf: (pf[1].start, -pf[1].end))
-    chosen: list[Finding] = []
+    chosen: list[tuple[int, Finding]] = []
     cluster: list[tuple[int, Finding]] = []
     cluster_end = -1
     for item in items:
@@ -174,12 +173,13 @@ def resolve(found: Iterable[tuple[int, Finding]]) -> list[Finding]:
     return chosen
 
 
-def _pick(cluster: list[tuple[int, Finding]]) -> list[Finding]:
+def _pick(cluster: list[tuple[int, Finding]]) -> list[tuple[int, Finding]]:
     if len(cluster) == 1:
-        return [cluster[0][1]]
+        return cluster
     ranked = sorted(cluster, key=lambda pf: (pf[1].start - pf[1].end, pf[0], pf[1].start))
-    kept: list[Finding] = []
-    for _, f in ranked:
-        if all(f.end <= k.start or k.end <= f.start for k in kept):
-            kept.append(f)
-    return sorted(kept, key=lambda f: f.start)
+    kept: list[tuple[int, Finding]] = []
+    for item in ranked:
+        f = item[1]
+        if all(f.end <= k.start or k.end <= f.start for _, k in kept):
+            kept.append(item)
+    return sorted(kept, key=lambda pf: pf[1].start)

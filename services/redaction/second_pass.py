@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from services.redaction.detectors import CREDENTIAL_DETECTORS, ip_kept
-from services.redaction.scanner import Scanner
+from services.redaction.scanner import Scanner, resolve
 
 ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS")
 SCORE_THRESHOLD = 0.4
@@ -54,7 +54,9 @@ def find_leaks(texts: Iterable[str]) -> list[str]:
             if result.entity_type == "IP_ADDRESS" and ip_kept(text, result.start, result.end):
                 continue
             reasons[f"{result.entity_type} found by presidio"] = None
-        for index, _finding in _SECRET_SCANNER.findings(text, session):
+        # Resolved like the first pass, so one key is reported by the detector that owns it
+        # (an AWS key next to "key" is not also a high-entropy secret).
+        for index, _finding in resolve(_SECRET_SCANNER.findings(text, session)):
             reasons[f"{_SECRET_SCANNER.detectors[index].name} found by secret scan"] = None
     return list(reasons)
 
@@ -87,7 +89,7 @@ def _build_analyzer() -> Any:
         cache_dir=None, suffix_list_urls=(), fallback_to_snapshot=True
     )
 
-    class OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc]
+    class OfflineEmailRecognizer(EmailRecognizer):
         def validate_result(self, pattern_text: str) -> bool:
             return bool(offline_suffixes(pattern_text).fqdn)
 

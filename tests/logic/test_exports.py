@@ -2,8 +2,8 @@
 
 The consumers are the real ones, pinned: pytest runs the generated module, promptfoo's own
 `evaluate` loads and runs the test cases, deepeval's own loader reads the goldens. promptfoo
-and deepeval are fetched once into `.tools/` (ignored by git): they are test tools, and
-deepeval's pins (rich < 15) clash with the project's.
+(npm) and deepeval (its own virtualenv: its pins, rich < 15, clash with the project's) are
+test tools, fetched on first use into the cache folder the Kafka jars use.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ from services.fixture_writer.exports import (
     export_pytest,
     forbidden_calls,
 )
-from services.fixture_writer.logic import FixtureKind, build_fixtures
+from services.fixture_writer.logic import FixtureKind, body_digest, build_fixtures
 from services.fixture_writer.report import NO_CRITERION, GateEntry, render_report
 from shared.events import Document, Feedback, SpanKind, Trace, TraceScored
 from tests.support.builders import T0, refund_trace, scored, span
@@ -45,7 +46,9 @@ from tests.support.builders import T0, refund_trace, scored, span
 pytestmark = pytest.mark.logic
 
 REPO = Path(__file__).resolve().parents[2]
-TOOLS = REPO / ".tools"
+TOOL_CACHE = (
+    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "trace-promoter" / "tools"
+)
 PROMPTFOO_VERSION = "0.123.1"
 DEEPEVAL_VERSION = "4.3.1"
 # Transitive dependencies of the two tools resolve as their registries stood on this day,
@@ -206,6 +209,7 @@ def test_a_jsonl_line_keeps_the_stored_body_and_its_evidence() -> None:
     row = export_rows()[0]
     line = json.loads(export_jsonl([row])["fixtures.jsonl"])
     assert line["body"] == row.body
+    assert line["body_sha256"] == body_digest(dict(row.body))
     assert line["version"] == row.version
     assert line["evidence"]["source_trace_ids"] == list(row.source_trace_ids)
     assert line["evidence"]["occurrences"] == row.occurrences
@@ -475,7 +479,7 @@ def promptfoo_tool() -> Path:
             timeout=280,
         )
 
-    return _fetch_once(TOOLS / "npm" / f"promptfoo-{PROMPTFOO_VERSION}", fetch)
+    return _fetch_once(TOOL_CACHE / f"promptfoo-{PROMPTFOO_VERSION}", fetch)
 
 
 def run_promptfoo(tool: Path, tests_file: Path, plan: dict[str, Any]) -> dict[str, Any]:
@@ -580,7 +584,7 @@ with open(sys.argv[2], "w") as out:
 
 @pytest.fixture(scope="session")
 def deepeval_python() -> Path:
-    uv = TOOLS / "bin" / "uv"
+    uv = REPO / ".tools" / "bin" / "uv"  # the pinned uv `make setup` installs
     uv_command = str(uv) if uv.exists() else shutil.which("uv")
     if uv_command is None:
         pytest.fail("uv is needed to install deepeval for its export check: run `make setup`")
@@ -609,7 +613,7 @@ def deepeval_python() -> Path:
             timeout=280,
         )
 
-    return _fetch_once(TOOLS / f"deepeval-{DEEPEVAL_VERSION}", fetch) / "bin" / "python"
+    return _fetch_once(TOOL_CACHE / f"deepeval-{DEEPEVAL_VERSION}", fetch) / "bin" / "python"
 
 
 def test_deepeval_loads_one_golden_per_fixture_with_its_expectations(
@@ -741,6 +745,15 @@ def test_the_report_names_every_change_under_its_criterion_and_kind() -> None:
         assert entry.reason in by_kind[entry.kind]
         for trace_id in entry.source_trace_ids:
             assert trace_id in by_kind[entry.kind]
+
+
+def test_a_change_is_filed_under_the_strongest_criterion_saying_why_it_matters() -> None:
+    entry = replace(
+        gate_entries()[0], criteria=("missed_offline", "observable", "risk_bearing", "enduring")
+    )
+    assert entry.criterion == "risk_bearing"
+    assert replace(entry, criteria=("missed_offline", "teachable")).criterion == "missed_offline"
+    assert replace(entry, criteria=()).criterion == NO_CRITERION
 
 
 def test_the_report_counts_changes_by_kind_and_action() -> None:

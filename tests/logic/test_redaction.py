@@ -41,12 +41,18 @@ SLACK_TOKEN = "xox" + "b-1234567890-" + _random(ALNUM, 24)
 STRIPE_KEYS = [p + "_" + _random(ALNUM, 24) for p in ("sk_live", "rk_live", "pk_live", "sk_test")]
 JWT = ".".join(
     base64.urlsafe_b64encode(part).rstrip(b"=").decode()
-    for part in (b'{"alg":"HS256","typ":"JWT"}', b'{"sub":"user-1","iat":1700000000}', b"sig-bytes!")
+    for part in (
+        b'{"alg":"HS256","typ":"JWT"}',
+        b'{"sub":"user-1","iat":1700000000}',
+        b"sig-bytes!",
+    )
 )
 PEM = (
-    "-----BEGIN " + "RSA PRIVATE KEY-----\n"
+    "-----BEGIN "
+    + "RSA PRIVATE KEY-----\n"
     + "\n".join(_random(ALNUM + "+/", 64) for _ in range(4))
-    + "\n-----END " + "RSA PRIVATE KEY-----"
+    + "\n-----END "
+    + "RSA PRIVATE KEY-----"
 )
 HIGH_ENTROPY = _random(ALNUM, 40)
 
@@ -92,6 +98,7 @@ def dumped(trace: Trace) -> str:
     [
         ("mail jane.doe@example.com today", "mail <EMAIL_1> today"),
         ("mailto:JANE.DOE@Example.COM", "mailto:<EMAIL_1>"),
+        ("GET /users?email=jane.doe%40example.com&x=1", "GET /users?email=<EMAIL_1>&x=1"),
         ("call (212) 555-0142 now", "call <PHONE_1> now"),
         ("call 212-555-0142", "call <PHONE_1>"),
         ("call 212.555.0142", "call <PHONE_1>"),
@@ -115,13 +122,17 @@ def dumped(trace: Trace) -> str:
         ("SSN: 536228190", "SSN: <SSN_1>"),
         ("from 203.0.113.7:443", "from <IP_1>:443"),
         ("from 2001:db8::1 and fe80::1ff:fe23:4567:890a", "from <IP_1> and <IP_2>"),
-        ("dsn postgres://app:s3cr3t-Pa55@db.internal:5432/orders",
-         "dsn postgres://app:<PASSWORD_1>@db.internal:5432/orders"),
+        (
+            "dsn postgres://app:s3cr3t-Pa55@db.internal:5432/orders",
+            "dsn postgres://app:<PASSWORD_1>@db.internal:5432/orders",
+        ),
         ("redis://:hunter2@cache:6379", "redis://:<PASSWORD_1>@cache:6379"),
         ("login failed password=hunter2 user=bob", "login failed password=<PASSWORD_1> user=bob"),
         ('{"db_password": "hunter2", broken', '{"db_password": "<PASSWORD_1>", broken'),
         ("API_KEY: Zx9vQ2mK7pL4", "API_KEY: <SECRET_1>"),
         ("Authorization: Bearer abcDEF123456ghiJKL789", "Authorization: Bearer <SECRET_1>"),
+        ("{'Authorization': 'Bearer abcDEF123456'}", "{'Authorization': 'Bearer <SECRET_1>'}"),
+        ("GET /v1?api_key=Zx9vQ2mK7pL4&q=shoes", "GET /v1?api_key=<SECRET_1>&q=shoes"),
         ("Cookie: sid=Ab12Cd34; theme=dark", "Cookie: <SECRET_1>"),
         (f"X-Api-Key {HIGH_ENTROPY}", "X-Api-Key <SECRET_1>"),
         (f"aws key {AWS_KEY} leaked", "aws key <AWS_KEY_1> leaked"),
@@ -135,7 +146,9 @@ def dumped(trace: Trace) -> str:
         (f"cut {PEM[:80]}", "cut <PRIVATE_KEY_1>"),
     ],
 )
-def test_each_detector_replaces_its_value_with_a_typed_placeholder(text: str, expected: str) -> None:
+def test_each_detector_replaces_its_value_with_a_typed_placeholder(
+    text: str, expected: str
+) -> None:
     assert redact_text(text) == expected
 
 
@@ -330,7 +343,10 @@ def test_first_and_last_name_fields_seed_the_full_name_and_each_part() -> None:
         span(1, input="Jane Doe wrote; later Doe replied; will Jane mark it?"),
     )
     clean, _ = redact_trace(trace)
-    assert clean.spans[1].input == "<PERSON_1> wrote; later <PERSON_1> replied; will <PERSON_1> mark it?"
+    assert (
+        clean.spans[1].input
+        == "<PERSON_1> wrote; later <PERSON_1> replied; will <PERSON_1> mark it?"
+    )
 
 
 def test_single_word_seeds_match_as_written_not_inside_ordinary_words() -> None:
@@ -412,7 +428,9 @@ def test_the_report_counts_types_and_never_carries_values() -> None:
 def test_redacting_a_redacted_trace_changes_nothing() -> None:
     trace = trace_of(
         span(0, input=f"jane@example.com password=hunter2 {JWT}", attributes={"token": "t0k3n-1"}),
-        span(1, tool_result=json.dumps({"customer": {"name": "Jane Doe", "phone": "212-555-0142"}})),
+        span(
+            1, tool_result=json.dumps({"customer": {"name": "Jane Doe", "phone": "212-555-0142"}})
+        ),
     )
     once, _ = redact_trace(trace)
     twice, report = redact_trace(once)
@@ -471,9 +489,12 @@ def test_an_attribute_value_of_an_unknown_type_fails_the_trace() -> None:
 FRAGMENTS = [
     "jane.doe@example.com", "(212) 555-0142", "+44 20 7946 0958", "4111 1111 1111 1111",
     "GB82 WEST 1234 5698 7654 32", "536-22-8190", "SSN 536228190", "203.0.113.7",
-    "2001:db8::1", AWS_KEY, GITHUB_TOKEN, OPENAI_KEY, ANTHROPIC_KEY, SLACK_TOKEN, STRIPE_KEYS[0],
+    "2001:db8::1", "a%40example.com", AWS_KEY, GITHUB_TOKEN, OPENAI_KEY, ANTHROPIC_KEY,
+    SLACK_TOKEN, STRIPE_KEYS[0],
     JWT, PEM, "postgres://u:pw@h/db", "password=hunter2", "api_key: Zx9vQ2mK7pL4",
     f"secret {HIGH_ENTROPY}", "Bearer", "ORD-20240115-0042", "2024-01-15T10:30:00Z", " ", "\n",
+    "10:30:00", "abc:1:", "1:2:abc", "1:abc:2", "dead::beef", "fe80::1", "2024-01-15",
+    "1 (212) 555-0142", "+1", "(", ")", "212", "555", "0142", "12345",
     ", ", ":", "=", '"', "key", "token", "-", ".", "1", "a", "é", "\ud800",
 ]  # fmt: skip
 

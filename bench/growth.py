@@ -1,0 +1,258 @@
+"""Growth: the cost per trace of dedupe's and scoring's store calls with 10k, 100k and 1M
+patterns in the store.
+
+Patterns are synthesised directly in PostgreSQL (INSERT ... SELECT FROM generate_series)
+into every table of the pattern store, in a schema of their own (``bench_growth``, created
+by the project's migrations), so the pipeline's tables are never touched. Per synthetic
+pattern: 3 traces, 6 distinct members (a day, 2 sessions, 2 users, a version), and with
+dedupe v2 one remembered intent (128 hash values and its 64 LSH band keys) and one
+exemplar sketch; every 5th pattern is covered by a fixture and every 10th has one
+promotion, over 30 days of history ending on the corpus' days. Synthetic patterns live in
+10,000 buckets of their own, so real traces are compared with their own bucket only, as
+in production; what grows is the tables and their indexes.
+
+Then the store calls a stage makes per trace run against the real database for realistic
+traces (dedupe: ``record``, ``pattern``, ``mark_forwarded``; scoring: ``budget``), one
+trace at a time as the stages do, and are timed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+
+from bench import events, stats
+from bench.context import Context, TaskHandle
+from corpus.generate import BASE_TIME, DAYS
+from services.dedupe import logic as dedupe_logic
+from services.dedupe.store import PostgresPatternStore
+from services.scoring import logic as scoring_logic
+from services.scoring.policy import DEFAULT_POLICY_PATH, load_policy
+from services.scoring.store import PostgresBudgetStore
+from shared.db import migrate
+
+SCHEMA = "bench_growth"
+SYNTHETIC_PATTERN = "pbench-"
+SYNTHETIC_TRACE = "tbench-"
+BUCKETS = 10_000
+CHUNK = 100_000  # patterns per INSERT statement
+
+
+def _day0() -> str:
+    return (BASE_TIME + timedelta(days=DAYS) - timedelta(days=30)).isoformat()
+
+
+def synthesis_sql(tables: set[str], policy_version: str, v2: bool) -> list[str]:
+    """Statements filling patterns $1..$2 (inclusive) into every pattern-store table."""
+    day0 = _day0()
+    pid = f"'{SYNTHETIC_PATTERN}' || lpad(g::text, 8, '0')"
+    when = f"'{day0}'::timestamptz + (g % 30) * interval '1 day'"
+    out = [
+        f"""INSERT INTO patterns (pattern_id, fingerprint_version, fingerprint, occurrences,
+                                 first_seen, last_seen)
+            SELECT {pid}, {dedupe_logic.FINGERPRINT_VERSION},
+                   'v{dedupe_logic.FINGERPRINT_VERSION}' || chr(10) || 'agent=bench-' || (g % 7)
+                   || chr(10) || 'synthetic=' || g, 3, {when} - interval '2 days', {when}
+            FROM generate_series($1::int8, $2::int8) g""",
+        f"""INSERT INTO dedupe_traces (trace_id, content_sha256, pattern_id, seen_at, forwarded)
+            SELECT '{SYNTHETIC_TRACE}' || g || '-' || k, md5(g::text || '/' || k)
+                   || md5(k::text || '/' || g), {pid}, {when} - (k - 1) * interval '1 day',
+                   k = 1
+            FROM generate_series($1::int8, $2::int8) g, generate_series(1, 3) k""",
+        f"""INSERT INTO pattern_members (pattern_id, dimension, value)
+            SELECT {pid}, d.dim, substr(md5(d.dim || g || '/' || d.n), 1, 24)
+            FROM generate_series($1::int8, $2::int8) g,
+                 (VALUES ('session', 1), ('session', 2), ('user', 1), ('user', 2)) d(dim, n)
+            UNION ALL
+            SELECT {pid}, 'day', (({when})::date)::text FROM generate_series($1::int8, $2::int8) g
+            UNION ALL
+            SELECT {pid}, 'agent_version', '1.' || (g % 5) || '.0'
+            FROM generate_series($1::int8, $2::int8) g""",
+        f"""INSERT INTO pattern_coverage (pattern_id, fixture_version, updated_at)
+            SELECT {pid}, 1, {when} FROM generate_series($1::int8, $2::int8) g
+            WHERE g % 5 = 0""",
+    ]
+    if "scoring_promotions" in tables:
+        out.append(
+            f"""INSERT INTO scoring_promotions (trace_id, policy_version, pattern_id, day)
+                SELECT '{SYNTHETIC_TRACE}' || g || '-1', '{policy_version}', {pid},
+                       ({when})::date
+                FROM generate_series($1::int8, $2::int8) g WHERE g % 10 = 0""")
+    if v2:
+        bucket = f"'bbench-' || lpad((g % {BUCKETS})::text, 6, '0')"
+        sketch = ("(SELECT array_agg(hashint8extended(g * 131 + i, {seed}) & 4294967295"
+                  " ORDER BY i) FROM generate_series(1, 128) i)")
+        out += [
+            f"""INSERT INTO pattern_intents (pattern_id, position, bucket, signature)
+                SELECT {pid}, 0, {bucket}, {sketch.format(seed=7)}
+                FROM generate_series($1::int8, $2::int8) g""",
+            f"""INSERT INTO pattern_intent_bands (bucket, band_key, pattern_id)
+                SELECT {bucket}, hashint8extended(g * 67 + b, 11), {pid}
+                FROM generate_series($1::int8, $2::int8) g, generate_series(1, 64) b""",
+            f"""INSERT INTO pattern_exemplars (pattern_id, position, trace_id, signature)
+                SELECT {pid}, 0, '{SYNTHETIC_TRACE}' || g || '-1', {sketch.format(seed=13)}
+                FROM generate_series($1::int8, $2::int8) g""",
+        ]
+    return out
+
+
+async def _pool(dsn: str) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=3,
+                                     server_settings={"search_path": SCHEMA})
+    assert pool is not None
+    return pool
+
+
+async def _tables(conn: asyncpg.Connection) -> set[str]:
+    rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1", SCHEMA)
+    return {r["tablename"] for r in rows}
+
+
+async def _synthesise(pool: asyncpg.Pool, have: int, want: int, task: TaskHandle,
+                      policy_version: str) -> None:
+    async with pool.acquire() as conn:
+        tables = await _tables(conn)
+        statements = synthesis_sql(tables, policy_version, v2="pattern_intents" in tables)
+        await conn.execute("SET synchronous_commit = off")
+        await conn.execute("SET maintenance_work_mem = '512MB'")
+        start = have + 1
+        while start <= want:
+            end = min(want, start + CHUNK - 1)
+            async with conn.transaction():
+                for sql in statements:
+                    await conn.execute(sql, start, end)
+            task.update(completed=end - have, total=want - have)
+            start = end + 1
+        await conn.execute("ANALYZE")
+
+
+async def _remove_measured(pool: asyncpg.Pool) -> None:
+    """Back to the synthetic patterns only: what earlier measurements recorded goes."""
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            """SELECT table_name, column_name FROM information_schema.columns
+               WHERE table_schema = $1 AND column_name IN ('pattern_id', 'trace_id')""",
+            SCHEMA)
+        columns: dict[str, set[str]] = {}
+        for r in rows:
+            columns.setdefault(r["table_name"], set()).add(r["column_name"])
+        for table, cols in columns.items():
+            if "pattern_id" in cols:
+                await conn.execute(
+                    f'DELETE FROM "{table}" WHERE pattern_id NOT LIKE $1',
+                    SYNTHETIC_PATTERN + "%")
+            else:
+                await conn.execute(f'DELETE FROM "{table}" WHERE trace_id NOT LIKE $1',
+                                   SYNTHETIC_TRACE + "%")
+
+
+async def _measure(pool: asyncpg.Pool, observations: list[Any], redacted: list[Any],
+                   policy_version: str, task: TaskHandle) -> dict[str, Any]:
+    await _remove_measured(pool)
+    patterns = PostgresPatternStore(pool)
+    budgets = PostgresBudgetStore(pool)
+    dedupe_us: list[float] = []
+    scoring_us: list[float] = []
+    for i, (obs, event) in enumerate(zip(observations, redacted, strict=True)):
+        t0 = time.perf_counter()
+        recorded = await patterns.record(obs)
+        await patterns.pattern(events.pattern_id_of(obs, recorded))
+        await patterns.mark_forwarded(obs.trace_id)
+        t1 = time.perf_counter()
+        await budgets.budget(event.trace_id, event.pattern.pattern_id, policy_version,
+                             scoring_logic.budget_day(event))
+        t2 = time.perf_counter()
+        dedupe_us.append((t1 - t0) * 1e6)
+        scoring_us.append((t2 - t1) * 1e6)
+        if i % 20 == 0:
+            task.update(completed=i + 1, total=len(observations))
+    return {
+        "dedupe_us_per_trace": sum(dedupe_us) / len(dedupe_us),
+        "dedupe_p95_us": stats.percentile(dedupe_us, 95),
+        "scoring_us_per_trace": sum(scoring_us) / len(scoring_us),
+        "scoring_p95_us": stats.percentile(scoring_us, 95),
+    }
+
+
+async def _sizes_on_disk(pool: asyncpg.Pool) -> dict[str, int]:
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            """SELECT c.relname, pg_total_relation_size(c.oid) AS bytes
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = $1 AND c.relkind = 'r'""", SCHEMA)
+    return {r["relname"]: r["bytes"] for r in rows}
+
+
+def growth(ctx: Context) -> dict[str, Any]:
+    policy_version = load_policy(DEFAULT_POLICY_PATH).version
+    # Inputs per repetition: distinct trace ids each time, so every record is a first
+    # delivery. Built in-process (observe() and the redacted events are pure and untimed).
+    inputs: list[tuple[list[Any], list[Any]]] = []
+    with ctx.reporter.task("growth: building inputs") as task:
+        for rep in range(ctx.plan.reps * len(ctx.plan.growth_sizes)):
+            traces = [i.trace for i in events.corpus(ctx.plan.seed + 300 + rep, 2)]
+            traces = traces[: ctx.plan.growth_traces]
+            normalized = events.normalized_events(traces)
+            observations = [dedupe_logic.observe(e.trace, e.features) for e in normalized]
+            redacted = events.redacted_events(events.deduped_events(normalized))
+            inputs.append((observations, redacted))
+        task.done(f"{len(inputs)} sets of {ctx.plan.growth_traces} traces")
+
+    async def run() -> dict[str, Any]:
+        conn = await asyncpg.connect(ctx.dsn)
+        try:
+            await conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+            await conn.execute(f"CREATE SCHEMA {SCHEMA}")
+        finally:
+            await conn.close()
+        pool = await _pool(ctx.dsn)
+        results: dict[str, Any] = {}
+        try:
+            await migrate(pool)
+            have = 0
+            used = 0
+            for size in ctx.plan.growth_sizes:
+                with ctx.reporter.task(f"growth: synthesising {size:,} patterns") as task:
+                    started = time.monotonic()
+                    await _synthesise(pool, have, size, task, policy_version)
+                    have = size
+                    task.done(f"{size:,} patterns in the store "
+                              f"({time.monotonic() - started:.0f}s to synthesise)")
+                reps = []
+                for rep in range(ctx.plan.reps):
+                    label = f"growth: store calls at {size:,} patterns, run {rep + 1}"
+                    with ctx.reporter.task(label) as task:
+                        observations, redacted = inputs[used]
+                        used += 1
+                        r = await _measure(pool, observations, redacted, policy_version, task)
+                        reps.append(r)
+                        task.done(f"dedupe {r['dedupe_us_per_trace']:,.0f} µs/trace, "
+                                  f"scoring {r['scoring_us_per_trace']:,.0f} µs/trace")
+                results[str(size)] = {
+                    "patterns": size,
+                    "traces_timed": ctx.plan.growth_traces,
+                    "dedupe_us_per_trace": stats.measurement(
+                        [r["dedupe_us_per_trace"] for r in reps], "µs/trace"),
+                    "dedupe_p95_us": stats.median_of(reps, "dedupe_p95_us"),
+                    "scoring_us_per_trace": stats.measurement(
+                        [r["scoring_us_per_trace"] for r in reps], "µs/trace"),
+                    "scoring_p95_us": stats.median_of(reps, "scoring_p95_us"),
+                    "table_bytes": await _sizes_on_disk(pool),
+                }
+        finally:
+            await pool.close()
+            conn = await asyncpg.connect(ctx.dsn)
+            try:
+                await conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+            finally:
+                await conn.close()
+        return results
+
+    return {"sizes": asyncio.run(run()), "schema": SCHEMA,
+            "synthetic_per_pattern": "3 traces, 6 members, 1 intent + 64 band keys and 1"
+            " exemplar (dedupe v2), coverage for 1 in 5, a promotion for 1 in 10",
+            "buckets": BUCKETS}

@@ -1,0 +1,307 @@
+"""The project's redaction against Presidio (AnalyzerEngine + AnonymizerEngine, no NLP
+engine, its default recognizers) on the same strings of the generated corpus, with recall
+and precision against the planted ground truth.
+
+Strings: every string of the model (span inputs and outputs, tool arguments and results,
+documents, attributes, feedback, ...) of every PII-heavy trace and of a sample of the other
+traces; identifiers (trace, span and parent span ids) and enum values are left out.
+The project's redaction runs as the stage runs it, on the whole trace (its seed harvest
+needs the structured fields); Presidio runs string by string. Both are timed on exactly
+those traces' strings, single-threaded, in this process.
+
+Recall: a planted value counts as found when it no longer appears in any output string of
+its trace. Precision: a detection is correct when its text and a planted value of a type
+the detection's label stands for overlap (one contains the other); everything else a
+label fires on counts against it, so precision is relative to what was planted.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections import Counter
+from collections.abc import Iterator
+from enum import Enum
+from typing import Any
+
+from bench import stats
+from bench.context import Context, TaskHandle
+from corpus.generate import LabelledTrace
+from services.redaction.logic import redact_trace
+from shared.events import Trace
+
+SKIPPED_KEYS = frozenset({"trace_id", "span_id", "parent_span_id"})
+PLACEHOLDER = re.compile(r"<([A-Z][A-Z0-9_]*)_[0-9]+>")
+PLACEHOLDER_SPLIT = re.compile(r"<[A-Z][A-Z0-9_]*_[0-9]+>")
+CREDENTIALS = ("aws_key", "github_token", "jwt", "password")
+
+# Which planted types a detection label stands for.
+OURS: dict[str, tuple[str, ...]] = {
+    "PERSON": ("person_name",), "EMAIL": ("email",), "ADDRESS": ("address",),
+    "PHONE": ("phone",), "CARD": ("card",), "IBAN": ("iban",), "SSN": ("ssn",),
+    "IP": ("ipv4",), "AWS_KEY": ("aws_key",), "GITHUB_TOKEN": ("github_token",),
+    "JWT": ("jwt",), "PASSWORD": ("password",), "SECRET": CREDENTIALS,
+}
+PRESIDIO: dict[str, tuple[str, ...]] = {
+    "PERSON": ("person_name",), "EMAIL_ADDRESS": ("email",), "LOCATION": ("address",),
+    "PHONE_NUMBER": ("phone",), "CREDIT_CARD": ("card",), "IBAN_CODE": ("iban",),
+    "US_SSN": ("ssn",), "IP_ADDRESS": ("ipv4",),
+}
+SECOND_PASS_THRESHOLD = 0.4
+
+
+# --- strings ------------------------------------------------------------------------------
+
+
+def strings_of(trace: Trace) -> list[str]:
+    return [s for s in _walk(trace.model_dump(mode="python"), None) if s]
+
+
+def _walk(value: Any, key: Any) -> Iterator[str]:
+    if isinstance(value, Enum):
+        return
+    if isinstance(value, str):
+        if key not in SKIPPED_KEYS:
+            yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _walk(v, k)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _walk(v, key)
+
+
+def paired_strings(before: Trace, after: Trace) -> list[tuple[str, str]]:
+    """The strings of a trace and of its redacted copy, position by position (dict keys
+    may have been redacted too, so dicts pair by position, not by key)."""
+    out: list[tuple[str, str]] = []
+    _pair(before.model_dump(mode="python"), after.model_dump(mode="python"), None, out)
+    return out
+
+
+def _pair(a: Any, b: Any, key: Any, out: list[tuple[str, str]]) -> None:
+    if isinstance(a, Enum):
+        return
+    if isinstance(a, str):
+        if key not in SKIPPED_KEYS and a:
+            out.append((a, b if isinstance(b, str) else str(b)))
+    elif isinstance(a, dict) and isinstance(b, dict):
+        for (k, va), vb in zip(a.items(), b.values(), strict=False):
+            _pair(va, vb, k, out)
+    elif isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        for va, vb in zip(a, b, strict=False):
+            _pair(va, vb, key, out)
+
+
+def replaced_values(original: str, redacted: str) -> list[tuple[str, str]] | None:
+    """(label, original text) of each placeholder in ``redacted``: the redacted string with
+    every placeholder turned into a lazy group, matched against the original. None when the
+    two cannot be aligned (a JSON string re-serialised with another layout)."""
+    labels = PLACEHOLDER.findall(redacted)
+    if not labels:
+        return []
+    if len(labels) > 40:
+        return None
+    literals = PLACEHOLDER_SPLIT.split(redacted)
+    match = re.fullmatch("(.+?)".join(re.escape(lit) for lit in literals), original, re.DOTALL)
+    if match is None:
+        return None
+    return list(zip(labels, match.groups(), strict=True))
+
+
+# --- Presidio -------------------------------------------------------------------------------
+
+
+def build_presidio() -> tuple[Any, Any]:
+    """AnalyzerEngine with every predefined recognizer and no NLP engine (no spaCy model);
+    the e-mail recognizer checks domains against tldextract's bundled suffix list instead
+    of downloading it. AnonymizerEngine with its default operator (replace by <TYPE>)."""
+    import tldextract
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import NoOpNlpEngine
+    from presidio_analyzer.predefined_recognizers import EmailRecognizer
+    from presidio_anonymizer import AnonymizerEngine
+
+    offline = tldextract.TLDExtract(cache_dir=None, suffix_list_urls=(),
+                                    fallback_to_snapshot=True)
+
+    class OfflineEmailRecognizer(EmailRecognizer):
+        def validate_result(self, pattern_text: str) -> bool:
+            return bool(offline(pattern_text).fqdn)
+
+    nlp_engine = NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "no_op"}])
+    nlp_engine.load()
+    registry = RecognizerRegistry(supported_languages=["en"])
+    registry.load_predefined_recognizers(languages=["en"], nlp_engine=nlp_engine)
+    registry.remove_recognizer("EmailRecognizer")
+    registry.add_recognizer(OfflineEmailRecognizer())
+    analyzer = AnalyzerEngine(registry=registry, nlp_engine=nlp_engine,
+                              supported_languages=["en"])
+    return analyzer, AnonymizerEngine()
+
+
+# --- scoring against the labels ---------------------------------------------------------------
+
+
+def _overlaps(detected: str, planted: str) -> bool:
+    d, p = detected.strip().casefold(), planted.strip().casefold()
+    return bool(d) and (d in p or p in d)
+
+
+def judge(
+    detections: list[tuple[str, str]], planted: tuple[tuple[str, str], ...],
+    meaning: dict[str, tuple[str, ...]],
+) -> Counter[tuple[str, bool]]:
+    """(label, correct) counts for one trace's detections."""
+    out: Counter[tuple[str, bool]] = Counter()
+    for label, text in detections:
+        types = meaning.get(label, ())
+        correct = any(kind in types and _overlaps(text, value) for kind, value in planted)
+        out[(label, correct)] += 1
+    return out
+
+
+def found(planted: tuple[tuple[str, str], ...], outputs: list[str]) -> Counter[tuple[str, bool]]:
+    out: Counter[tuple[str, bool]] = Counter()
+    for kind, value in planted:
+        out[(kind, not any(value in text for text in outputs))] += 1
+    return out
+
+
+def _precision_rows(counts: Counter[tuple[str, bool]]) -> list[dict[str, Any]]:
+    labels = sorted({label for label, _ in counts})
+    rows = []
+    for label in labels:
+        right, wrong = counts[(label, True)], counts[(label, False)]
+        rows.append({"label": label, "detections": right + wrong, "correct": right,
+                     "precision": stats.ratio(right, right + wrong)})
+    return rows
+
+
+def _recall(counts: Counter[tuple[str, bool]], kind: str) -> tuple[int, float | None]:
+    hit, miss = counts[(kind, True)], counts[(kind, False)]
+    return hit + miss, stats.ratio(hit, hit + miss)
+
+
+# --- the measurement --------------------------------------------------------------------------
+
+
+def select(corpus: list[LabelledTrace], other_share: float, seed: int) -> list[LabelledTrace]:
+    rng = random.Random(f"{seed}/presidio-sample")
+    pii = [c for c in corpus if c.labels.family == "pii_heavy"]
+    others = [c for c in corpus if c.labels.family != "pii_heavy"]
+    return pii + rng.sample(others, max(1, int(len(others) * other_share)))
+
+
+def _time_ours(traces: list[Trace]) -> float:
+    started = time.perf_counter()
+    for t in traces:
+        redact_trace(t)
+    return time.perf_counter() - started
+
+
+def _time_presidio(strings: list[str], analyzer: Any, anonymizer: Any) -> float:
+    started = time.perf_counter()
+    for text in strings:
+        results = analyzer.analyze(text=text, language="en")
+        anonymizer.anonymize(text=text, analyzer_results=results)
+    return time.perf_counter() - started
+
+
+def compare(ctx: Context, corpus: list[LabelledTrace]) -> dict[str, Any]:
+    chosen = select(corpus, ctx.plan.presidio_other_share, ctx.plan.seed)
+    traces = [c.trace for c in chosen]
+    per_trace = [strings_of(t) for t in traces]
+    strings = [s for group in per_trace for s in group]
+    with ctx.reporter.task("presidio: building the analyzer (imports spaCy)") as task:
+        started = time.perf_counter()
+        analyzer, anonymizer = build_presidio()
+        build_s = time.perf_counter() - started
+        task.done(f"ready in {build_s:.1f}s")
+    _time_ours(traces[:3])  # first-use costs out of the timing
+    _time_presidio(strings[:20], analyzer, anonymizer)
+    ours_rates, presidio_rates = [], []
+    for rep in range(ctx.plan.reps):
+        with ctx.reporter.task(f"redaction vs presidio on {len(strings):,} strings, "
+                               f"run {rep + 1}/{ctx.plan.reps}") as task:
+            ours_rates.append(stats.rate(len(strings), _time_ours(traces)))
+            presidio_rates.append(stats.rate(len(strings),
+                                             _time_presidio(strings, analyzer, anonymizer)))
+            task.done(f"ours {ours_rates[-1]:,.0f} strings/s, "
+                      f"presidio {presidio_rates[-1]:,.0f} strings/s")
+    with ctx.reporter.task("redaction vs presidio: recall and precision",
+                           total=len(chosen)) as task:
+        quality = _quality(chosen, analyzer, anonymizer, task)
+        task.done("scored against the planted labels")
+    ours = stats.measurement(ours_rates, "strings/s")
+    presidio = stats.measurement(presidio_rates, "strings/s")
+    return {
+        "traces": len(chosen),
+        "pii_traces": sum(1 for c in chosen if c.labels.family == "pii_heavy"),
+        "strings": len(strings),
+        "chars": sum(len(s) for s in strings),
+        "ours_strings_per_s": ours,
+        "presidio_strings_per_s": presidio,
+        "ratio_ours_to_presidio": stats.ratio(ours["median"], presidio["median"]),
+        "presidio_build_s": build_s,
+        "presidio_recognizers": sorted(r.name for r in analyzer.registry.recognizers),
+        **quality,
+    }
+
+
+def _quality(chosen: list[LabelledTrace], analyzer: Any, anonymizer: Any,
+             task: TaskHandle) -> dict[str, Any]:
+    from presidio_analyzer import RecognizerResult
+
+    recall: dict[str, Counter[tuple[str, bool]]] = {
+        "ours": Counter(), "presidio": Counter(), "presidio_04": Counter()}
+    precision: dict[str, Counter[tuple[str, bool]]] = {
+        "ours": Counter(), "presidio": Counter(), "presidio_04": Counter()}
+    unaligned = 0
+    for i, item in enumerate(chosen):
+        planted = item.labels.planted
+        clean, _report = redact_trace(item.trace)
+        pairs = paired_strings(item.trace, clean)
+        detections: list[tuple[str, str]] = []
+        for original, redacted in pairs:
+            replaced = replaced_values(original, redacted)
+            if replaced is None:
+                unaligned += 1
+                continue
+            detections.extend(replaced)
+        precision["ours"] += judge(detections, planted, OURS)
+        recall["ours"] += found(planted, [r for _, r in pairs])
+        outputs: dict[str, list[str]] = {"presidio": [], "presidio_04": []}
+        seen: dict[str, list[tuple[str, str]]] = {"presidio": [], "presidio_04": []}
+        for text in strings_of(item.trace):
+            results: list[RecognizerResult] = analyzer.analyze(text=text, language="en")
+            strong = [r for r in results if r.score >= SECOND_PASS_THRESHOLD]
+            for name, chosen_results in (("presidio", results), ("presidio_04", strong)):
+                outputs[name].append(
+                    anonymizer.anonymize(text=text, analyzer_results=chosen_results).text)
+                seen[name].extend((r.entity_type, text[r.start:r.end]) for r in chosen_results)
+        for name in ("presidio", "presidio_04"):
+            precision[name] += judge(seen[name], planted, PRESIDIO)
+            recall[name] += found(planted, outputs[name])
+        task.update(completed=i + 1)
+    kinds = sorted({kind for c in chosen for kind, _ in c.labels.planted})
+    recall_rows = []
+    for kind in kinds:
+        n, ours_r = _recall(recall["ours"], kind)
+        _, presidio_r = _recall(recall["presidio"], kind)
+        _, strong_r = _recall(recall["presidio_04"], kind)
+        recall_rows.append({"type": kind, "planted": n, "ours": ours_r, "presidio": presidio_r,
+                            "presidio_score_0_4": strong_r})
+    overall = {}
+    for name, counts in recall.items():
+        hit = sum(n for (_, ok), n in counts.items() if ok)
+        total = sum(counts.values())
+        overall[name] = stats.ratio(hit, total)
+    return {
+        "recall": recall_rows,
+        "recall_overall": overall,
+        "precision": {name: _precision_rows(c) for name, c in precision.items()},
+        "unaligned_strings": unaligned,
+        "presidio_second_threshold": SECOND_PASS_THRESHOLD,
+    }
