@@ -50,18 +50,11 @@ async def on_promoted(msg: KafkaMessage, store: FixtureStore = Context()) -> Non
     event = parse(TraceScored, msg)
     at = now()
     await store.record_decision(event, at)
-    drafts = logic.build_fixtures(event)
-    # One privacy check over all drafts' strings (they share most of them); only when it
-    # finds something is each draft checked on its own, to block just the leaking ones.
-    suspicious = bool(find_leaks(logic.unique_strings(drafts)))
-    written = []
-    for draft in drafts:
-        leaks = find_leaks(logic.fixture_strings(draft.body)) if suspicious else []
-        if leaks:
-            await store.block(draft.fixture_id, event.trace_id, "; ".join(leaks), at)
-            stage.log.warning("fixture_blocked", fixture_id=draft.fixture_id, reasons=leaks)
-            continue
-        written.append(await store.write(draft, event, at))
+    clean, blocked = logic.privacy_checked(logic.build_fixtures(event), find_leaks)
+    for draft, reasons in blocked:
+        await store.block(draft.fixture_id, event.trace_id, "; ".join(reasons), at)
+        stage.log.warning("fixture_blocked", fixture_id=draft.fixture_id, reasons=reasons)
+    written = [await store.write(draft, event, at) for draft in clean]
     if written:
         covered = logic.coverage(event, written, at)
         await index.publish(to_bytes(covered), key=event.pattern.pattern_id.encode())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -193,3 +194,21 @@ def coverage(event: TraceScored, written: list[Any], at: datetime) -> FixtureInd
 
 def unique_strings(drafts: list[FixtureDraft]) -> list[str]:
     return sorted({text for d in drafts for text in fixture_strings(d.body)})
+
+
+def privacy_checked(
+    drafts: list[FixtureDraft], find_leaks: Callable[[list[str]], list[str]]
+) -> tuple[list[FixtureDraft], list[tuple[FixtureDraft, list[str]]]]:
+    """Splits drafts into clean ones and blocked ones with the checker's reasons. One check
+    over all drafts' strings (they share most of them); only when it finds something is
+    each draft checked on its own, to block just the leaking ones."""
+    if not find_leaks(unique_strings(drafts)):
+        return drafts, []
+    clean, blocked = [], []
+    for draft in drafts:
+        reasons = find_leaks(fixture_strings(draft.body))
+        if reasons:
+            blocked.append((draft, reasons))
+        else:
+            clean.append(draft)
+    return clean, blocked

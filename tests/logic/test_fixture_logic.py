@@ -9,6 +9,7 @@ from services.fixture_writer.logic import (
     build_fixtures,
     carrying_criteria,
     fixture_strings,
+    privacy_checked,
 )
 from tests.support.builders import refund_trace, scored
 
@@ -60,3 +61,35 @@ def test_the_criteria_that_carried_the_decision_are_those_above_the_floor() -> N
 def test_the_privacy_check_reads_every_string_of_a_fixture_body() -> None:
     strings = fixture_strings({"a": "x", "b": [{"c": "y"}, 3], "d": None})
     assert strings == ["x", "y"]
+
+
+def test_only_drafts_the_privacy_check_flags_are_blocked_with_its_reasons() -> None:
+    drafts = build_fixtures(scored(refund_trace()))
+    grader = next(d for d in drafts if d.kind == FixtureKind.GRADER_EXAMPLE)
+    marker = grader.body["rubric_reason"]
+
+    def checker(texts: list[str]) -> list[str]:
+        return ["EMAIL_ADDRESS found by presidio"] if marker in texts else []
+
+    clean, blocked = privacy_checked(drafts, checker)
+    assert [d.kind for d, _ in blocked] == [FixtureKind.GRADER_EXAMPLE]
+    assert blocked[0][1] == ["EMAIL_ADDRESS found by presidio"]
+    assert len(clean) == len(drafts) - 1
+
+
+def test_a_clean_promotion_passes_the_privacy_check_whole() -> None:
+    drafts = build_fixtures(scored(refund_trace()))
+    assert privacy_checked(drafts, lambda texts: []) == (drafts, [])
+
+
+def test_the_write_time_second_pass_blocks_fixtures_holding_a_planted_secret() -> None:
+    from services.redaction.second_pass import find_leaks
+
+    key = "AKIA" + "QZ7XW4P2LM9RT5KD"  # built here: a fake key of the AWS shape
+    trace = refund_trace()
+    root = trace.spans[0].model_copy(update={"input": f"use key {key} to refund"})
+    leaky = trace.model_copy(update={"spans": (root, *trace.spans[1:])})
+    clean, blocked = privacy_checked(build_fixtures(scored(leaky)), find_leaks)
+    assert clean == []
+    assert blocked and all(reasons for _, reasons in blocked)
+    assert all(key not in reason for _, reasons in blocked for reason in reasons)
