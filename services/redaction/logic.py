@@ -66,6 +66,7 @@ _SEED_NEEDLE_LIMIT = 64
 _NOT_JSON: Any = object()
 # Model fields of these types are structure (times, counts, flags), never content.
 _PASSTHROUGH = frozenset({bool, int, float, datetime, date})
+_SMALLEST_DETECTABLE_INT = 10**8
 _ADDRESS_PARTS = re.compile(r"[,;\n]")  # one class: linear
 
 
@@ -238,7 +239,8 @@ class _Redaction:
                 return
             parsed = self._json(value)
             if parsed is not _NOT_JSON:
-                self._harvest(parsed, None, None, key)
+                # JSON inside a string sits under the string's key, as if nested directly.
+                self._harvest(parsed, key, parent, parent_key)
         elif isinstance(value, int) and not isinstance(value, bool):
             rule = self._value_rule(key, parent, parent_key, value)
             if rule is not None:
@@ -387,7 +389,7 @@ class _Redaction:
                 self._check_size(value)
                 self.strings_scanned += 1
                 return self._apply(rule, value)
-            return self._text(value, key)
+            return self._text(value, key, parent, parent_key)
         if value is None or isinstance(value, bool | float):
             return value
         if isinstance(value, int):
@@ -395,9 +397,13 @@ class _Redaction:
             if rule is not None:
                 replaced = self._apply(rule, str(value))
                 return value if replaced == str(value) else replaced
+            # Fewer than nine digits match no detector (an SSN is the shortest), so token-id
+            # arrays and counters skip the scan unless a seed could be a number.
+            if abs(value) < _SMALLEST_DETECTABLE_INT and self._seed_regex is None:
+                return value
             digits = str(value)
             # A card or phone number stored as a JSON number is still one.
-            redacted = self._text(digits, key, structured=False)
+            redacted = self._text(digits, structured=False)
             return value if redacted == digits else redacted
         if isinstance(value, dict):
             out: dict[Any, Any] = {}
@@ -433,13 +439,22 @@ class _Redaction:
         found = self.scanner.findings(key, self.session)
         return self._substitute(key, found) if found else key
 
-    def _text(self, text: str, parent_key: Any = None, *, structured: bool = True) -> str:
+    def _text(
+        self,
+        text: str,
+        key: Any = None,
+        parent: dict[Any, Any] | None = None,
+        parent_key: Any = None,
+        *,
+        structured: bool = True,
+    ) -> str:
         self._check_size(text)
         self.strings_scanned += 1
         if structured:
             parsed = self._json(text)
             if parsed is not _NOT_JSON:
-                new = self._walk(parsed, None, None, parent_key)
+                # JSON inside a string sits under the string's key, as if nested directly.
+                new = self._walk(parsed, key, parent, parent_key)
                 return text if new is parsed else _dump_like(new, text)
         found = self.scanner.findings(text, self.session)
         found.extend(self._seed_findings(scannable(text)))

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from services.redaction import scanner as scanner_module
 from services.redaction.detectors import DEFAULT_DETECTORS, Detector, Finding
 from services.redaction.logic import DEFAULT_SCANNER, RedactionFailed, Scanner, redact_trace
 from shared.events import Document, Feedback, Span, SpanKind, Trace
@@ -337,6 +338,14 @@ def test_a_customer_name_from_a_tool_result_is_caught_in_prose() -> None:
     assert report.counts == {"PERSON": 1, "EMAIL": 1}
 
 
+def test_json_inside_a_string_keeps_the_key_it_sits_under() -> None:
+    attributes = {"customer": json.dumps({"name": "Jane Doe", "tier": "gold"})}
+    trace = trace_of(span(0, attributes=attributes), span(1, output="Bye Jane."))
+    clean, _ = redact_trace(trace)
+    assert json.loads(clean.spans[0].attributes["customer"])["name"] == "<PERSON_1>"
+    assert clean.spans[1].output == "Bye <PERSON_1>."
+
+
 def test_first_and_last_name_fields_seed_the_full_name_and_each_part() -> None:
     trace = trace_of(
         span(0, attributes={"user": {"firstName": "Jane", "lastName": "Doe"}}),
@@ -516,3 +525,26 @@ def test_redaction_never_leaves_a_planted_value_behind(parts: list[str]) -> None
     out = redact_text(text)
     for secret in (AWS_KEY, GITHUB_TOKEN, OPENAI_KEY, ANTHROPIC_KEY, SLACK_TOKEN, JWT, PEM):
         assert secret not in out
+
+
+def _re2_scanner() -> Scanner:
+    """The scanner as built on a machine without Hyperscan."""
+    saved = scanner_module.hyperscan
+    scanner_module.hyperscan = None  # type: ignore[assignment]
+    try:
+        return Scanner(DEFAULT_DETECTORS)
+    finally:
+        scanner_module.hyperscan = saved
+
+
+RE2_SCANNER = _re2_scanner()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=8), max_size=12))
+def test_the_re2_fallback_prefilter_never_hides_a_finding_either(parts: list[str]) -> None:
+    text = "".join(parts)
+    session = RE2_SCANNER.session()
+    fast = RE2_SCANNER.findings(text, session)
+    slow = RE2_SCANNER.findings(text, session, use_prefilter=False)
+    assert sorted(fast, key=repr) == sorted(slow, key=repr)
