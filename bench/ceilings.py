@@ -29,14 +29,20 @@ def perf_tools(ctx: Context, record_size: int) -> dict[str, Any]:
     consumer: list[kafka_tools.ToolResult] = []
     try:
         for rep in range(ctx.plan.reps):
-            with ctx.reporter.task(f"kafka ProducerPerformance, run {rep + 1}/{ctx.plan.reps}") as t:
-                p = kafka_tools.producer_perf(ctx.bootstrap, PERF_TOPIC, ctx.plan.perf_records,
-                                              record_size)
+            with ctx.reporter.task(
+                f"kafka ProducerPerformance, run {rep + 1}/{ctx.plan.reps}"
+            ) as t:
+                p = kafka_tools.producer_perf(
+                    ctx.bootstrap, PERF_TOPIC, ctx.plan.perf_records, record_size
+                )
                 producer.append(p)
                 t.done(f"{p.records_per_s:,.0f} records/s, {p.mb_per_s:.1f} MB/s")
-            with ctx.reporter.task(f"kafka ConsumerPerformance, run {rep + 1}/{ctx.plan.reps}") as t:
-                c = kafka_tools.consumer_perf(ctx.bootstrap, PERF_TOPIC, ctx.plan.perf_records,
-                                              f"promote-bench.perf.{rep}")
+            with ctx.reporter.task(
+                f"kafka ConsumerPerformance, run {rep + 1}/{ctx.plan.reps}"
+            ) as t:
+                c = kafka_tools.consumer_perf(
+                    ctx.bootstrap, PERF_TOPIC, ctx.plan.perf_records, f"promote-bench.perf.{rep}"
+                )
                 consumer.append(c)
                 t.done(f"{c.records_per_s:,.0f} records/s, {c.mb_per_s:.1f} MB/s")
     finally:
@@ -47,8 +53,10 @@ def perf_tools(ctx: Context, record_size: int) -> dict[str, Any]:
             "records_per_s": stats.measurement([r.records_per_s for r in results], "records/s"),
             "mb_per_s": stats.measurement([r.mb_per_s for r in results], "MB/s"),
             "records": results[0].records if results else None,
-            "runs": [{"records_per_s": r.records_per_s, "mb_per_s": r.mb_per_s, **r.detail}
-                     for r in results],
+            "runs": [
+                {"records_per_s": r.records_per_s, "mb_per_s": r.mb_per_s, **r.detail}
+                for r in results
+            ],
         }
 
     return {
@@ -60,12 +68,20 @@ def perf_tools(ctx: Context, record_size: int) -> dict[str, Any]:
     }
 
 
+def _hops() -> list[str]:
+    return [f"chain-hop-{i}" for i in range(chain.HOPS)]
+
+
 async def _chain_once(ctx: Context, messages: list[Message]) -> dict[str, Any]:
     sink = chain.topic(chain.HOPS)
     starts = await end_offsets(ctx.bootstrap, [sink])
     async with LagWatcher(ctx.bootstrap) as watcher:
         sent = await produce(ctx.bootstrap, chain.topic(0), messages)
-        idle_at = await watcher.wait_idle(chain.wanted_groups(), max(120.0, len(messages) * 0.5))
+        idle_at = await watcher.wait_idle(
+            chain.wanted_groups(),
+            max(120.0, len(messages) * 0.5),
+            check=lambda: ctx.procs.check_running(_hops()),
+        )
     out = await read_since(ctx.bootstrap, starts, [sink])
     last = max(r.timestamp_ms for r in out) / 1000.0 - sent.first_send_wall if out else None
     seconds = idle_at - sent.first_send_perf
@@ -82,13 +98,15 @@ def pass_through_chain(ctx: Context, messages: list[Message]) -> dict[str, Any]:
     names = [chain.topic(i) for i in range(chain.HOPS + 1)]
     partitions = ctx.stack.settings.topic_partitions
     asyncio.run(create_topics(ctx.bootstrap, names, partitions))
-    hops = [f"chain-hop-{i}" for i in range(chain.HOPS)]
+    hops = _hops()
     reps: list[dict[str, Any]] = []
     try:
         pids = {}
         for i, name in enumerate(hops):
-            pids[name] = ctx.procs.python(name, ["bench.chain", ctx.bootstrap, chain.topic(i),
-                                                 chain.topic(i + 1), chain.group(i)])
+            pids[name] = ctx.procs.python(
+                name,
+                ["bench.chain", ctx.bootstrap, chain.topic(i), chain.topic(i + 1), chain.group(i)],
+            )
         with ctx.reporter.task("pass-through chain: hops joining") as t:
             asyncio.run(_warm_chain(ctx, messages[0]))
             t.done("five hops consuming")
@@ -109,7 +127,8 @@ def pass_through_chain(ctx: Context, messages: list[Message]) -> dict[str, Any]:
         "traces_per_s": stats.measurement([r["traces_per_s"] for r in reps], "traces/s"),
         "traces_per_s_to_last_output": stats.measurement(
             [r["traces_per_s_to_last_output"] for r in reps if r["traces_per_s_to_last_output"]],
-            "traces/s"),
+            "traces/s",
+        ),
         "rss_peak_bytes": rss.peak,
         "runs": reps,
     }
@@ -118,4 +137,6 @@ def pass_through_chain(ctx: Context, messages: list[Message]) -> dict[str, Any]:
 async def _warm_chain(ctx: Context, message: Message) -> None:
     await produce(ctx.bootstrap, chain.topic(0), [message])
     async with LagWatcher(ctx.bootstrap) as watcher:
-        await watcher.wait_idle(chain.wanted_groups(), 120.0)
+        await watcher.wait_idle(
+            chain.wanted_groups(), 120.0, check=lambda: ctx.procs.check_running(_hops())
+        )

@@ -35,11 +35,18 @@ def wanted_groups() -> dict[str, tuple[str, ...]]:
 
 async def hop(bootstrap: str, source: str, target: str, group_id: str) -> None:
     consumer = AIOKafkaConsumer(
-        source, bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
-        auto_offset_reset="earliest", client_id=group_id,
+        source,
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        client_id=group_id,
     )
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
         client_id=group_id,
     )
     stop = asyncio.Event()
@@ -58,8 +65,9 @@ async def hop(bootstrap: str, source: str, target: str, group_id: str) -> None:
                 break
             stopper.cancel()
             record = getter.result()
-            await producer.send_and_wait(target, record.value, key=record.key,
-                                         headers=record.headers or None)
+            await producer.send_and_wait(
+                target, record.value, key=record.key, headers=list(record.headers) or None
+            )
             tp = TopicPartition(record.topic, record.partition)
             await consumer.commit({tp: OffsetAndMetadata(record.offset + 1, "")})
     finally:

@@ -46,13 +46,30 @@ class Plan:
     @staticmethod
     def make(quick: bool) -> Plan:
         if quick:
-            return Plan(quick=True, reps=1, perf_records=4_000, corpus_scale=1,
-                        latency_seconds=5.0, isolation_events=60, growth_sizes=(10_000,),
-                        growth_traces=100, presidio_other_share=0.1, profile_events=60)
-        return Plan(quick=False, reps=3, perf_records=20_000, corpus_scale=4,
-                    latency_seconds=30.0, isolation_events=300,
-                    growth_sizes=(10_000, 100_000, 1_000_000), growth_traces=300,
-                    presidio_other_share=0.25, profile_events=400)
+            return Plan(
+                quick=True,
+                reps=1,
+                perf_records=2_000,
+                corpus_scale=1,
+                latency_seconds=4.0,
+                isolation_events=60,
+                growth_sizes=(10_000,),
+                growth_traces=100,
+                presidio_other_share=0.06,
+                profile_events=60,
+            )
+        return Plan(
+            quick=False,
+            reps=3,
+            perf_records=20_000,
+            corpus_scale=4,
+            latency_seconds=30.0,
+            isolation_events=300,
+            growth_sizes=(10_000, 100_000, 1_000_000),
+            growth_traces=300,
+            presidio_other_share=0.25,
+            profile_events=400,
+        )
 
 
 class Reporter:
@@ -61,8 +78,12 @@ class Reporter:
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
         self.progress = Progress(
-            SpinnerColumn(), TextColumn("[progress.description]{task.description}"),
-            BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=self.console,
+            SpinnerColumn(),
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
             transient=True,
         )
         self.started = time.monotonic()
@@ -88,8 +109,10 @@ class Reporter:
         finally:
             self.progress.remove_task(task_id)
             if handle.summary is not None:
-                self.log(f"{description}: {handle.summary} "
-                         f"[dim]({time.monotonic() - started:.1f}s)[/dim]")
+                self.log(
+                    f"{description}: {handle.summary} "
+                    f"[dim]({time.monotonic() - started:.1f}s)[/dim]"
+                )
 
 
 @dataclass
@@ -98,8 +121,12 @@ class TaskHandle:
     task_id: TaskID
     summary: str | None = None
 
-    def update(self, completed: float | None = None, total: float | None = None,
-               description: str | None = None) -> None:
+    def update(
+        self,
+        completed: float | None = None,
+        total: float | None = None,
+        description: str | None = None,
+    ) -> None:
         kwargs: dict[str, Any] = {}
         if completed is not None:
             kwargs["completed"] = completed

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from bench.kafkautil import Message
 from corpus.generate import LabelledTrace, generate
 from services.dedupe import logic as dedupe_logic
 from services.dedupe.store import InMemoryPatternStore
@@ -31,8 +32,6 @@ from shared.events import (
 )
 from shared.features import derive_features, is_complete
 from shared.stage import now, stamp, to_bytes
-
-from bench.kafkautil import Message
 
 JSON_HEADERS = (("content-type", b"application/json"),)
 
@@ -77,8 +76,9 @@ async def _deduped(events: list[TraceNormalized]) -> list[TraceDeduped]:
         observation = dedupe_logic.observe(event.trace, event.features)
         recorded = await store.record(observation)
         pattern = await store.pattern(pattern_id_of(observation, recorded))
-        out.append(advance(event, TraceDeduped, stamp("dedupe", __version__, now()),
-                           pattern=pattern))
+        out.append(
+            advance(event, TraceDeduped, stamp("dedupe", __version__, now()), pattern=pattern)
+        )
     return out
 
 
@@ -101,8 +101,16 @@ def redacted_events(events: list[TraceDeduped]) -> list[TraceRedacted]:
     out = []
     for event in events:
         clean, report = redact_trace(event.trace)
-        out.append(advance(event, TraceRedacted, stamp("redaction", __version__, now()),
-                           trace=clean, features=derive_features(clean), redaction=report))
+        out.append(
+            advance(
+                event,
+                TraceRedacted,
+                stamp("redaction", __version__, now()),
+                trace=clean,
+                features=derive_features(clean),
+                redaction=report,
+            )
+        )
     return out
 
 
@@ -112,11 +120,13 @@ async def _scored(events: list[TraceRedacted], policy: Policy) -> list[TraceScor
     for event in events:
         day = scoring_logic.budget_day(event)
         budget = await store.budget(event.trace_id, event.pattern.pattern_id, policy.version, day)
-        scored = scoring_logic.scored_event(event, policy, budget,
-                                            stamp("scoring", __version__, now()))
+        scored = scoring_logic.scored_event(
+            event, policy, budget, stamp("scoring", __version__, now())
+        )
         if scored.decision == Decision.PROMOTE:
-            await store.record_promotion(event.trace_id, event.pattern.pattern_id,
-                                         policy.version, day)
+            await store.record_promotion(
+                event.trace_id, event.pattern.pattern_id, policy.version, day
+            )
         out.append(scored)
     return out
 
@@ -126,8 +136,10 @@ def scored_events(events: list[TraceRedacted], policy: Policy | None = None) -> 
 
 
 def _keyed(events: list[TraceDeduped] | list[TraceRedacted] | list[TraceScored]) -> list[Message]:
-    return [Message(e.pattern.pattern_id.encode(), to_bytes(e), JSON_HEADERS, trace_id=e.trace_id)
-            for e in events]
+    return [
+        Message(e.pattern.pattern_id.encode(), to_bytes(e), JSON_HEADERS, trace_id=e.trace_id)
+        for e in events
+    ]
 
 
 def stage_inputs(traces: list[Trace], promoted_wanted: int) -> StageInputs:
@@ -142,8 +154,15 @@ def stage_inputs(traces: list[Trace], promoted_wanted: int) -> StageInputs:
     promoted = [e for e in scored if e.decision == Decision.PROMOTE]
     return StageInputs(
         raw=raw_messages(traces),
-        normalized=[Message(ingest_logic.partition_key(e).encode(), to_bytes(e), JSON_HEADERS,
-                            trace_id=e.trace_id) for e in normalized],
+        normalized=[
+            Message(
+                ingest_logic.partition_key(e).encode(),
+                to_bytes(e),
+                JSON_HEADERS,
+                trace_id=e.trace_id,
+            )
+            for e in normalized
+        ],
         deduped=_keyed(deduped),
         redacted=_keyed(redacted),
         promoted=_keyed(promoted)[:promoted_wanted] if promoted else [],

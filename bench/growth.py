@@ -81,11 +81,14 @@ def synthesis_sql(tables: set[str], policy_version: str, v2: bool) -> list[str]:
             f"""INSERT INTO scoring_promotions (trace_id, policy_version, pattern_id, day)
                 SELECT '{SYNTHETIC_TRACE}' || g || '-1', '{policy_version}', {pid},
                        ({when})::date
-                FROM generate_series($1::int8, $2::int8) g WHERE g % 10 = 0""")
+                FROM generate_series($1::int8, $2::int8) g WHERE g % 10 = 0"""
+        )
     if v2:
         bucket = f"'bbench-' || lpad((g % {BUCKETS})::text, 6, '0')"
-        sketch = ("(SELECT array_agg(hashint8extended(g * 131 + i, {seed}) & 4294967295"
-                  " ORDER BY i) FROM generate_series(1, 128) i)")
+        sketch = (
+            "(SELECT array_agg(hashint8extended(g * 131 + i, {seed}) & 4294967295"
+            " ORDER BY i) FROM generate_series(1, 128) i)"
+        )
         out += [
             f"""INSERT INTO pattern_intents (pattern_id, position, bucket, signature)
                 SELECT {pid}, 0, {bucket}, {sketch.format(seed=7)}
@@ -101,19 +104,21 @@ def synthesis_sql(tables: set[str], policy_version: str, v2: bool) -> list[str]:
 
 
 async def _pool(dsn: str) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=3,
-                                     server_settings={"search_path": SCHEMA})
+    pool = await asyncpg.create_pool(
+        dsn, min_size=1, max_size=3, server_settings={"search_path": SCHEMA}
+    )
     assert pool is not None
     return pool
 
 
-async def _tables(conn: asyncpg.Connection) -> set[str]:
+async def _tables(conn: Any) -> set[str]:
     rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1", SCHEMA)
     return {r["tablename"] for r in rows}
 
 
-async def _synthesise(pool: asyncpg.Pool, have: int, want: int, task: TaskHandle,
-                      policy_version: str) -> None:
+async def _synthesise(
+    pool: asyncpg.Pool, have: int, want: int, task: TaskHandle, policy_version: str
+) -> None:
     async with pool.acquire() as conn:
         tables = await _tables(conn)
         statements = synthesis_sql(tables, policy_version, v2="pattern_intents" in tables)
@@ -136,22 +141,29 @@ async def _remove_measured(pool: asyncpg.Pool) -> None:
         rows = await conn.fetch(
             """SELECT table_name, column_name FROM information_schema.columns
                WHERE table_schema = $1 AND column_name IN ('pattern_id', 'trace_id')""",
-            SCHEMA)
+            SCHEMA,
+        )
         columns: dict[str, set[str]] = {}
         for r in rows:
             columns.setdefault(r["table_name"], set()).add(r["column_name"])
         for table, cols in columns.items():
             if "pattern_id" in cols:
                 await conn.execute(
-                    f'DELETE FROM "{table}" WHERE pattern_id NOT LIKE $1',
-                    SYNTHETIC_PATTERN + "%")
+                    f'DELETE FROM "{table}" WHERE pattern_id NOT LIKE $1', SYNTHETIC_PATTERN + "%"
+                )
             else:
-                await conn.execute(f'DELETE FROM "{table}" WHERE trace_id NOT LIKE $1',
-                                   SYNTHETIC_TRACE + "%")
+                await conn.execute(
+                    f'DELETE FROM "{table}" WHERE trace_id NOT LIKE $1', SYNTHETIC_TRACE + "%"
+                )
 
 
-async def _measure(pool: asyncpg.Pool, observations: list[Any], redacted: list[Any],
-                   policy_version: str, task: TaskHandle) -> dict[str, Any]:
+async def _measure(
+    pool: asyncpg.Pool,
+    observations: list[Any],
+    redacted: list[Any],
+    policy_version: str,
+    task: TaskHandle,
+) -> dict[str, Any]:
     await _remove_measured(pool)
     patterns = PostgresPatternStore(pool)
     budgets = PostgresBudgetStore(pool)
@@ -163,8 +175,12 @@ async def _measure(pool: asyncpg.Pool, observations: list[Any], redacted: list[A
         await patterns.pattern(events.pattern_id_of(obs, recorded))
         await patterns.mark_forwarded(obs.trace_id)
         t1 = time.perf_counter()
-        await budgets.budget(event.trace_id, event.pattern.pattern_id, policy_version,
-                             scoring_logic.budget_day(event))
+        await budgets.budget(
+            event.trace_id,
+            event.pattern.pattern_id,
+            policy_version,
+            scoring_logic.budget_day(event),
+        )
         t2 = time.perf_counter()
         dedupe_us.append((t1 - t0) * 1e6)
         scoring_us.append((t2 - t1) * 1e6)
@@ -183,7 +199,9 @@ async def _sizes_on_disk(pool: asyncpg.Pool) -> dict[str, int]:
         rows = await conn.fetch(
             """SELECT c.relname, pg_total_relation_size(c.oid) AS bytes
                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-               WHERE n.nspname = $1 AND c.relkind = 'r'""", SCHEMA)
+               WHERE n.nspname = $1 AND c.relkind = 'r'""",
+            SCHEMA,
+        )
     return {r["relname"]: r["bytes"] for r in rows}
 
 
@@ -220,8 +238,10 @@ def growth(ctx: Context) -> dict[str, Any]:
                     started = time.monotonic()
                     await _synthesise(pool, have, size, task, policy_version)
                     have = size
-                    task.done(f"{size:,} patterns in the store "
-                              f"({time.monotonic() - started:.0f}s to synthesise)")
+                    task.done(
+                        f"{size:,} patterns in the store "
+                        f"({time.monotonic() - started:.0f}s to synthesise)"
+                    )
                 reps = []
                 for rep in range(ctx.plan.reps):
                     label = f"growth: store calls at {size:,} patterns, run {rep + 1}"
@@ -230,16 +250,20 @@ def growth(ctx: Context) -> dict[str, Any]:
                         used += 1
                         r = await _measure(pool, observations, redacted, policy_version, task)
                         reps.append(r)
-                        task.done(f"dedupe {r['dedupe_us_per_trace']:,.0f} µs/trace, "
-                                  f"scoring {r['scoring_us_per_trace']:,.0f} µs/trace")
+                        task.done(
+                            f"dedupe {r['dedupe_us_per_trace']:,.0f} µs/trace, "
+                            f"scoring {r['scoring_us_per_trace']:,.0f} µs/trace"
+                        )
                 results[str(size)] = {
                     "patterns": size,
                     "traces_timed": ctx.plan.growth_traces,
                     "dedupe_us_per_trace": stats.measurement(
-                        [r["dedupe_us_per_trace"] for r in reps], "µs/trace"),
+                        [r["dedupe_us_per_trace"] for r in reps], "µs/trace"
+                    ),
                     "dedupe_p95_us": stats.median_of(reps, "dedupe_p95_us"),
                     "scoring_us_per_trace": stats.measurement(
-                        [r["scoring_us_per_trace"] for r in reps], "µs/trace"),
+                        [r["scoring_us_per_trace"] for r in reps], "µs/trace"
+                    ),
                     "scoring_p95_us": stats.median_of(reps, "scoring_p95_us"),
                     "table_bytes": await _sizes_on_disk(pool),
                 }
@@ -252,7 +276,16 @@ def growth(ctx: Context) -> dict[str, Any]:
                 await conn.close()
         return results
 
-    return {"sizes": asyncio.run(run()), "schema": SCHEMA,
-            "synthetic_per_pattern": "3 traces, 6 members, 1 intent + 64 band keys and 1"
-            " exemplar (dedupe v2), coverage for 1 in 5, a promotion for 1 in 10",
-            "buckets": BUCKETS}
+    sizes = asyncio.run(run())
+    v2 = dedupe_logic.FINGERPRINT_VERSION >= 2
+    per_pattern = "3 traces, 6 members, "
+    if v2:
+        per_pattern += "1 remembered intent (128 hash values, 64 LSH band keys), 1 exemplar, "
+    per_pattern += "fixture coverage for 1 in 5, a promotion for 1 in 10"
+    return {
+        "sizes": sizes,
+        "schema": SCHEMA,
+        "fingerprint_version": dedupe_logic.FINGERPRINT_VERSION,
+        "synthetic_per_pattern": per_pattern,
+        "buckets": BUCKETS,
+    }

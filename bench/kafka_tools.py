@@ -28,13 +28,29 @@ class ToolResult:
 
 def _java(main: str, args: list[str]) -> str:
     jars = ensure_jars()
-    command = ["java", "-Xms128m", "-Xmx512m", f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
-               "-cp", f"{jars}/*", main, *args]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=TOOL_TIMEOUT_S,
-                          stdin=subprocess.DEVNULL, check=False)
+    command = [
+        "java",
+        "-Xms128m",
+        "-Xmx512m",
+        f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+        "-cp",
+        f"{jars}/*",
+        main,
+        *args,
+    ]
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=TOOL_TIMEOUT_S,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
     if done.returncode != 0:
-        raise RuntimeError(f"{main.rsplit('.', 1)[-1]} failed ({done.returncode}):\n"
-                           f"{(done.stderr or done.stdout)[-2000:]}")
+        raise RuntimeError(
+            f"{main.rsplit('.', 1)[-1]} failed ({done.returncode}):\n"
+            f"{(done.stderr or done.stdout)[-2000:]}"
+        )
     return done.stdout
 
 
@@ -63,8 +79,11 @@ def parse_consumer(output: str) -> ToolResult:
     names = [n.strip() for n in lines[header_at].split(",")]
     values = [v.strip() for v in lines[header_at + 1].split(",")]
     row = dict(zip(names, values, strict=False))
-    detail = {k: float(row[k]) for k in ("MB.sec", "nMsg.sec", "rebalance.time.ms",
-                                          "fetch.time.ms") if k in row}
+    detail: dict[str, float] = {
+        k: float(row[k])
+        for k in ("MB.sec", "nMsg.sec", "rebalance.time.ms", "fetch.time.ms")
+        if k in row
+    }
     return ToolResult(
         records=int(float(row["data.consumed.in.nMsg"])),
         records_per_s=float(row["fetch.nMsg.sec"]),
@@ -74,19 +93,41 @@ def parse_consumer(output: str) -> ToolResult:
 
 
 def producer_perf(bootstrap: str, topic: str, records: int, record_size: int) -> ToolResult:
-    out = _java(PRODUCER, [
-        "--topic", topic, "--num-records", str(records), "--record-size", str(record_size),
-        "--throughput", "-1", "--command-property", f"bootstrap.servers={bootstrap}",
-        "acks=all",
-    ])
+    out = _java(
+        PRODUCER,
+        [
+            "--topic",
+            topic,
+            "--num-records",
+            str(records),
+            "--record-size",
+            str(record_size),
+            "--throughput",
+            "-1",
+            "--command-property",
+            f"bootstrap.servers={bootstrap}",
+            "acks=all",
+        ],
+    )
     return parse_producer(out)
 
 
 def consumer_perf(bootstrap: str, topic: str, records: int, group: str) -> ToolResult:
-    out = _java(CONSUMER, [
-        "--bootstrap-server", bootstrap, "--topic", topic, "--num-records", str(records),
-        "--group", group, "--timeout", "60000",
-    ])
+    out = _java(
+        CONSUMER,
+        [
+            "--bootstrap-server",
+            bootstrap,
+            "--topic",
+            topic,
+            "--num-records",
+            str(records),
+            "--group",
+            group,
+            "--timeout",
+            "60000",
+        ],
+    )
     return parse_consumer(out)
 
 

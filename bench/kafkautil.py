@@ -44,9 +44,14 @@ async def create_topics(bootstrap: str, names: Sequence[str], partitions: int) -
     try:
         existing = set(await admin.list_topics())
         wanted = [
-            NewTopic(n, num_partitions=partitions, replication_factor=1 if "," not in bootstrap
-                     else 3, topic_configs={"retention.ms": str(3_600_000)})
-            for n in names if n not in existing
+            NewTopic(
+                n,
+                num_partitions=partitions,
+                replication_factor=1 if "," not in bootstrap else 3,
+                topic_configs={"retention.ms": str(3_600_000)},
+            )
+            for n in names
+            if n not in existing
         ]
         if wanted:
             with contextlib.suppress(TopicAlreadyExistsError):
@@ -96,8 +101,9 @@ async def produce(
 ) -> Sent:
     """Publishes messages (as fast as the producer goes, or paced at ``pace_per_s``); the
     producer is started before the clock starts. Returns when every send is acknowledged."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, client_id="promote-bench",
-                                **PRODUCER_SETTINGS)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, client_id="promote-bench", **PRODUCER_SETTINGS
+    )
     await producer.start()
     try:
         futures = []
@@ -112,8 +118,9 @@ async def produce(
                     await asyncio.sleep(delay)
             if m.trace_id is not None:
                 send_wall[m.trace_id] = time.time()
-            futures.append(await producer.send(topic, m.value, key=m.key,
-                                               headers=list(m.headers) or None))
+            futures.append(
+                await producer.send(topic, m.value, key=m.key, headers=list(m.headers) or None)
+            )
             if on_sent is not None and i % 50 == 0:
                 on_sent(i)
         for future in futures:
@@ -157,8 +164,11 @@ async def read_since(
     tps = [tp for tp in starts if topics is None or tp.topic in topics]
     if not tps:
         return []
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                max_partition_fetch_bytes=16 * 1024 * 1024)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+    )
     await consumer.start()
     try:
         consumer.assign(tps)
@@ -170,8 +180,11 @@ async def read_since(
         while remaining:
             batch = await consumer.getmany(*remaining, timeout_ms=1000)
             for tp, records in batch.items():
-                out.extend(Record(tp.topic, r.timestamp, r.key, r.value) for r in records
-                           if r.offset < ends[tp])
+                out.extend(
+                    Record(tp.topic, r.timestamp, r.key, r.value)
+                    for r in records
+                    if r.offset < ends[tp]
+                )
             remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}
         return out
     finally:
@@ -234,10 +247,13 @@ class LagWatcher:
         timeout_s: float,
         interval_s: float = 0.05,
         on_lag: Callable[[int], None] | None = None,
+        check: Callable[[], None] | None = None,
     ) -> float:
         """perf_counter time at which the group's lag was first seen at 0."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
+            if check is not None:
+                check()
             lag = await self.lag(group, topics)
             if on_lag is not None:
                 on_lag(lag)
@@ -252,12 +268,15 @@ class LagWatcher:
         timeout_s: float,
         interval_s: float = 0.5,
         on_lag: Callable[[int], None] | None = None,
+        check: Callable[[], None] | None = None,
     ) -> float:
         """The same rule as `promote wait` (promoter.cli.wait_for_idle): every group at lag
         0 on two readings in a row, ``interval_s`` apart. perf_counter time of the second."""
         deadline = time.monotonic() + timeout_s
         idle = 0
         while time.monotonic() < deadline:
+            if check is not None:
+                check()
             busy = 0
             for group, topics in wanted.items():
                 busy += await self.lag(group, topics)

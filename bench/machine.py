@@ -12,14 +12,23 @@ import psutil
 
 from promoter.kafka_local import kafka_version
 
-PACKAGES = ("aiokafka", "faststream", "pydantic", "asyncpg", "presidio-analyzer",
-            "google-re2", "hyperscan", "py-spy")
+PACKAGES = (
+    "aiokafka",
+    "faststream",
+    "pydantic",
+    "asyncpg",
+    "presidio-analyzer",
+    "google-re2",
+    "hyperscan",
+    "py-spy",
+)
 
 
 def java_version() -> str:
     try:
-        done = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=30,
-                              check=False)
+        done = subprocess.run(
+            ["java", "-version"], capture_output=True, text=True, timeout=30, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return "unavailable"
     lines = (done.stderr or done.stdout).strip().splitlines()

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from aiokafka import TopicPartition
 
 from bench import events, profile, stats
 from bench.context import Context, TaskHandle
@@ -54,9 +53,13 @@ async def reset_state(dsn: str) -> None:
     starts from a fresh store: no pattern known, no budget spent, no fixture written."""
     conn = await asyncpg.connect(dsn)
     try:
-        names = [r["tablename"] for r in await conn.fetch(
-            """SELECT tablename FROM pg_tables WHERE schemaname = current_schema()
-               AND tablename <> 'schema_migrations'""")]
+        names = [
+            r["tablename"]
+            for r in await conn.fetch(
+                """SELECT tablename FROM pg_tables WHERE schemaname = current_schema()
+               AND tablename <> 'schema_migrations'"""
+            )
+        ]
         if names:
             await conn.execute("TRUNCATE " + ", ".join(f'"{n}"' for n in names))
     finally:
@@ -77,6 +80,13 @@ def start_stages(ctx: Context) -> dict[str, int]:
     for stage in STAGES:
         ctx.stack.start_stage(stage, ctx.endpoints)
     return stage_pids(ctx)
+
+
+def check_stages(ctx: Context) -> None:
+    """Raises as soon as a stage process has died, instead of waiting out a timeout."""
+    dead = [s for s in STAGES if ctx.stack.stage_pid(s) is None]
+    if dead:
+        raise RuntimeError(f"stage(s) {', '.join(dead)} exited; see {ctx.stack.state / 'logs'}")
 
 
 def stop_stages(ctx: Context) -> None:
@@ -101,7 +111,7 @@ async def _warm_up(ctx: Context, raw: Message, promoted: Message, timeout_s: flo
     await produce(ctx.bootstrap, topics.RAW, [raw])
     await produce(ctx.bootstrap, topics.PROMOTED, [promoted])
     async with LagWatcher(ctx.bootstrap) as watcher:
-        await watcher.wait_idle(PIPELINE_GROUPS, timeout_s)
+        await watcher.wait_idle(PIPELINE_GROUPS, timeout_s, check=lambda: check_stages(ctx))
 
 
 # --- end to end ----------------------------------------------------------------------------
@@ -113,45 +123,65 @@ async def _e2e_once(ctx: Context, messages: list[Message], task: TaskHandle) -> 
     timeout = max(180.0, len(messages) * 1.0)
     async with LagWatcher(ctx.bootstrap) as watcher:
         task.update(description="pipeline: sending")
-        sent = await produce(ctx.bootstrap, topics.RAW, messages,
-                             on_sent=lambda n: task.update(completed=n, total=len(messages)))
-        idle_at = await watcher.wait_idle(PIPELINE_GROUPS, timeout,
-                                          on_lag=_lag_reporter(task, "pipeline: draining"))
+        sent = await produce(
+            ctx.bootstrap,
+            topics.RAW,
+            messages,
+            on_sent=lambda n: task.update(completed=n, total=len(messages)),
+        )
+        idle_at = await watcher.wait_idle(
+            PIPELINE_GROUPS,
+            timeout,
+            on_lag=_lag_reporter(task, "pipeline: draining"),
+            check=lambda: check_stages(ctx),
+        )
     ends = await end_offsets(ctx.bootstrap, PIPELINE_TOPICS)
     funnel = counts_since(starts, ends)
     scored = await read_since(ctx.bootstrap, starts, [topics.SCORED])
-    last_decision = (max(r.timestamp_ms for r in scored) / 1000.0 - sent.first_send_wall
-                     if scored else None)
+    last_decision = (
+        max(r.timestamp_ms for r in scored) / 1000.0 - sent.first_send_wall if scored else None
+    )
     seconds = idle_at - sent.first_send_perf
     return {
         "traces": len(messages),
         "seconds_to_idle": seconds,
         "traces_per_s": stats.rate(len(messages), seconds),
         "seconds_to_last_decision": last_decision,
-        "traces_per_s_to_last_decision": (stats.rate(len(messages), last_decision)
-                                          if last_decision else None),
+        "traces_per_s_to_last_decision": (
+            stats.rate(len(messages), last_decision) if last_decision else None
+        ),
         "funnel": funnel,
     }
 
 
 def end_to_end(ctx: Context, messages: list[Message], pids: dict[str, int]) -> dict[str, Any]:
     reps = []
-    others = {"kafka broker": ctx.stack.kafka.pid(), "postgresql (all backends)":
-              ctx.stack.postgres.pid()}
+    others = {
+        "kafka broker": ctx.stack.kafka.pid(),
+        "postgresql (all backends)": ctx.stack.postgres.pid(),
+    }
     sampled = {**pids, **{k: v for k, v in others.items() if v is not None}}
     with RssSampler(sampled) as rss:
         for rep in range(ctx.plan.reps):
-            with ctx.reporter.task(f"pipeline end to end, run {rep + 1}/{ctx.plan.reps}",
-                                   total=len(messages)) as task:
+            with ctx.reporter.task(
+                f"pipeline end to end, run {rep + 1}/{ctx.plan.reps}", total=len(messages)
+            ) as task:
                 result = asyncio.run(_e2e_once(ctx, messages, task))
                 reps.append(result)
-                task.done(f"{result['traces_per_s']:.1f} traces/s "
-                          f"({result['traces']} traces in {result['seconds_to_idle']:.1f}s)")
+                task.done(
+                    f"{result['traces_per_s']:.1f} traces/s "
+                    f"({result['traces']} traces in {result['seconds_to_idle']:.1f}s)"
+                )
     return {
         "traces_per_s": stats.measurement([r["traces_per_s"] for r in reps], "traces/s"),
         "traces_per_s_to_last_decision": stats.measurement(
-            [r["traces_per_s_to_last_decision"] for r in reps
-             if r["traces_per_s_to_last_decision"]], "traces/s"),
+            [
+                r["traces_per_s_to_last_decision"]
+                for r in reps
+                if r["traces_per_s_to_last_decision"]
+            ],
+            "traces/s",
+        ),
         "runs": reps,
         "rss_peak_bytes": rss.peak,
         "rss_end_bytes": rss.last,
@@ -171,10 +201,19 @@ async def _latency_once(
     await reset_state(ctx.dsn)
     starts = await end_offsets(ctx.bootstrap, PIPELINE_TOPICS)
     async with LagWatcher(ctx.bootstrap) as watcher:
-        sent = await produce(ctx.bootstrap, topics.RAW, messages, pace_per_s=rate,
-                             on_sent=lambda n: task.update(completed=n, total=len(messages)))
-        await watcher.wait_idle(PIPELINE_GROUPS, max(180.0, len(messages) * 1.0),
-                                on_lag=_lag_reporter(task, "latency: draining"))
+        sent = await produce(
+            ctx.bootstrap,
+            topics.RAW,
+            messages,
+            pace_per_s=rate,
+            on_sent=lambda n: task.update(completed=n, total=len(messages)),
+        )
+        await watcher.wait_idle(
+            PIPELINE_GROUPS,
+            max(180.0, len(messages) * 1.0),
+            on_lag=_lag_reporter(task, "latency: draining"),
+            check=lambda: check_stages(ctx),
+        )
     records = await read_since(ctx.bootstrap, starts, [topics.SCORED, topics.FIXTURES_INDEX])
     to_decision: list[float] = []
     for r in records:
@@ -195,7 +234,8 @@ async def _latency_once(
     try:
         rows = await conn.fetch(
             "SELECT trace_id, pattern_id, decided_at FROM decisions WHERE trace_id = ANY($1)",
-            list(sent.send_wall))
+            list(sent.send_wall),
+        )
     finally:
         await conn.close()
     to_fixture: list[float] = []
@@ -218,13 +258,16 @@ def latency(ctx: Context, traces_pool: list[Message], max_rate: float) -> dict[s
     messages = traces_pool[:wanted]
     reps = []
     for rep in range(ctx.plan.reps):
-        with ctx.reporter.task(f"latency at {rate:.1f} traces/s, run {rep + 1}/{ctx.plan.reps}",
-                               total=len(messages)) as task:
+        with ctx.reporter.task(
+            f"latency at {rate:.1f} traces/s, run {rep + 1}/{ctx.plan.reps}", total=len(messages)
+        ) as task:
             result = asyncio.run(_latency_once(ctx, messages, rate, task))
             reps.append(result)
             d, f = result["send_to_decision_ms"], result["send_to_fixture_ms"]
-            task.done(f"decision p50 {stats.fmt(d['p50'])} ms (n={d['n']}), "
-                      f"fixture p50 {stats.fmt(f['p50'])} ms (n={f['n']})")
+            task.done(
+                f"decision p50 {stats.fmt(d['p50'])} ms (n={d['n']}), "
+                f"fixture p50 {stats.fmt(f['p50'])} ms (n={f['n']})"
+            )
 
     def med(kind: str, key: str) -> float | None:
         return stats.median_of([r[kind] for r in reps], key)
@@ -234,10 +277,12 @@ def latency(ctx: Context, traces_pool: list[Message], max_rate: float) -> dict[s
         "fraction_of_max": 0.5,
         "traces_per_run": len(messages),
         "assembly_quiet_ms": ctx.plan.assembly_quiet_ms,
-        "send_to_decision_ms": {k: med("send_to_decision_ms", k)
-                                for k in ("p50", "p95", "p99", "max", "n")},
-        "send_to_fixture_ms": {k: med("send_to_fixture_ms", k)
-                               for k in ("p50", "p95", "p99", "max", "n")},
+        "send_to_decision_ms": {
+            k: med("send_to_decision_ms", k) for k in ("p50", "p95", "p99", "max", "n")
+        },
+        "send_to_fixture_ms": {
+            k: med("send_to_fixture_ms", k) for k in ("p50", "p95", "p99", "max", "n")
+        },
         "runs": reps,
     }
 
@@ -265,7 +310,9 @@ async def _settle(ctx: Context, stage: str, warm: Message) -> None:
     await produce(ctx.bootstrap, topics.PIPELINE_INPUT[stage], [warm])
     async with LagWatcher(ctx.bootstrap) as watcher:
         for group, group_topics in STAGE_GROUPS[stage].items():
-            await watcher.wait_zero(group, group_topics, 120.0, interval_s=0.1)
+            await watcher.wait_zero(
+                group, group_topics, 120.0, interval_s=0.1, check=lambda: check_stages(ctx)
+            )
 
 
 async def _isolated_once(
@@ -280,14 +327,17 @@ async def _isolated_once(
         def show(lag: int) -> None:
             task.update(completed=len(messages) - lag, total=len(messages))
 
-        done_at = await watcher.wait_zero(group, (source,), max(120.0, len(messages) * 2.0),
-                                          on_lag=show)
+        done_at = await watcher.wait_zero(
+            group,
+            (source,),
+            max(120.0, len(messages) * 2.0),
+            on_lag=show,
+            check=lambda: check_stages(ctx),
+        )
     return stats.rate(len(messages), done_at - sent.first_send_perf)
 
 
-def isolation(
-    ctx: Context, inputs: events.StageInputs, pids: dict[str, int]
-) -> dict[str, Any]:
+def isolation(ctx: Context, inputs: events.StageInputs, pids: dict[str, int]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for stage in ISOLATION_ORDER:
         messages = _inputs_of(stage, inputs)[: ctx.plan.isolation_events]
@@ -299,14 +349,17 @@ def isolation(
         asyncio.run(_settle(ctx, stage, messages[0]))
         reps = []
         for rep in range(ctx.plan.reps):
-            with ctx.reporter.task(f"{stage} alone, run {rep + 1}/{ctx.plan.reps}",
-                                   total=len(messages)) as task:
+            with ctx.reporter.task(
+                f"{stage} alone, run {rep + 1}/{ctx.plan.reps}", total=len(messages)
+            ) as task:
                 per_s = asyncio.run(_isolated_once(ctx, stage, messages, task))
                 reps.append(per_s)
                 task.done(f"{per_s:.1f} traces/s ({len(messages)} events)")
-        out[stage] = {"traces_per_s": stats.measurement(reps, "traces/s"),
-                      "events": len(messages),
-                      "input_bytes_median": stats.median(len(m.value) for m in messages)}
+        out[stage] = {
+            "traces_per_s": stats.measurement(reps, "traces/s"),
+            "events": len(messages),
+            "input_bytes_median": stats.median(len(m.value) for m in messages),
+        }
     return out
 
 
@@ -333,9 +386,22 @@ def profile_stage(
     raw_path = ctx.work / f"profile-{stage}.txt"
     log = (ctx.work / "py-spy.log").open("wb")
     spy = subprocess.Popen(
-        [binary, "record", "--pid", str(pids[stage]), "--rate", "100", "--format", "raw",
-         "--output", str(raw_path)],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        [
+            binary,
+            "record",
+            "--pid",
+            str(pids[stage]),
+            "--rate",
+            "100",
+            "--format",
+            "raw",
+            "--output",
+            str(raw_path),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         time.sleep(1.0)  # py-spy attaches
@@ -354,5 +420,10 @@ def profile_stage(
         tail = (ctx.work / "py-spy.log").read_text(errors="replace")[-500:]
         return {"stage": stage, "error": f"py-spy wrote no profile: {tail}"}
     summary = profile.summarise(raw_path.read_text(errors="replace"))
-    return {"stage": stage, "events": len(messages), "traces_per_s_sampled": per_s,
-            "tool": "py-spy record --rate 100 (blocking, all threads)", **summary}
+    return {
+        "stage": stage,
+        "events": len(messages),
+        "traces_per_s_sampled": per_s,
+        "tool": "py-spy record --rate 100 (blocking, all threads)",
+        **summary,
+    }

@@ -3,6 +3,7 @@ freezes, tracked so that every one of them is stopped or resumed on any exit."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -28,15 +29,19 @@ class Processes:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with (self.log_dir / f"{name}.log").open("ab") as log:
             process = subprocess.Popen(
-                args, cwd=REPO_ROOT, env={**os.environ, **(env or {})}, stdout=log,
-                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                args,
+                cwd=REPO_ROOT,
+                env={**os.environ, **(env or {})},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         self.started[name] = process
         return process.pid
 
     def python(self, name: str, module_args: list[str]) -> int:
-        return self.start(name, [sys.executable, "-m", *module_args],
-                          env={"PYTHONUNBUFFERED": "1"})
+        return self.start(name, [sys.executable, "-m", *module_args], env={"PYTHONUNBUFFERED": "1"})
 
     def stop(self, name: str, timeout_s: float = 15.0) -> None:
         process = self.started.pop(name, None)
@@ -44,10 +49,17 @@ class Processes:
             return
         self.thaw([process.pid])
         stop_process_group(process.pid, timeout_s)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=1)
-        except subprocess.TimeoutExpired:
-            pass
+
+    def check_running(self, names: Iterable[str]) -> None:
+        """Raises when one of the named processes has exited (see its log)."""
+        for name in names:
+            process = self.started.get(name)
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(
+                    f"{name} exited with {process.returncode}; see {self.log_dir / (name + '.log')}"
+                )
 
     def stop_all(self) -> None:
         self.thaw(list(self.frozen))
@@ -65,10 +77,8 @@ class Processes:
 
     def thaw(self, pids: Iterable[int]) -> None:
         for pid in list(pids):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
             self.frozen.discard(pid)
 
 

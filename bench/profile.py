@@ -77,8 +77,9 @@ def _short(file: str) -> str:
 
 def _project(file: str) -> bool:
     path = file.replace("\\", "/")
-    return ("/services/" in path or "/shared/" in path or path.startswith(("services/", "shared/"))
-            ) and "site-packages" not in path
+    return (
+        "/services/" in path or "/shared/" in path or path.startswith(("services/", "shared/"))
+    ) and "site-packages" not in path
 
 
 def summarise(text: str, top: int = 12) -> dict[str, Any]:
@@ -101,8 +102,10 @@ def summarise(text: str, top: int = 12) -> dict[str, Any]:
             inclusive[name] += n
 
     def shares(counter: Counter[str], limit: int | None) -> list[dict[str, Any]]:
-        return [{"name": name, "samples": n, "share": n / total}
-                for name, n in counter.most_common(limit)]
+        return [
+            {"name": name, "samples": n, "share": n / total}
+            for name, n in counter.most_common(limit)
+        ]
 
     return {
         "samples": total,

@@ -81,14 +81,20 @@ def median_of(dicts: Sequence[dict[str, Any]], key: str) -> float | None:
     return median(values) if values else None
 
 
+DASH = "\u2013"  # an en dash: "not measured"
+TIMES = "\u00d7"
+
+
 def fmt(value: float | int | None, digits: int = 3) -> str:
-    """A figure for a table: three significant digits, thousands separated; '–' for none."""
+    """A figure for a table: three significant digits, thousands separated; a dash for none."""
     if value is None:
-        return "–"
+        return DASH
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
+    if isinstance(value, int) or (
+        isinstance(value, float) and value.is_integer() and abs(value) >= 10
+    ):
+        return f"{int(value):,}"
     if not math.isfinite(value):
         return str(value)
     if value == 0:
@@ -100,13 +106,13 @@ def fmt(value: float | int | None, digits: int = 3) -> str:
 
 def fmt_ratio(value: float | None) -> str:
     if value is None:
-        return "–"
-    return f"{fmt(value)}×"
+        return DASH
+    return f"{fmt(value)}{TIMES}"
 
 
 def fmt_pct(value: float | None) -> str:
     if value is None:
-        return "–"
+        return DASH
     return f"{value * 100:.1f} %"
 
 

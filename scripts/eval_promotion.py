@@ -149,7 +149,7 @@ async def upstream(trace: Trace, patterns: PatternStore) -> TraceRedacted | str:
     features = derive_features(trace)
     observation = dedupe.observe(trace, features)
     recorded = await patterns.record(observation)
-    pattern = await patterns.pattern(observation.pattern_id)
+    pattern = await patterns.pattern(recorded.pattern_id)
     forward = dedupe.should_forward(recorded, pattern.covered_by_fixture)
     await patterns.mark_forwarded(trace.trace_id)
     if not forward:

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     assembly_max_traces: int = Field(default=10_000, ge=1)
     assembly_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
 
+    # Diverse exemplars a pattern keeps; near-copies of one are counted, not forwarded.
+    dedupe_max_exemplars: int = Field(default=3, ge=1)
+
     policy_path: Path | None = None
     log_level: str = "INFO"
 

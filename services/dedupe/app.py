@@ -29,7 +29,9 @@ deduped = broker.publisher(topics.DEDUPED)
 async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
     pool = await connect_pool(settings.dsn())
     await migrate(pool)
-    context.set_global("store", PostgresPatternStore(pool))
+    context.set_global(
+        "store", PostgresPatternStore(pool, max_exemplars=settings.dedupe_max_exemplars)
+    )
     yield
     await pool.close()
 

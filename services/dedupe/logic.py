@@ -126,7 +126,7 @@ class Recorded:
 
 # --- text normalisation -------------------------------------------------------------
 
-STOPWORDS = frozenset("""
+_STOPWORD_TEXT = """
 a about above after again against all also am an and any are as at be because been before
 being below between both but by can could did do does doing down during each either few for
 from further had has have having he her here hers him his how i if in into is it its itself
@@ -135,7 +135,8 @@ out over own please same she should so some such than thank thanks that the thei
 them then there these they this those through to too under until up very was we were what
 when where which while who whom why will with would you your yours hi hello hey ok okay
 don didn doesn isn aren wasn weren won wouldn shouldn couldn haven hasn hadn ve ll re
-""".split())
+"""
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 _LETTERS = re.compile(r"[^\W\d_]+")
 _SUFFIXES = ("ations", "ation", "ings", "ing", "edly", "ed", "ies", "es", "s", "ly", "ment",
@@ -170,7 +171,7 @@ def intent_words(text: str | None) -> list[str]:
         bare = chunk.strip("\"'()[]{}.,;:!?¿¡*")
         if not starts and bare[:1].isupper() and not bare.isupper():
             continue  # a proper noun mid-sentence: a name, plan or place
-        for part in _LETTERS.findall(chunk.replace("’", "'")):
+        for part in _LETTERS.findall(chunk.replace("\u2019", "'")):
             if len(_CASE_FLIP.findall(part)) > 1:
                 continue  # mixed case like "egdEiavbyUz": a token or key, not a word
             word = part.casefold()
@@ -179,12 +180,17 @@ def intent_words(text: str | None) -> list[str]:
     return words
 
 
+_CONTENT_TOKEN = re.compile(r"<\w+>|[^\W_]+")
+
+
 def content_tokens(text: str | None) -> list[str]:
     """Words and typed placeholders of a text: two traces that differ only in values have
-    the same tokens."""
-    if not text:
-        return []
-    return re.findall(r"<\w+>|[^\W_]+", template_message(text, max_chars=4000).casefold())
+    the same tokens. Templated chunk by chunk: over a whole text, the quoted-value rule
+    would swallow everything between two apostrophes ("I'd like ... I'm")."""
+    tokens: list[str] = []
+    for chunk in (text or "").split():
+        tokens += _CONTENT_TOKEN.findall(template_message(chunk).casefold())
+    return tokens
 
 
 def _flatten(value: Any, key: str = "") -> Iterator[str]:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from services.dedupe.logic import (
     DEFAULT_EXEMPLARS,
@@ -29,6 +30,8 @@ from services.dedupe.logic import (
     pattern_fingerprint,
 )
 from shared.events import PatternInfo
+
+Connection = asyncpg.Connection | PoolConnectionProxy
 
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
@@ -131,7 +134,7 @@ class PostgresPatternStore:
                             near_copy=role == Role.NEAR_COPY)
 
     @staticmethod
-    async def _redelivery(conn: asyncpg.Connection, obs: Observation) -> Recorded | None:
+    async def _redelivery(conn: Connection, obs: Observation) -> Recorded | None:
         """A trace id seen before keeps its pattern and role; changed content makes it
         worth forwarding again."""
         row = await conn.fetchrow(
@@ -161,6 +164,8 @@ class PostgresPatternStore:
             members = await conn.fetch(
                 "SELECT dimension, value FROM pattern_members WHERE pattern_id = $1", pattern_id
             )
+        if row is None:
+            raise KeyError(pattern_id)
         by_dim: dict[str, list[str]] = defaultdict(list)
         for m in members:
             by_dim[m["dimension"]].append(m["value"])
@@ -222,7 +227,8 @@ class InMemoryPatternStore:
     async def record(self, obs: Observation) -> Recorded:
         existing = self.traces.get(obs.trace_id)
         if existing is not None:
-            existing.forwarded = existing.forwarded and existing.content_sha256 == obs.content_sha256
+            same = existing.content_sha256 == obs.content_sha256
+            existing.forwarded = existing.forwarded and same
             existing.content_sha256 = obs.content_sha256
             return Recorded(existing.pattern_id, first_delivery=False,
                             already_forwarded=existing.forwarded, near_copy=existing.near_copy)

@@ -9,11 +9,11 @@ import pytest
 from services.dedupe.logic import (
     FINGERPRINT_VERSION,
     Recorded,
-    collapsed_steps,
     fingerprint,
     observe,
     pattern_id_of,
     should_forward,
+    structure,
 )
 from shared.events import Span, SpanKind, SpanStatus, Trace
 from shared.features import derive_features
@@ -75,7 +75,7 @@ def trace_of(*spans: Span, trace_id: str = "t" * 32, outcome: str | None = None)
     return Trace(trace_id=trace_id, agent_name="billing-agent", spans=spans, outcome=outcome)
 
 
-def test_repeated_steps_collapse_and_successful_model_calls_are_left_out() -> None:
+def test_the_structure_keeps_failing_steps_and_side_effects_and_leaves_out_lookups() -> None:
     trace = trace_of(
         span(0, SpanKind.AGENT, "agent"),
         span(1, SpanKind.LLM, "chat"),
@@ -84,7 +84,11 @@ def test_repeated_steps_collapse_and_successful_model_calls_are_left_out() -> No
         span(4, SpanKind.RETRIEVAL, "search"),
         span(5, SpanKind.TOOL, "issue_refund", error="amount 120 exceeds 100"),
     )
-    assert collapsed_steps(trace) == ("tool:lookup_user", "retrieval", "tool:issue_refund!")
+    parts = structure(trace, derive_features(trace))
+    assert parts["failing"] == "tool:issue_refund"
+    assert parts["effects"] == "issue_refund"
+    assert parts["retrieval"] == "True"
+    assert "lookup_user" not in fingerprint(trace, derive_features(trace))
 
 
 def test_the_same_failure_with_other_values_has_the_same_pattern_id() -> None:
@@ -93,7 +97,7 @@ def test_the_same_failure_with_other_values_has_the_same_pattern_id() -> None:
     b = trace_of(span(0, SpanKind.AGENT, "agent"),
                  span(1, SpanKind.TOOL, "issue_refund", error="amount 75 exceeds 50"),
                  trace_id="u" * 32)
-    assert observe(a, derive_features(a)).pattern_id == observe(b, derive_features(b)).pattern_id
+    assert observe(a, derive_features(a)).bucket == observe(b, derive_features(b)).bucket
 
 
 def test_a_different_error_type_or_outcome_makes_a_different_pattern() -> None:
@@ -113,7 +117,8 @@ def test_a_different_error_type_or_outcome_makes_a_different_pattern() -> None:
 
 
 def test_pattern_ids_carry_the_fingerprint_version() -> None:
-    assert pattern_id_of("anything").startswith(f"p{FINGERPRINT_VERSION}-")
+    assert FINGERPRINT_VERSION == 2
+    assert pattern_id_of("a" * 20, (1, 2, 3)).startswith("p2-")
 
 
 def test_session_and_user_ids_are_kept_only_as_digests() -> None:
@@ -128,13 +133,15 @@ def test_session_and_user_ids_are_kept_only_as_digests() -> None:
 @pytest.mark.parametrize(
     ("recorded", "covered", "forward"),
     [
-        (Recorded(first_delivery=True, already_forwarded=False), False, True),
-        (Recorded(first_delivery=False, already_forwarded=False), False, True),
-        (Recorded(first_delivery=False, already_forwarded=True), False, False),
-        (Recorded(first_delivery=True, already_forwarded=False), True, False),
+        (Recorded("p", first_delivery=True, already_forwarded=False), False, True),
+        (Recorded("p", first_delivery=False, already_forwarded=False), False, True),
+        (Recorded("p", first_delivery=False, already_forwarded=True), False, False),
+        (Recorded("p", first_delivery=True, already_forwarded=False), True, False),
+        (Recorded("p", first_delivery=True, already_forwarded=False, near_copy=True), False,
+         False),
     ],
 )
-def test_only_traces_not_yet_passed_on_and_of_uncovered_patterns_are_forwarded(
+def test_only_traces_not_yet_passed_on_not_near_copies_and_of_uncovered_patterns_are_forwarded(
     recorded: Recorded, covered: bool, forward: bool
 ) -> None:
     assert should_forward(recorded, covered) is forward
