@@ -75,20 +75,11 @@ async def _deduped(events: list[TraceNormalized]) -> list[TraceDeduped]:
     for event in events:
         observation = dedupe_logic.observe(event.trace, event.features)
         recorded = await store.record(observation)
-        pattern = await store.pattern(pattern_id_of(observation, recorded))
+        pattern = await store.pattern(recorded.pattern_id)
         out.append(
             advance(event, TraceDeduped, stamp("dedupe", __version__, now()), pattern=pattern)
         )
     return out
-
-
-def pattern_id_of(observation: object, recorded: object) -> str:
-    """Dedupe v1 derives the pattern id from the observation; v2 assigns it in the store
-    and returns it with the record."""
-    found = getattr(recorded, "pattern_id", None) or getattr(observation, "pattern_id", None)
-    if not isinstance(found, str):
-        raise TypeError("neither the record nor the observation names a pattern")
-    return found
 
 
 def deduped_events(events: list[TraceNormalized]) -> list[TraceDeduped]:

@@ -172,7 +172,7 @@ async def _measure(
     for i, (obs, event) in enumerate(zip(observations, redacted, strict=True)):
         t0 = time.perf_counter()
         recorded = await patterns.record(obs)
-        await patterns.pattern(events.pattern_id_of(obs, recorded))
+        await patterns.pattern(recorded.pattern_id)
         await patterns.mark_forwarded(obs.trace_id)
         t1 = time.perf_counter()
         await budgets.budget(

@@ -32,6 +32,26 @@ COMPONENTS: tuple[tuple[str, str], ...] = (
     ("logging/", "logging"),
 )
 OTHER = "other (interpreter, asyncio loop, stdlib)"
+# Leaf frames of a thread that waits (the event loop in select(), an idle worker thread):
+# py-spy's idle detection lets some of them through; they are not where time goes.
+IDLE_LEAVES = frozenset(
+    {
+        ("EpollSelector.select", "selectors.py"),
+        ("PollSelector.select", "selectors.py"),
+        ("SelectSelector.select", "selectors.py"),
+        ("Condition.wait", "threading.py"),
+        ("Event.wait", "threading.py"),
+        ("Thread.join", "threading.py"),
+        ("_wait_for_tstate_lock", "threading.py"),
+    }
+)
+
+
+def is_idle(frames: list[tuple[str, str]]) -> bool:
+    if not frames:
+        return False
+    func, file = frames[-1]
+    return (func, file.replace("\\", "/").rsplit("/", 1)[-1]) in IDLE_LEAVES
 
 
 def parse_frame(frame: str) -> tuple[str, str]:
@@ -83,12 +103,20 @@ def _project(file: str) -> bool:
 
 
 def summarise(text: str, top: int = 12) -> dict[str, Any]:
-    """Shares of samples: per component, the hottest functions by self time, and the
-    project's functions by inclusive time."""
-    samples = parse_raw(text)
+    """Shares of the busy samples (idle waits left out): per component, the hottest
+    functions by self time, and the project's functions by inclusive time."""
+    parsed = parse_raw(text)
+    idle = sum(n for frames, n in parsed if is_idle(frames))
+    samples = [(frames, n) for frames, n in parsed if not is_idle(frames)]
     total = sum(n for _, n in samples)
     if total == 0:
-        return {"samples": 0, "components": [], "self": [], "inclusive_project": []}
+        return {
+            "samples": 0,
+            "idle_samples": idle,
+            "components": [],
+            "self": [],
+            "inclusive_project": [],
+        }
     components: Counter[str] = Counter()
     self_time: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
@@ -109,6 +137,7 @@ def summarise(text: str, top: int = 12) -> dict[str, Any]:
 
     return {
         "samples": total,
+        "idle_samples": idle,
         "components": shares(components, None),
         "self": shares(self_time, top),
         "inclusive_project": shares(inclusive, top),

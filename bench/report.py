@@ -633,7 +633,9 @@ def _profile(results: dict[str, Any]) -> str:
         text += [
             "",
             f"`{prof.get('stage')}` alone, {prof.get('events')} events, sampled with "
-            f"{prof.get('tool')}: {fmt(prof.get('samples'))} samples, "
+            f"{prof.get('tool')}: {fmt(prof.get('samples'))} busy samples (and "
+            f"{fmt(prof.get('idle_samples'))} of threads waiting in select() or on a "
+            "condition, left out), "
             f"{fmt(prof.get('traces_per_s_sampled'))} traces/s while sampled. A sample "
             "belongs to the first component found walking from the innermost frame "
             "outwards (a json.loads inside the redaction logic counts as redaction).",

@@ -13,6 +13,8 @@ _SHARED: list[structlog.types.Processor] = [
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
+    # FastStream puts the topic, group and message id in `extra`: keep them.
+    structlog.stdlib.ExtraAdder(),
 ]
 
 

@@ -1,0 +1,112 @@
+"""Dedupe on the real broker and database: three instances group exactly as one does, and
+a corpus sent twice changes no pattern count."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from corpus.generate import generate
+from promoter.cli import wait_for_idle
+from promoter.supervisor import Endpoints, Stack
+from services.dedupe.logic import observe
+from services.dedupe.store import InMemoryPatternStore
+from shared.events import Trace
+from shared.features import derive_features
+from tests.e2e.test_pipeline import run_cli
+
+pytestmark = pytest.mark.e2e
+
+
+def isolated_corpus(seed: int, tag: str) -> list[Trace]:
+    """The generated corpus with its agents renamed, so its patterns share nothing with
+    what other tests sent to the same store."""
+    return [
+        item.trace.model_copy(update={"agent_name": f"{item.trace.agent_name}-{tag}"})
+        for item in generate(seed=seed)
+    ]
+
+
+def write(traces: list[Trace], path: Path) -> Path:
+    path.write_text("".join(t.model_dump_json() + "\n" for t in traces))
+    return path
+
+
+async def stored_grouping(dsn: str, trace_ids: set[str]) -> tuple[set[frozenset[str]], list[int]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            """SELECT t.trace_id, t.pattern_id, p.occurrences
+               FROM dedupe_traces t JOIN patterns p USING (pattern_id)
+               WHERE t.trace_id = ANY($1::text[])""",
+            list(trace_ids),
+        )
+    finally:
+        await conn.close()
+    return _grouping([(r["trace_id"], r["pattern_id"], r["occurrences"]) for r in rows])
+
+
+def _grouping(rows: list[tuple[str, str, int]]) -> tuple[set[frozenset[str]], list[int]]:
+    groups: dict[str, set[str]] = {}
+    counts: dict[str, int] = {}
+    for trace_id, pattern_id, occurrences in rows:
+        groups.setdefault(pattern_id, set()).add(trace_id)
+        counts[pattern_id] = occurrences
+    return {frozenset(g) for g in groups.values()}, sorted(counts.values())
+
+
+async def reference_grouping(traces: list[Trace]) -> tuple[set[frozenset[str]], list[int]]:
+    """What one dedupe instance decides, computed in-process with the in-memory store."""
+    store = InMemoryPatternStore()
+    rows: dict[str, str] = {}
+    for trace in traces:
+        recorded = await store.record(observe(trace, derive_features(trace)))
+        rows[trace.trace_id] = recorded.pattern_id
+    return _grouping([(t, p, (await store.pattern(p)).occurrences) for t, p in rows.items()])
+
+
+def test_three_dedupe_instances_make_the_same_patterns_and_counts_as_one(
+    pipeline: Endpoints, stack: Stack, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    for instance in (1, 2):
+        stack.start_stage("dedupe", pipeline, instance=instance)
+    try:
+        traces = isolated_corpus(seed=67, tag="scale")
+        sent = run_cli("send", str(write(traces, tmp_path / "t.jsonl")), env=cli_env)
+        assert sent.returncode == 0, sent.stderr
+        assert wait_for_idle(pipeline.kafka_bootstrap_servers, timeout_s=300)
+
+        ids = {t.trace_id for t in traces}
+        assert asyncio.run(stored_grouping(pipeline.database_url, ids)) == asyncio.run(
+            reference_grouping(traces)
+        )
+        busy = [
+            name for name in ("dedupe", "dedupe.1", "dedupe.2")
+            if any('"Received"' in line and '"topic": "traces.normalized"' in line
+                   for line in (stack.state / "logs" / f"{name}.log").read_text().splitlines())
+        ]
+        assert len(busy) >= 2, "the work was really shared between instances"
+    finally:
+        for instance in (1, 2):
+            stack.stop_stage(f"dedupe.{instance}")
+
+
+def test_sending_the_whole_corpus_twice_changes_no_pattern_count(
+    pipeline: Endpoints, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    traces = isolated_corpus(seed=71, tag="twice")
+    ids = {t.trace_id for t in traces}
+    corpus_file = write(traces, tmp_path / "t.jsonl")
+
+    assert run_cli("send", str(corpus_file), env=cli_env).returncode == 0
+    assert wait_for_idle(pipeline.kafka_bootstrap_servers, timeout_s=300)
+    first = asyncio.run(stored_grouping(pipeline.database_url, ids))
+
+    assert run_cli("send", str(corpus_file), env=cli_env).returncode == 0
+    assert wait_for_idle(pipeline.kafka_bootstrap_servers, timeout_s=300)
+    assert asyncio.run(stored_grouping(pipeline.database_url, ids)) == first
+    assert sum(first[1]) == len(ids), "every distinct trace counted exactly once"
