@@ -116,6 +116,53 @@ async def _tables(conn: Any) -> set[str]:
     return {r["tablename"] for r in rows}
 
 
+FILLED = (
+    "patterns",
+    "dedupe_traces",
+    "pattern_members",
+    "pattern_coverage",
+    "scoring_promotions",
+    "pattern_intents",
+    "pattern_intent_bands",
+    "pattern_exemplars",
+)
+
+
+async def _drop_indexes(conn: Any, tables: set[str]) -> list[str]:
+    """Drops the keys and indexes of the tables about to be bulk-filled (no foreign key
+    refers to any of them); returns the statements that re-create them. Building an index
+    once is much faster than inserting tens of millions of random keys into it."""
+    filled = sorted(t for t in FILLED if t in tables)
+    constraints = await conn.fetch(
+        """SELECT c.conrelid::regclass::text AS tbl, c.conname,
+                  pg_get_constraintdef(c.oid) AS def, c.conindid
+           FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
+           WHERE c.connamespace = $1::regnamespace AND c.contype IN ('p', 'u')
+             AND t.relname = ANY($2::text[])""",
+        SCHEMA,
+        filled,
+    )
+    backing = {r["conindid"] for r in constraints}
+    indexes = await conn.fetch(
+        """SELECT i.indexrelid, c.relname AS indexname, pg_get_indexdef(i.indexrelid) AS def
+           FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid
+           JOIN pg_class c ON c.oid = i.indexrelid
+           WHERE t.relnamespace = $1::regnamespace AND t.relname = ANY($2::text[])""",
+        SCHEMA,
+        filled,
+    )
+    restore = []
+    for r in constraints:
+        await conn.execute(f'ALTER TABLE {r["tbl"]} DROP CONSTRAINT "{r["conname"]}"')
+        restore.append(f'ALTER TABLE {r["tbl"]} ADD CONSTRAINT "{r["conname"]}" {r["def"]}')
+    for r in indexes:
+        if r["indexrelid"] in backing:
+            continue
+        await conn.execute(f'DROP INDEX "{SCHEMA}"."{r["indexname"]}"')
+        restore.append(r["def"])
+    return restore
+
+
 async def _synthesise(
     pool: asyncpg.Pool, have: int, want: int, task: TaskHandle, policy_version: str
 ) -> None:
@@ -123,7 +170,9 @@ async def _synthesise(
         tables = await _tables(conn)
         statements = synthesis_sql(tables, policy_version, v2="pattern_intents" in tables)
         await conn.execute("SET synchronous_commit = off")
-        await conn.execute("SET maintenance_work_mem = '512MB'")
+        await conn.execute("SET maintenance_work_mem = '1GB'")
+        await conn.execute("SET max_parallel_maintenance_workers = 2")
+        restore = await _drop_indexes(conn, tables)
         start = have + 1
         while start <= want:
             end = min(want, start + CHUNK - 1)
@@ -132,6 +181,9 @@ async def _synthesise(
                     await conn.execute(sql, start, end)
             task.update(completed=end - have, total=want - have)
             start = end + 1
+        task.update(description=f"growth: indexing {want:,} patterns")
+        for sql in restore:
+            await conn.execute(sql)
         await conn.execute("ANALYZE")
 
 

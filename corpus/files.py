@@ -6,10 +6,7 @@ import json
 from pathlib import Path
 
 from corpus.generate import generate, label_record
-from corpus.otlp import to_otlp_json
-
-# OTLP traces rotate through the attribute conventions ingest must understand.
-CONVENTIONS = ("genai", "genai_old", "openinference")
+from corpus.otlp import CONVENTIONS, to_otlp_json
 
 
 def write_demo_files(folder: Path, seed: int = 7, scale: int = 1) -> list[Path]:

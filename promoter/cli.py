@@ -21,8 +21,11 @@ from shared.db import connect_pool, migrate
 from shared.kafka import ensure_topics, groups_lag, read_topic
 from shared.settings import Settings
 
-app = typer.Typer(help="Trace Promoter: production agent traces → offline test fixtures.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Trace Promoter: production agent traces → offline test fixtures.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 console = Console()
 DEMO_MAX_WAIT_MS = 5_000
 
@@ -111,8 +114,10 @@ def status(state_dir: StateDir = None, as_json: AsJson = False) -> None:
     settings = _settings(state_dir)
     stack = Stack(settings)
     endpoints = _endpoints(settings)
-    services = {name: {"pid": stack.stage_pid(name), "alive": stack.stage_pid(name) is not None}
-                for name in stack.running_stage_names() or [*STAGES, RECEIVER]}
+    services = {
+        name: {"pid": stack.stage_pid(name), "alive": stack.stage_pid(name) is not None}
+        for name in stack.running_stage_names() or [*STAGES, RECEIVER]
+    }
     try:
         lag: dict[str, dict[str, int]] | str = asyncio.run(_lags(endpoints.kafka_bootstrap_servers))
     except Exception as error:  # status must report an unreachable broker, not crash on it
@@ -124,8 +129,12 @@ def status(state_dir: StateDir = None, as_json: AsJson = False) -> None:
     table = Table("service", "pid", "alive", "lag")
     for name, info in services.items():
         stage_lag = lag.get(name.split(".")[0], {}) if isinstance(lag, dict) else {}
-        table.add_row(name, str(info["pid"] or "-"), "yes" if info["alive"] else "no",
-                      ", ".join(f"{t}={n}" for t, n in stage_lag.items()) or "-")
+        table.add_row(
+            name,
+            str(info["pid"] or "-"),
+            "yes" if info["alive"] else "no",
+            ", ".join(f"{t}={n}" for t, n in stage_lag.items()) or "-",
+        )
     console.print(table)
     for key, value in endpoints.public().items():
         console.print(f"{key}: {value}")
@@ -204,8 +213,14 @@ def fixtures(state_dir: StateDir = None, as_json: AsJson = False) -> None:
         return
     table = Table("fixture", "kind", "v", "policy", "source trace", "reason")
     for r in rows:
-        table.add_row(r["fixture_id"], r["kind"], str(r["current_version"]), r["policy_version"],
-                      r["source_trace_id"][:12], (r["reason"] or "")[:90])
+        table.add_row(
+            r["fixture_id"],
+            r["kind"],
+            str(r["current_version"]),
+            r["policy_version"],
+            r["source_trace_id"][:12],
+            (r["reason"] or "")[:90],
+        )
     console.print(table)
     console.print(f"{len(rows)} fixture(s)")
 
@@ -233,8 +248,14 @@ def decisions(state_dir: StateDir = None, as_json: AsJson = False) -> None:
         return
     table = Table("trace", "pattern", "decision", "total", "policy", "reason")
     for r in rows:
-        table.add_row(r["trace_id"][:12], r["pattern_id"], r["decision"], f"{r['total']:.2f}",
-                      r["policy_version"], r["reason"][:80])
+        table.add_row(
+            r["trace_id"][:12],
+            r["pattern_id"],
+            r["decision"],
+            f"{r['total']:.2f}",
+            r["policy_version"],
+            r["reason"][:80],
+        )
     console.print(table)
 
 
@@ -242,15 +263,22 @@ def decisions(state_dir: StateDir = None, as_json: AsJson = False) -> None:
 def dlq(state_dir: StateDir = None, as_json: AsJson = False) -> None:
     """Dead letters on traces.dlq: stage, error class, message, trace id."""
     endpoints = _endpoints(_settings(state_dir))
-    rows = [json.loads(v) for v in asyncio.run(
-        read_topic(endpoints.kafka_bootstrap_servers, topics.DLQ))]
+    rows = [
+        json.loads(v)
+        for v in asyncio.run(read_topic(endpoints.kafka_bootstrap_servers, topics.DLQ))
+    ]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
     table = Table("stage", "error", "message", "trace", "source")
     for r in rows:
-        table.add_row(r["stage"], r["error_class"], r["message"][:70], r.get("trace_id") or "-",
-                      f"{r['source_topic']}[{r['source_partition']}]@{r['source_offset']}")
+        table.add_row(
+            r["stage"],
+            r["error_class"],
+            r["message"][:70],
+            r.get("trace_id") or "-",
+            f"{r['source_topic']}[{r['source_partition']}]@{r['source_offset']}",
+        )
     console.print(table)
 
 
@@ -291,15 +319,22 @@ def demo(
     console.rule("promoted fixtures")
     rows = asyncio.run(_fixtures(endpoints.database_url))
     for r in rows:
-        console.print(f"[bold]{r['fixture_id']}[/bold] v{r['current_version']} "
-                      f"({r['kind']}, policy {r['policy_version']})")
+        console.print(
+            f"[bold]{r['fixture_id']}[/bold] v{r['current_version']} "
+            f"({r['kind']}, policy {r['policy_version']})"
+        )
         console.print(f"  {r['reason']}")
-    console.print(f"{len(rows)} fixture(s) in the store; dead letters: "
-                  f"{len(asyncio.run(read_topic(endpoints.kafka_bootstrap_servers, topics.DLQ)))}")
+    console.print(
+        f"{len(rows)} fixture(s) in the store; dead letters: "
+        f"{len(asyncio.run(read_topic(endpoints.kafka_bootstrap_servers, topics.DLQ)))}"
+    )
     exports = stack.state / "exports"
     for fmt in ("jsonl", "pytest", "promptfoo", "deepeval", "openai-evals"):
-        asyncio.run(exporting.export_fixtures(
-            endpoints.database_url, fmt, exports / fmt, since=None, kind=None, console=console))
+        asyncio.run(
+            exporting.export_fixtures(
+                endpoints.database_url, fmt, exports / fmt, since=None, kind=None, console=console
+            )
+        )
     report = stack.state / "release-gate.md"
     report.write_text(asyncio.run(exporting.gate_report(endpoints.database_url, None)))
     console.rule("release-gate report")

@@ -7,6 +7,7 @@ outside the repo; the broker's data, config and log live in the state folder.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -49,8 +50,15 @@ def ensure_jars() -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     subprocess.run(
         [
-            "mvn", "-B", "-ntp", "-q", "-f", str(POM), "dependency:copy-dependencies",
-            "-DincludeScope=runtime", f"-DoutputDirectory={staging}",
+            "mvn",
+            "-B",
+            "-ntp",
+            "-q",
+            "-f",
+            str(POM),
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={staging}",
         ],
         check=True,
     )
@@ -124,19 +132,38 @@ class LocalKafka:
         classpath = f"{jars}/*"
         java = ["java", "-Xms256m", "-Xmx512m", f"-Dlog4j2.configurationFile={LOG4J_CONFIG}"]
         if not (data_dir / "meta.properties").exists():
-            cluster_id = subprocess.run(
-                [*java, "-cp", classpath, "kafka.tools.StorageTool", "random-uuid"],
-                check=True, capture_output=True, text=True,
-            ).stdout.strip().splitlines()[-1]
+            cluster_id = (
+                subprocess.run(
+                    [*java, "-cp", classpath, "kafka.tools.StorageTool", "random-uuid"],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
             subprocess.run(
-                [*java, "-cp", classpath, "kafka.tools.StorageTool", "format",
-                 "-t", cluster_id, "-c", str(config)],
-                check=True, capture_output=True, text=True,
+                [
+                    *java,
+                    "-cp",
+                    classpath,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(config),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
             )
         with self.log_file.open("ab") as log:
             process = subprocess.Popen(
                 [*java, "-cp", classpath, "kafka.Kafka", str(config)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         self.pid_file.write_text(str(process.pid))
@@ -208,15 +235,11 @@ def stop_process_group(pid: int, timeout_s: float) -> None:
             break
         _reap(pid)
         time.sleep(0.2)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     _reap(pid)
 
 
 def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass

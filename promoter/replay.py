@@ -292,8 +292,13 @@ def _side(s: DecisionSummary | None) -> str:
 
 def print_diff(diff: ReplayDiff, dry_run: bool) -> None:
     verb = "would change" if dry_run else "changed"
-    counts = Table("newly promoted", "demoted", "other changes", "unchanged",
-                   title=f"replay under policy {diff.policy_version}: what {verb}")
+    counts = Table(
+        "newly promoted",
+        "demoted",
+        "other changes",
+        "unchanged",
+        title=f"replay under policy {diff.policy_version}: what {verb}",
+    )
     counts.add_row(*(str(diff.counts[c]) for c in replay_logic.CATEGORIES))
     console.print(counts)
     for category in ("promoted", "demoted", "changed"):
@@ -304,8 +309,10 @@ def print_diff(diff: ReplayDiff, dry_run: bool) -> None:
         for c in changes:
             # A line per change and its reason below it: reasons are paragraphs, which a
             # table column would fold into a narrow tower.
-            console.print(f"[bold]{c.trace_id}[/bold]  {c.pattern_id}  {_side(c.before)}"
-                          f" → {_side(c.after)}", highlight=False)
+            console.print(
+                f"[bold]{c.trace_id}[/bold]  {c.pattern_id}  {_side(c.before)} → {_side(c.after)}",
+                highlight=False,
+            )
             console.print(Padding(escape(c.after.reason), (0, 0, 1, 4)), highlight=False)
     if diff.unchanged:
         console.print(f"{len(diff.unchanged)} unchanged (listed with their reasons by --save)")
@@ -330,13 +337,22 @@ def _start(from_: str | None, from_beginning: bool) -> Start:
 
 def replay(
     policy_path: Annotated[
-        Path, typer.Option("--policy", help="Policy file to re-score under.", exists=True,
-                           dir_okay=False, readable=True)
+        Path,
+        typer.Option(
+            "--policy",
+            help="Policy file to re-score under.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
     ],
     from_: Annotated[
         str | None,
-        typer.Option("--from", help="Replay records that reached traces.redacted at or after"
-                     " this ISO date or date-time (UTC unless given)."),
+        typer.Option(
+            "--from",
+            help="Replay records that reached traces.redacted at or after"
+            " this ISO date or date-time (UTC unless given).",
+        ),
     ] = None,
     from_beginning: Annotated[
         bool, typer.Option("--from-beginning", help="Replay everything retained.")
@@ -367,26 +383,43 @@ def replay(
     endpoints = _endpoints(_settings(state_dir))
     bootstrap = endpoints.kafka_bootstrap_servers
 
-    backlog = sum(asyncio.run(group_lag(bootstrap, topics.consumer_group("scoring"),
-                                        [topics.REDACTED])).values())
+    backlog = sum(
+        asyncio.run(
+            group_lag(bootstrap, topics.consumer_group("scoring"), [topics.REDACTED])
+        ).values()
+    )
     if backlog:
-        console.print(f"[yellow]scoring has {backlog} trace(s) still to decide: their current"
-                      " decisions are not on traces.scored yet.[/yellow]")
+        console.print(
+            f"[yellow]scoring has {backlog} trace(s) still to decide: their current"
+            " decisions are not on traces.scored yet.[/yellow]"
+        )
     mode = "dry run, nothing is written" if dry_run else f"group {replay_group(policy.version)}"
     console.print(f"replaying {topics.REDACTED} under policy {policy.version} ({mode})")
 
-    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
-                  MofNCompleteColumn(), TimeElapsedColumn(), console=console) as progress:
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
         task = progress.add_task("re-scoring", total=None)
 
         def show(completed: int, total: int) -> None:
             progress.update(task, completed=completed, total=total)
 
         try:
-            result = asyncio.run(run_replay(
-                bootstrap, policy, start, dry_run=dry_run, dsn=endpoints.database_url,
-                timeout_s=timeout, on_progress=show,
-            ))
+            result = asyncio.run(
+                run_replay(
+                    bootstrap,
+                    policy,
+                    start,
+                    dry_run=dry_run,
+                    dsn=endpoints.database_url,
+                    timeout_s=timeout,
+                    on_progress=show,
+                )
+            )
         except ReplayTimeout as error:
             resume = "" if dry_run else " (offsets so far are committed: run again to resume)"
             console.print(f"[red]timed out: {error}{resume}[/red]")
@@ -396,9 +429,11 @@ def replay(
     for line in result.skipped:
         console.print(f"[yellow]skipped unreadable record {line}[/yellow]")
     if not dry_run:
-        console.print(f"published {result.published} decision(s) to {topics.SCORED},"
-                      f" {result.promotions_published} to {topics.PROMOTED}"
-                      " (`promote wait` until the fixture writer has them)")
+        console.print(
+            f"published {result.published} decision(s) to {topics.SCORED},"
+            f" {result.promotions_published} to {topics.PROMOTED}"
+            " (`promote wait` until the fixture writer has them)"
+        )
     if save is not None:
         save_diff(result.diff, save)
         console.print(f"diff saved to {save}")

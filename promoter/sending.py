@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from aiokafka import AIOKafkaProducer
 
@@ -40,8 +40,8 @@ def _files(paths: list[str]) -> Iterator[tuple[str, bytes]]:
             yield str(path), path.read_bytes()
 
 
-def _otlp_json_trace_id(doc: dict[str, object]) -> str | None:
-    for rs in doc.get("resourceSpans", []) or []:  # type: ignore[union-attr]
+def _otlp_json_trace_id(doc: dict[str, Any]) -> str | None:
+    for rs in doc.get("resourceSpans", []) or []:
         for ss in rs.get("scopeSpans", []) or []:
             for span in ss.get("spans", []) or []:
                 trace_id = span.get("traceId")
@@ -97,7 +97,10 @@ def _each_line_is_json(lines: list[str]) -> bool:
 
 async def send(bootstrap: str, batch: list[RawMessage]) -> int:
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=10,
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=10,
         max_request_size=16 * 1024 * 1024,
     )
     await producer.start()

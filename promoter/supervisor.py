@@ -16,8 +16,8 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
-from urllib.parse import urlsplit
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from promoter.kafka_local import REPO_ROOT, LocalKafka, _alive, free_port, stop_process_group
 from promoter.postgres_local import LocalPostgres
@@ -121,9 +121,17 @@ class Stack:
         if stage == RECEIVER:
             assert endpoints.ingest_http is not None
             address = urlsplit(endpoints.ingest_http)
-            return [sys.executable, "-m", "uvicorn", "services.ingest.http:app",
-                    "--host", address.hostname or "127.0.0.1", "--port", str(address.port),
-                    "--no-access-log"]
+            return [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "services.ingest.http:app",
+                "--host",
+                address.hostname or "127.0.0.1",
+                "--port",
+                str(address.port),
+                "--no-access-log",
+            ]
         return [sys.executable, "-m", "faststream", "run", f"services.{stage}.app:app"]
 
     def start_stage(self, stage: str, endpoints: Endpoints, instance: int = 0) -> int:
@@ -145,8 +153,12 @@ class Stack:
         with (self.state / "logs" / f"{name}.log").open("ab") as log:
             process = subprocess.Popen(
                 self._command(stage, endpoints),
-                cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         self._pid_file(name).write_text(str(process.pid))
         if stage == RECEIVER and endpoints.ingest_http:
@@ -161,8 +173,9 @@ class Stack:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise RuntimeError(f"the OTLP/HTTP receiver exited; see {self.state / 'logs'}")
-            with contextlib.suppress(OSError), socket.create_connection(
-                (address.hostname, address.port), timeout=1
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection((address.hostname, address.port), timeout=1),
             ):
                 return
             time.sleep(0.1)

@@ -100,8 +100,15 @@ async def group(corpus: list[LabelledTrace]) -> list[Grouped]:
         else:
             outcome = "near_copy" if recorded.near_copy else "redelivery"
         await store.mark_forwarded(trace.trace_id)
-        out.append(Grouped(item.labels.lesson_id, item.labels.trap,
-                           item.labels.duplicate_of is not None, recorded.pattern_id, outcome))
+        out.append(
+            Grouped(
+                item.labels.lesson_id,
+                item.labels.trap,
+                item.labels.duplicate_of is not None,
+                recorded.pattern_id,
+                outcome,
+            )
+        )
     return out
 
 
@@ -120,8 +127,7 @@ def report_of(grouped: list[Grouped]) -> dict[str, Any]:
         "patterns": len(lessons_of),
         "overall": asdict(pair_scores((g.pattern_id, g.lesson_id) for g in scored)),
         "traps": {
-            trap: asdict(pair_scores((g.pattern_id, g.lesson_id) for g in scored
-                                     if g.trap == trap))
+            trap: asdict(pair_scores((g.pattern_id, g.lesson_id) for g in scored if g.trap == trap))
             for trap in TRAPS
         },
         "merged_lessons": sorted(sorted(v) for v in lessons_of.values() if len(v) > 1),
@@ -140,15 +146,29 @@ def _pct(value: float | None) -> str:
 
 
 def print_report(report: dict[str, Any], console: Console) -> None:
-    table = Table("pairs of", "traces", "precision", "recall", "TP", "FP", "FN",
-                  title=f"grouping v{report['fingerprint_version']}, seed {report['seed']},"
-                        f" scale {report['scale']}: {report['patterns']} patterns for"
-                        f" {report['lessons']} lessons")
+    table = Table(
+        "pairs of",
+        "traces",
+        "precision",
+        "recall",
+        "TP",
+        "FP",
+        "FN",
+        title=f"grouping v{report['fingerprint_version']}, seed {report['seed']},"
+        f" scale {report['scale']}: {report['patterns']} patterns for"
+        f" {report['lessons']} lessons",
+    )
     rows = [("all traces", report["overall"]), *report["traps"].items()]
     for name, r in rows:
-        table.add_row(name, str(r["items"]), _pct(r["precision"]), _pct(r["recall"]),
-                      str(r["true_positives"]), str(r["false_positives"]),
-                      str(r["false_negatives"]))
+        table.add_row(
+            name,
+            str(r["items"]),
+            _pct(r["precision"]),
+            _pct(r["recall"]),
+            str(r["true_positives"]),
+            str(r["false_positives"]),
+            str(r["false_negatives"]),
+        )
     console.print(table)
     merged = "; ".join(" + ".join(m) for m in report["merged_lessons"])
     console.print(f"patterns merging lessons: {merged or 'none'}")
@@ -158,8 +178,11 @@ def print_report(report: dict[str, Any], console: Console) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="eval_grouping", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="eval_grouping",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--scale", type=int, default=1)
     parser.add_argument("--json", type=Path, dest="json_path", help="also write the report here")

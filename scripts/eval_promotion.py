@@ -136,10 +136,14 @@ async def _run_pipeline(corpus: list[LabelledTrace], policy: Policy) -> list[tup
     for item in corpus:
         outcome = await _one(item, policy, patterns, budgets)
         labels = item.labels
-        results.append((
-            Outcome(labels.lesson_id, labels.family, labels.should_promote, outcome == "promote"),
-            outcome,
-        ))
+        results.append(
+            (
+                Outcome(
+                    labels.lesson_id, labels.family, labels.should_promote, outcome == "promote"
+                ),
+                outcome,
+            )
+        )
     return results
 
 
@@ -159,14 +163,21 @@ async def upstream(trace: Trace, patterns: PatternStore) -> TraceRedacted | str:
     except RedactionFailed:
         return DEAD_LETTERED
     return TraceRedacted(
-        trace_id=trace.trace_id, stages=(EVAL_STAMP,), trace=clean,
-        features=derive_features(clean), complete=is_complete(trace), pattern=pattern,
+        trace_id=trace.trace_id,
+        stages=(EVAL_STAMP,),
+        trace=clean,
+        features=derive_features(clean),
+        complete=is_complete(trace),
+        pattern=pattern,
         redaction=report,
     )
 
 
 async def _one(
-    item: LabelledTrace, policy: Policy, patterns: PatternStore, budgets: BudgetStore,
+    item: LabelledTrace,
+    policy: Policy,
+    patterns: PatternStore,
+    budgets: BudgetStore,
 ) -> str:
     event = await upstream(item.trace, patterns)
     if isinstance(event, str):
@@ -200,8 +211,10 @@ def evaluate(policy: Policy, seed: int = 7, scale: int = 1) -> dict[str, Any]:
         "per_lesson": asdict(metrics.per_lesson),
         "outcomes": dict(Counter(what for _, what in results)),
         "families": {
-            f: {"should_promote": any(o.should_promote for o in outcomes if o.family == f),
-                **{k: n for k, n in c.items()}}
+            f: {
+                "should_promote": any(o.should_promote for o in outcomes if o.family == f),
+                **{k: n for k, n in c.items()},
+            }
             for f, c in sorted(families.items())
         },
         **lesson_lists(outcomes),
@@ -213,30 +226,57 @@ def _pct(value: float | None) -> str:
 
 
 def print_report(report: dict[str, Any], console: Console) -> None:
-    table = Table("", "precision", "recall", "TP", "FP", "FN", "TN",
-                  title=f"policy {report['policy_version']}, seed {report['seed']}, scale"
-                        f" {report['scale']}: {report['traces']} traces")
+    table = Table(
+        "",
+        "precision",
+        "recall",
+        "TP",
+        "FP",
+        "FN",
+        "TN",
+        title=f"policy {report['policy_version']}, seed {report['seed']}, scale"
+        f" {report['scale']}: {report['traces']} traces",
+    )
     for name, key in (("per trace", "per_trace"), ("per lesson", "per_lesson")):
         r = report[key]
-        table.add_row(name, _pct(r["precision"]), _pct(r["recall"]), str(r["true_positives"]),
-                      str(r["false_positives"]), str(r["false_negatives"]),
-                      str(r["true_negatives"]))
+        table.add_row(
+            name,
+            _pct(r["precision"]),
+            _pct(r["recall"]),
+            str(r["true_positives"]),
+            str(r["false_positives"]),
+            str(r["false_negatives"]),
+            str(r["true_negatives"]),
+        )
     console.print(table)
-    families = Table("family", "should", *OUTCOMES, title="outcome per family",
-                     caption="duplicate: exact redelivery dropped by dedupe; covered: pattern"
-                             " already covered, not forwarded; dead_letter: redaction failed")
+    families = Table(
+        "family",
+        "should",
+        *OUTCOMES,
+        title="outcome per family",
+        caption="duplicate: exact redelivery dropped by dedupe; covered: pattern"
+        " already covered, not forwarded; dead_letter: redaction failed",
+    )
     for family, counts in report["families"].items():
-        families.add_row(family, "yes" if counts["should_promote"] else "no",
-                         *(str(counts.get(o, 0)) for o in OUTCOMES))
+        families.add_row(
+            family,
+            "yes" if counts["should_promote"] else "no",
+            *(str(counts.get(o, 0)) for o in OUTCOMES),
+        )
     console.print(families)
-    for key, title in (("promoted_but_should_not", "lessons promoted that should not be"),
-                       ("missed", "lessons that should be promoted and were not")):
+    for key, title in (
+        ("promoted_but_should_not", "lessons promoted that should not be"),
+        ("missed", "lessons that should be promoted and were not"),
+    ):
         console.print(f"{title}: {', '.join(report[key]) or 'none'}")
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="eval_promotion", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="eval_promotion",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--policy", type=Path, default=DEFAULT_POLICY_PATH)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--scale", type=int, default=1)

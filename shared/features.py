@@ -16,8 +16,22 @@ from shared.templating import template_message
 
 # Tools whose effects outlive the run: a wrong call to one of these is a risk, not a typo.
 SIDE_EFFECT_VERBS = (
-    "refund", "cancel", "delete", "transfer", "send", "pay", "charge", "update",
-    "create", "book", "close", "remove", "write", "post", "approve", "grant",
+    "refund",
+    "cancel",
+    "delete",
+    "transfer",
+    "send",
+    "pay",
+    "charge",
+    "update",
+    "create",
+    "book",
+    "close",
+    "remove",
+    "write",
+    "post",
+    "approve",
+    "grant",
 )
 
 NEGATIVE_LABELS = {"negative", "thumbs_down", "bad", "incorrect", "fail", "failed", "wrong"}
@@ -83,7 +97,9 @@ def derive_features(trace: Trace) -> TraceFeatures:
         1 for f in trace.feedback if f.source in {"human", "reviewer"}
     )
     guardrail_hits = sum(
-        1 for s in spans if s.guardrail_triggered or (s.kind == SpanKind.GUARDRAIL and s.status == SpanStatus.ERROR)
+        1
+        for s in spans
+        if s.guardrail_triggered or (s.kind == SpanKind.GUARDRAIL and s.status == SpanStatus.ERROR)
     )
     negative = sum(1 for f in trace.feedback if is_negative_feedback(f.score, f.label))
     root = root_span(trace)
@@ -133,7 +149,6 @@ def _outcome(trace: Trace, root: Span | None, negative_feedback: int) -> str:
     if root is not None and root.status == SpanStatus.OK:
         return "success"
     return "unknown"
-
 
 
 def started_at(trace: Trace) -> datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable
 
@@ -52,10 +53,9 @@ async def ensure_topics(bootstrap: str, settings: Settings) -> list[str]:
                 )
             )
         if wanted:
-            try:
+            # Another `up` may race us; the topics then exist, which is all we need.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                pass  # another `up` raced us; the topics exist, which is all we need
         return [t.name for t in wanted]
     finally:
         await admin.close()
@@ -140,7 +140,7 @@ async def read_topic(bootstrap: str, topic: str) -> list[bytes]:
         remaining = {tp for tp in tps if await consumer.position(tp) < ends[tp]}
         while remaining:
             batch = await consumer.getmany(*remaining, timeout_ms=1000)
-            for tp, records in batch.items():
+            for records in batch.values():
                 values.extend(r.value for r in records if r.value is not None)
             remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}
         return values

@@ -18,11 +18,11 @@ _SHARED: list[structlog.types.Processor] = [
 ]
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ignore]
     """Writes to whatever sys.stderr is at emit time: a test runner may swap and close the
     stream it had when logging was configured."""
 
-    @property  # type: ignore[override]
+    @property  # type: ignore[override,unused-ignore]
     def stream(self) -> object:
         return sys.stderr
 

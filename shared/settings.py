@@ -29,9 +29,7 @@ class Settings(BaseSettings):
     state_dir: Path = Path(".promote")
     kafka_bootstrap_servers: str | None = Field(
         default=None,
-        validation_alias=AliasChoices(
-            "PROMOTE_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"
-        ),
+        validation_alias=AliasChoices("PROMOTE_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
     )
     database_url: str | None = None
 

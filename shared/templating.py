@@ -20,12 +20,19 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     (
         "<date>",
-        re.compile(r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\b"),
+        re.compile(
+            r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\b"
+        ),
     ),
     ("<ip>", re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")),
     ("<path>", re.compile(r"(?<![\w/])(?:/[\w.-]+){2,}/?")),
     ("<quoted>", re.compile(r"'[^'\n]{1,200}'|\"[^\"\n]{1,200}\"")),
-    ("<hex>", re.compile(r"\b(?:0x)?[0-9a-f]*[a-f][0-9a-f]*[0-9][0-9a-f]*\b|\b[0-9a-f]{12,}\b", re.IGNORECASE)),
+    (
+        "<hex>",
+        re.compile(
+            r"\b(?:0x)?[0-9a-f]*[a-f][0-9a-f]*[0-9][0-9a-f]*\b|\b[0-9a-f]{12,}\b", re.IGNORECASE
+        ),
+    ),
     ("<id>", re.compile(r"\b[A-Za-z]+[-_]?\d[\w-]*\b")),
     ("<num>", re.compile(r"[-+]?\b\d+(?:[.,]\d+)*\b")),
 )

@@ -139,8 +139,7 @@ don didn doesn isn aren wasn weren won wouldn shouldn couldn haven hasn hadn ve 
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 _LETTERS = re.compile(r"[^\W\d_]+")
-_SUFFIXES = ("ations", "ation", "ings", "ing", "edly", "ed", "ies", "es", "s", "ly", "ment",
-             "er")
+_SUFFIXES = ("ations", "ation", "ings", "ing", "edly", "ed", "ies", "es", "s", "ly", "ment", "er")
 _SENTENCE_END = (".", "?", "!", ":", ";")
 _CASE_FLIP = re.compile(r"[a-z][A-Z]")
 
@@ -221,8 +220,12 @@ _PROTOTYPE = MinHash(num_perm=NUM_PERM, seed=FINGERPRINT_VERSION, scheme="affine
 
 
 def sketch(shingles: Iterable[str]) -> Sketch:
-    m = MinHash(num_perm=NUM_PERM, seed=FINGERPRINT_VERSION, scheme="affine32",
-                permutations=_PROTOTYPE.permutations)
+    m = MinHash(
+        num_perm=NUM_PERM,
+        seed=FINGERPRINT_VERSION,
+        scheme="affine32",
+        permutations=_PROTOTYPE.permutations,
+    )
     m.update_batch([s.encode() for s in sorted(set(shingles))])
     return tuple(int(v) for v in m.hashvalues)
 
@@ -239,8 +242,7 @@ def bands(s: Sketch) -> tuple[int, ...]:
     keys = []
     for i in range(0, len(s), BAND_ROWS):
         basis = f"{i}:" + ",".join(map(str, s[i : i + BAND_ROWS]))
-        keys.append(int.from_bytes(hashlib.sha256(basis.encode()).digest()[:8], "big",
-                                   signed=True))
+        keys.append(int.from_bytes(hashlib.sha256(basis.encode()).digest()[:8], "big", signed=True))
     return tuple(keys)
 
 
@@ -373,14 +375,16 @@ def assign(
         if score >= threshold and (best is None or (-score, c.pattern_id) < (-best[0], best[1])):
             best, closest, remembered = (score, c.pattern_id), score, len(c.intents)
     if best is None:
-        return Assignment(pattern_id_of(obs.bucket, obs.intent), created=True,
-                          remember_intent=True)
-    return Assignment(best[1], created=False,
-                      remember_intent=closest < SAME_WORDING and remembered < max_intents)
+        return Assignment(pattern_id_of(obs.bucket, obs.intent), created=True, remember_intent=True)
+    return Assignment(
+        best[1], created=False, remember_intent=closest < SAME_WORDING and remembered < max_intents
+    )
 
 
 def exemplar_role(
-    content: Sketch, exemplars: Sequence[Sketch], k: int = DEFAULT_EXEMPLARS,
+    content: Sketch,
+    exemplars: Sequence[Sketch],
+    k: int = DEFAULT_EXEMPLARS,
     near_copy: float = NEAR_COPY,
 ) -> Role:
     if any(similarity(content, e) >= near_copy for e in exemplars):

@@ -53,9 +53,7 @@ class PostgresPatternStore:
         async with self._pool.acquire() as conn, conn.transaction():
             # Serialises assignment within one bucket across instances: the second of two
             # concurrent traces sees the pattern the first one founded.
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", obs.bucket
-            )
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", obs.bucket)
             again = await self._redelivery(conn, obs)
             if again is not None:
                 return again
@@ -64,14 +62,16 @@ class PostgresPatternStore:
                    WHERE pattern_id IN (SELECT pattern_id FROM pattern_intent_bands
                                         WHERE bucket = $1 AND band_key = ANY($2::int8[]))
                    ORDER BY pattern_id, position""",
-                obs.bucket, list(obs.intent_bands),
+                obs.bucket,
+                list(obs.intent_bands),
             )
             intents: dict[str, list[Sketch]] = defaultdict(list)
             for r in rows:
                 intents[r["pattern_id"]].append(tuple(r["signature"]))
             assigned = assign(obs, [Candidate(p, tuple(i)) for p, i in intents.items()])
             exemplars = [
-                tuple(r["signature"]) for r in await conn.fetch(
+                tuple(r["signature"])
+                for r in await conn.fetch(
                     """SELECT signature FROM pattern_exemplars WHERE pattern_id = $1
                        ORDER BY position""",
                     assigned.pattern_id,
@@ -83,7 +83,10 @@ class PostgresPatternStore:
                                              near_copy)
                    VALUES ($1, $2, $3, $4, $5) ON CONFLICT (trace_id) DO NOTHING
                    RETURNING true""",
-                obs.trace_id, obs.content_sha256, assigned.pattern_id, obs.seen_at,
+                obs.trace_id,
+                obs.content_sha256,
+                assigned.pattern_id,
+                obs.seen_at,
                 role == Role.NEAR_COPY,
             )
             if not inserted:
@@ -99,8 +102,10 @@ class PostgresPatternStore:
                    SET occurrences = p.occurrences + 1,
                        first_seen = LEAST(p.first_seen, EXCLUDED.first_seen),
                        last_seen = GREATEST(p.last_seen, EXCLUDED.last_seen)""",
-                assigned.pattern_id, obs.fingerprint_version,
-                pattern_fingerprint(obs.fingerprint, obs.intent), obs.seen_at,
+                assigned.pattern_id,
+                obs.fingerprint_version,
+                pattern_fingerprint(obs.fingerprint, obs.intent),
+                obs.seen_at,
             )
             await conn.executemany(
                 """INSERT INTO pattern_members (pattern_id, dimension, value) VALUES ($1, $2, $3)
@@ -113,7 +118,9 @@ class PostgresPatternStore:
                        SELECT $1, coalesce(max(position) + 1, 0), $2, $3
                        FROM pattern_intents WHERE pattern_id = $1
                        ON CONFLICT DO NOTHING""",
-                    assigned.pattern_id, obs.bucket, list(obs.intent),
+                    assigned.pattern_id,
+                    obs.bucket,
+                    list(obs.intent),
                 )
                 await conn.executemany(
                     """INSERT INTO pattern_intent_bands (bucket, band_key, pattern_id)
@@ -128,10 +135,17 @@ class PostgresPatternStore:
                        FROM pattern_exemplars WHERE pattern_id = $1
                        HAVING count(*) < $4
                        ON CONFLICT DO NOTHING""",
-                    assigned.pattern_id, obs.trace_id, list(obs.content), self._max_exemplars,
+                    assigned.pattern_id,
+                    obs.trace_id,
+                    list(obs.content),
+                    self._max_exemplars,
                 )
-            return Recorded(assigned.pattern_id, first_delivery=True, already_forwarded=False,
-                            near_copy=role == Role.NEAR_COPY)
+            return Recorded(
+                assigned.pattern_id,
+                first_delivery=True,
+                already_forwarded=False,
+                near_copy=role == Role.NEAR_COPY,
+            )
 
     @staticmethod
     async def _redelivery(conn: Connection, obs: Observation) -> Recorded | None:
@@ -142,12 +156,17 @@ class PostgresPatternStore:
                SET forwarded = forwarded AND content_sha256 = $2,
                    content_sha256 = $2
                WHERE trace_id = $1 RETURNING pattern_id, forwarded, near_copy""",
-            obs.trace_id, obs.content_sha256,
+            obs.trace_id,
+            obs.content_sha256,
         )
         if row is None:
             return None
-        return Recorded(row["pattern_id"], first_delivery=False,
-                        already_forwarded=row["forwarded"], near_copy=row["near_copy"])
+        return Recorded(
+            row["pattern_id"],
+            first_delivery=False,
+            already_forwarded=row["forwarded"],
+            near_copy=row["near_copy"],
+        )
 
     async def pattern(self, pattern_id: str) -> PatternInfo:
         async with self._pool.acquire() as conn:
@@ -198,7 +217,9 @@ class PostgresPatternStore:
                    VALUES ($1, $2, $3) ON CONFLICT (pattern_id) DO UPDATE
                    SET fixture_version = GREATEST(c.fixture_version, EXCLUDED.fixture_version),
                        updated_at = EXCLUDED.updated_at""",
-                pattern_id, fixture_version, at,
+                pattern_id,
+                fixture_version,
+                at,
             )
 
 
@@ -230,27 +251,43 @@ class InMemoryPatternStore:
             same = existing.content_sha256 == obs.content_sha256
             existing.forwarded = existing.forwarded and same
             existing.content_sha256 = obs.content_sha256
-            return Recorded(existing.pattern_id, first_delivery=False,
-                            already_forwarded=existing.forwarded, near_copy=existing.near_copy)
-        near = sorted({
-            p for key in obs.intent_bands for p in self.intent_bands.get((obs.bucket, key), ())
-        })
+            return Recorded(
+                existing.pattern_id,
+                first_delivery=False,
+                already_forwarded=existing.forwarded,
+                near_copy=existing.near_copy,
+            )
+        near = sorted(
+            {p for key in obs.intent_bands for p in self.intent_bands.get((obs.bucket, key), ())}
+        )
         assigned = assign(obs, [Candidate(p, tuple(self.intents[p])) for p in near])
         pattern_id = assigned.pattern_id
         kept = self.exemplars.setdefault(pattern_id, [])
         role = exemplar_role(obs.content, [s for _, s in kept], self.max_exemplars)
-        self.traces[obs.trace_id] = _TraceRow(obs.content_sha256, pattern_id, obs.seen_at,
-                                              forwarded=False, near_copy=role == Role.NEAR_COPY)
+        self.traces[obs.trace_id] = _TraceRow(
+            obs.content_sha256,
+            pattern_id,
+            obs.seen_at,
+            forwarded=False,
+            near_copy=role == Role.NEAR_COPY,
+        )
         old = self.patterns.get(pattern_id)
         if old is None:
             self.patterns[pattern_id] = (
-                obs.fingerprint_version, pattern_fingerprint(obs.fingerprint, obs.intent), 1,
-                obs.seen_at, obs.seen_at,
+                obs.fingerprint_version,
+                pattern_fingerprint(obs.fingerprint, obs.intent),
+                1,
+                obs.seen_at,
+                obs.seen_at,
             )
         else:
             v, text, n, first, last = old
             self.patterns[pattern_id] = (
-                v, text, n + 1, min(first, obs.seen_at), max(last, obs.seen_at),
+                v,
+                text,
+                n + 1,
+                min(first, obs.seen_at),
+                max(last, obs.seen_at),
             )
         self.members.update((pattern_id, d, v) for d, v in obs.members)
         if assigned.remember_intent:
@@ -259,8 +296,12 @@ class InMemoryPatternStore:
                 self.intent_bands.setdefault((obs.bucket, key), set()).add(pattern_id)
         if role == Role.EXEMPLAR:
             kept.append((obs.trace_id, obs.content))
-        return Recorded(pattern_id, first_delivery=True, already_forwarded=False,
-                        near_copy=role == Role.NEAR_COPY)
+        return Recorded(
+            pattern_id,
+            first_delivery=True,
+            already_forwarded=False,
+            near_copy=role == Role.NEAR_COPY,
+        )
 
     async def pattern(self, pattern_id: str) -> PatternInfo:
         version, text, occurrences, first, last = self.patterns[pattern_id]

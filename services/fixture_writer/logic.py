@@ -96,7 +96,8 @@ def build_fixtures(event: TraceScored) -> list[FixtureDraft]:
     failed_calls = [
         {"tool": s.tool_name or s.name, "arguments": s.tool_arguments}
         for s in tool_spans
-        if s.status == SpanStatus.ERROR or any(
+        if s.status == SpanStatus.ERROR
+        or any(
             c.side_effecting and not c.ok and c.name == (s.tool_name or s.name)
             for c in f.tool_calls
         )
@@ -108,9 +109,7 @@ def build_fixtures(event: TraceScored) -> list[FixtureDraft]:
         "input": root.input if root else None,
         "context": {
             "documents": [
-                {"id": d.id, "content": d.content}
-                for s in trace.spans
-                for d in s.documents
+                {"id": d.id, "content": d.content} for s in trace.spans for d in s.documents
             ],
         },
         "expected_behaviour": expected,
@@ -133,7 +132,11 @@ def build_fixtures(event: TraceScored) -> list[FixtureDraft]:
     }
     drafts = []
     for kind in kinds_for(event):
-        body = {**common, "fixture_id": fixture_id(event.pattern.pattern_id, kind), "kind": kind.value}
+        body = {
+            **common,
+            "fixture_id": fixture_id(event.pattern.pattern_id, kind),
+            "kind": kind.value,
+        }
         if kind == FixtureKind.TOOL_USE_ASSERTION:
             body["tool_assertions"] = {
                 "expected_tools": sorted({c.name for c in f.tool_calls if c.ok}),
@@ -141,9 +144,9 @@ def build_fixtures(event: TraceScored) -> list[FixtureDraft]:
             }
         if kind == FixtureKind.GRADER_EXAMPLE:
             body["label"] = "negative"
-            body["rubric_reason"] = "; ".join(
-                x.explanation for x in trace.feedback if x.explanation
-            ) or event.reason
+            body["rubric_reason"] = (
+                "; ".join(x.explanation for x in trace.feedback if x.explanation) or event.reason
+            )
         drafts.append(
             FixtureDraft(
                 fixture_id=body["fixture_id"],

@@ -44,7 +44,8 @@ class PostgresFixtureStore:
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", draft.fixture_id)
             same = await conn.fetchval(
                 "SELECT version FROM fixture_versions WHERE fixture_id = $1 AND body_sha256 = $2",
-                draft.fixture_id, draft.body_sha256,
+                draft.fixture_id,
+                draft.body_sha256,
             )
             if same is not None:
                 return Written(draft.fixture_id, same, created=False)
@@ -59,29 +60,50 @@ class PostgresFixtureStore:
                    ON CONFLICT (fixture_id) DO UPDATE
                    SET current_version = EXCLUDED.current_version, status = 'active',
                        updated_at = EXCLUDED.updated_at""",
-                draft.fixture_id, draft.pattern_id, draft.kind.value, version, at,
+                draft.fixture_id,
+                draft.pattern_id,
+                draft.kind.value,
+                version,
+                at,
             )
             await conn.execute(
                 """INSERT INTO fixture_versions (fixture_id, version, body, body_sha256,
                                                  policy_version, source_trace_id, created_at)
                    VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7)""",
-                draft.fixture_id, version, json.dumps(draft.body), draft.body_sha256,
-                event.policy_version, event.trace_id, at,
+                draft.fixture_id,
+                version,
+                json.dumps(draft.body),
+                draft.body_sha256,
+                event.policy_version,
+                event.trace_id,
+                at,
             )
             await conn.execute(
                 """INSERT INTO fixture_evidence (fixture_id, version, source_trace_ids,
                        first_seen, last_seen, occurrences, scores, policy_version, reason)
                    VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)""",
-                draft.fixture_id, version, [event.trace_id], event.pattern.first_seen,
-                event.pattern.last_seen, event.pattern.occurrences, _scores(event),
-                event.policy_version, event.reason,
+                draft.fixture_id,
+                version,
+                [event.trace_id],
+                event.pattern.first_seen,
+                event.pattern.last_seen,
+                event.pattern.occurrences,
+                _scores(event),
+                event.policy_version,
+                event.reason,
             )
             await conn.execute(
                 """INSERT INTO gate_log (at, action, fixture_id, version, kind, pattern_id,
                                          criteria, reason)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING""",
-                at, "added" if version == 1 else "versioned", draft.fixture_id, version,
-                draft.kind.value, draft.pattern_id, list(draft.criteria), event.reason,
+                at,
+                "added" if version == 1 else "versioned",
+                draft.fixture_id,
+                version,
+                draft.kind.value,
+                draft.pattern_id,
+                list(draft.criteria),
+                event.reason,
             )
             return Written(draft.fixture_id, version, created=True)
 
@@ -89,7 +111,10 @@ class PostgresFixtureStore:
         await self._pool.execute(
             """INSERT INTO blocked_fixtures (fixture_id, source_trace_id, reason, at)
                VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING""",
-            fixture_id, trace_id, reason, at,
+            fixture_id,
+            trace_id,
+            reason,
+            at,
         )
 
     async def record_decision(self, event: TraceScored, at: datetime) -> None:
@@ -97,8 +122,14 @@ class PostgresFixtureStore:
             """INSERT INTO decisions (trace_id, policy_version, pattern_id, decision, total,
                                       scores, reason, decided_at)
                VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8) ON CONFLICT DO NOTHING""",
-            event.trace_id, event.policy_version, event.pattern.pattern_id,
-            event.decision.value, event.total, _scores(event), event.reason, at,
+            event.trace_id,
+            event.policy_version,
+            event.pattern.pattern_id,
+            event.decision.value,
+            event.total,
+            _scores(event),
+            event.reason,
+            at,
         )
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import timedelta
+from typing import cast
 
-from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from faststream import AckPolicy, FastStream
 from faststream.kafka.annotations import KafkaMessage
@@ -45,7 +46,7 @@ room = asyncio.Event()
 committed: dict[int, int] = {}
 
 
-class ReleaseRevokedPartitions(ConsumerRebalanceListener):  # type: ignore[misc]
+class ReleaseRevokedPartitions(ConsumerRebalanceListener):
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         async with buffer_lock:
             await commit_safe_offsets()
@@ -68,7 +69,7 @@ raw = broker.subscriber(
 
 @raw
 async def on_raw(msg: KafkaMessage) -> None:
-    record = msg.raw_message
+    record = single_record(msg)
     source = (record.partition, record.offset)
     while assembler.full():  # back-pressure: stop reading until the flusher makes room
         room.clear()
@@ -86,11 +87,17 @@ async def on_raw(msg: KafkaMessage) -> None:
     stage.log.info("buffered", trace_ids=[t.trace_id for t in traces], offset=record.offset)
 
 
+def single_record(msg: KafkaMessage) -> ConsumerRecord[bytes, bytes]:
+    # The subscriber is not a batch one: every message wraps exactly one record.
+    return cast("ConsumerRecord[bytes, bytes]", msg.raw_message)
+
+
 async def dead_letter_until_acknowledged(msg: KafkaMessage, error: Exception) -> None:
     """The offset will be committed past this message, so its dead letter must land."""
     while True:
         try:
-            await stage.dead_letter(msg, error, trace_id=logic.trace_id_hint(msg.raw_message.key))
+            trace_id = logic.trace_id_hint(single_record(msg).key)
+            await stage.dead_letter(msg, error, trace_id=trace_id)
             return
         except TRANSIENT_ERRORS as failure:
             stage.log.warning("dead_letter_retry", error=repr(failure))
@@ -111,8 +118,9 @@ async def flush() -> None:
             )
             assembler.forget([e.trace_id for e in events])
             for e in events:
-                stage.log.info("assembled", trace_id=e.trace_id, spans=len(e.trace.spans),
-                               complete=e.complete)
+                stage.log.info(
+                    "assembled", trace_id=e.trace_id, spans=len(e.trace.spans), complete=e.complete
+                )
         await commit_safe_offsets()
     if not assembler.full():
         room.set()

@@ -41,8 +41,8 @@ def merge(a: Trace, b: Trace) -> Trace:
         known = spans.get(s.span_id)
         if known is None or (known.end_time is None and s.end_time is not None):
             spans[s.span_id] = s
-    known: list[Feedback] = list(a.feedback)
-    feedback = known + [f for f in b.feedback if f not in known]
+    earlier: list[Feedback] = list(a.feedback)
+    feedback = earlier + [f for f in b.feedback if f not in earlier]
     return a.model_copy(
         update={
             "session_id": a.session_id or b.session_id,
@@ -92,7 +92,7 @@ class Assembler:
 
     def release(self, now: datetime) -> list[Released]:
         out: list[Released] = []
-        for trace_id, entry in list(self.pending.items()):
+        for entry in list(self.pending.values()):
             complete = is_complete(entry.trace)
             quiet_over = now - entry.last_arrival >= self.quiet
             if (complete and quiet_over) or now - entry.first_arrival >= self.max_wait:

@@ -39,8 +39,11 @@ async def lifespan(_: Starlette) -> AsyncIterator[None]:
     if not settings.ingest_api_key:
         raise RuntimeError("PROMOTE_INGEST_API_KEY is not set: the receiver never runs open")
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers(), acks="all", enable_idempotence=True,
-        max_request_size=settings.ingest_max_body_bytes + 65536, linger_ms=5,
+        bootstrap_servers=settings.bootstrap_servers(),
+        acks="all",
+        enable_idempotence=True,
+        max_request_size=settings.ingest_max_body_bytes + 65536,
+        linger_ms=5,
     )
     await producer.start()
     state["producer"] = producer
@@ -63,11 +66,18 @@ async def read_limited(request: Request, limit: int) -> bytes | None:
 
 async def refuse(status: int, reason: str, message: str, body: bytes) -> JSONResponse:
     letter = DeadLettered(
-        stage="ingest_http", error_class=reason, message=message, source_topic="http:/v1/traces",
-        payload_sha256=hashlib.sha256(body).hexdigest(), payload_bytes=len(body), at=now(),
+        stage="ingest_http",
+        error_class=reason,
+        message=message,
+        source_topic="http:/v1/traces",
+        payload_sha256=hashlib.sha256(body).hexdigest(),
+        payload_bytes=len(body),
+        at=now(),
     )
     await state["producer"].send_and_wait(
-        topics.DLQ, to_bytes(letter), key=letter.payload_sha256.encode(),
+        topics.DLQ,
+        to_bytes(letter),
+        key=letter.payload_sha256.encode(),
         headers=[("content-type", b"application/json")],
     )
     logger.warning("refused", extra={"status": status, "reason": reason})
@@ -89,7 +99,9 @@ async def export_traces(request: Request) -> Response:
     await asyncio.gather(
         *(
             producer.send_and_wait(
-                topics.RAW, trace.model_dump_json().encode(), key=trace.trace_id.encode(),
+                topics.RAW,
+                trace.model_dump_json().encode(),
+                key=trace.trace_id.encode(),
                 headers=[("content-type", b"application/json")],
             )
             for trace in traces

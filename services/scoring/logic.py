@@ -346,15 +346,19 @@ def operationally_costly(
 
 
 def missed_offline(p: PatternInfo, features: TraceFeatures) -> CriterionScore:
-    evidence = {"pattern_id": p.pattern_id, "covered_by_fixture": p.covered_by_fixture,
-                "outcome": features.outcome}
+    evidence = {
+        "pattern_id": p.pattern_id,
+        "covered_by_fixture": p.covered_by_fixture,
+        "outcome": features.outcome,
+    }
     if not p.covered_by_fixture:
         return _result(1.0, "no fixture covers the pattern yet", **evidence)
     if features.outcome == "failure":
         # We cannot see the fixture's own grade: a live failure of a covered pattern only
         # suggests the fixture does not catch it.
         return _result(
-            0.4, "covered by a fixture, yet this live run failed: the fixture may miss it",
+            0.4,
+            "covered by a fixture, yet this live run failed: the fixture may miss it",
             **evidence,
         )
     return _result(0.0, "already covered by a fixture", **evidence)

@@ -55,9 +55,7 @@ class Thresholds(_Closed):
     @model_validator(mode="after")
     def _ordered(self) -> Thresholds:
         if self.hold >= self.promote:
-            raise ValueError(
-                f"hold ({self.hold}) must be below promote ({self.promote})"
-            )
+            raise ValueError(f"hold ({self.hold}) must be below promote ({self.promote})")
         return self
 
 
@@ -93,11 +91,7 @@ class Gates(_Closed):
     enduring: Gate | None = None
 
     def by_criterion(self) -> dict[str, Gate]:
-        return {
-            name: gate
-            for name, gate in self
-            if isinstance(gate, Gate)
-        }
+        return {name: gate for name, gate in self if isinstance(gate, Gate)}
 
 
 class Windows(_Closed):
@@ -197,8 +191,7 @@ def parse_policy(text: str, source: str = "<string>") -> Policy:
         raise PolicyError(f"invalid policy {source}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise PolicyError(
-            f"invalid policy {source}: the top level must be a mapping, "
-            f"got {type(data).__name__}"
+            f"invalid policy {source}: the top level must be a mapping, got {type(data).__name__}"
         )
     try:
         return Policy.model_validate(data)

@@ -35,7 +35,10 @@ class PostgresBudgetStore:
                FROM scoring_promotions
                WHERE policy_version = $3 AND trace_id <> $1
                  AND (pattern_id = $2 OR day = $4)""",
-            trace_id, pattern_id, policy_version, day,
+            trace_id,
+            pattern_id,
+            policy_version,
+            day,
         )
         assert row is not None
         return BudgetState(promoted_for_pattern=row["for_pattern"], promoted_today=row["today"])
@@ -46,7 +49,10 @@ class PostgresBudgetStore:
         await self._pool.execute(
             """INSERT INTO scoring_promotions (trace_id, policy_version, pattern_id, day)
                VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING""",
-            trace_id, policy_version, pattern_id, day,
+            trace_id,
+            policy_version,
+            pattern_id,
+            day,
         )
 
 

@@ -4,7 +4,6 @@ a corpus sent twice changes no pattern count."""
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 import asyncpg
@@ -85,9 +84,12 @@ def test_three_dedupe_instances_make_the_same_patterns_and_counts_as_one(
             reference_grouping(traces)
         )
         busy = [
-            name for name in ("dedupe", "dedupe.1", "dedupe.2")
-            if any('"Received"' in line and '"topic": "traces.normalized"' in line
-                   for line in (stack.state / "logs" / f"{name}.log").read_text().splitlines())
+            name
+            for name in ("dedupe", "dedupe.1", "dedupe.2")
+            if any(
+                '"Received"' in line and '"topic": "traces.normalized"' in line
+                for line in (stack.state / "logs" / f"{name}.log").read_text().splitlines()
+            )
         ]
         assert len(busy) >= 2, "the work was really shared between instances"
     finally:

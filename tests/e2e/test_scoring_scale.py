@@ -68,14 +68,14 @@ async def one_instance(events: list[TraceRedacted]) -> dict[str, tuple[Decision,
 
 
 async def publish(bootstrap: str, events: list[TraceRedacted]) -> set[int]:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
-                                enable_idempotence=True)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
     try:
         partitions = set()
         for event in events:
             meta = await producer.send_and_wait(
-                topics.REDACTED, event.model_dump_json().encode(),
+                topics.REDACTED,
+                event.model_dump_json().encode(),
                 key=event.pattern.pattern_id.encode(),
             )
             partitions.add(meta.partition)

@@ -16,11 +16,24 @@ pytestmark = pytest.mark.e2e
 
 
 def promote(*args: str, state: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("KAFKA_BOOTSTRAP_SERVERS", "PROMOTE_KAFKA_BOOTSTRAP_SERVERS",
-                        "PROMOTE_DATABASE_URL")}
-    return subprocess.run([sys.executable, "-m", "promoter", *args, "--state-dir", str(state)],
-                          env=env, capture_output=True, text=True, timeout=600, check=False)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "KAFKA_BOOTSTRAP_SERVERS",
+            "PROMOTE_KAFKA_BOOTSTRAP_SERVERS",
+            "PROMOTE_DATABASE_URL",
+        )
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "promoter", *args, "--state-dir", str(state)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 def all_pids(state: Path) -> dict[str, int]:

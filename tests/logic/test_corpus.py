@@ -155,8 +155,14 @@ def test_duplicates_equal_their_originals_and_carry_their_lesson(
 def test_recurring_lessons_span_days_users_sessions_and_agent_versions(
     corpus: list[LabelledTrace],
 ) -> None:
-    recurring = {"wrong_side_effect", "retrieval_miss", "recovery_loop", "approval_pressure",
-                 "guardrail_hit", "slow_costly_success"}
+    recurring = {
+        "wrong_side_effect",
+        "retrieval_miss",
+        "recovery_loop",
+        "approval_pressure",
+        "guardrail_hit",
+        "slow_costly_success",
+    }
     lessons: dict[str, list[Trace]] = defaultdict(list)
     for item in originals(corpus):
         if item.labels.family in recurring:
@@ -226,8 +232,9 @@ def test_slow_costly_successes_cost_4_to_12_times_their_agents_median(
             baseline[item.trace.agent_name or ""].append((f.cost_usd, f.latency_ms))
     for item in by_family(corpus, "slow_costly_success"):
         f = derive_features(item.trace)
-        cost, latency = (statistics.median(v) for v in zip(*baseline[item.trace.agent_name or ""],
-                                                           strict=True))
+        cost, latency = (
+            statistics.median(v) for v in zip(*baseline[item.trace.agent_name or ""], strict=True)
+        )
         assert item.trace.outcome == "success"
         assert 4 <= f.cost_usd / cost <= 12
         assert 3.5 <= f.latency_ms / latency <= 12
@@ -263,7 +270,8 @@ def test_same_shape_traps_share_the_tool_sequence_but_not_the_lesson(
 ) -> None:
     trapped = [x for x in originals(corpus) if x.labels.trap == SAME_SHAPE]
     assert {tool_sequence(x.trace) for x in trapped} == {
-        ("lookup_user", "lookup_order", "transfer_to_human")}
+        ("lookup_user", "lookup_order", "transfer_to_human")
+    }
     requests: dict[str, set[str | None]] = defaultdict(set)
     for item in trapped:
         requests[item.labels.lesson_id].add(item.trace.spans[0].input)
@@ -299,8 +307,20 @@ def test_pii_heavy_traces_cover_every_kind_and_belong_to_a_promoted_lesson(
 ) -> None:
     pii = by_family(corpus, "pii_heavy")
     kinds = {kind for x in pii for kind, _ in x.labels.planted}
-    assert kinds == {"person_name", "email", "address", "phone", "card", "iban", "ssn", "ipv4",
-                     "aws_key", "github_token", "jwt", "password"}
+    assert kinds == {
+        "person_name",
+        "email",
+        "address",
+        "phone",
+        "card",
+        "iban",
+        "ssn",
+        "ipv4",
+        "aws_key",
+        "github_token",
+        "jwt",
+        "password",
+    }
     lessons = {x.labels.lesson_id for x in originals(corpus) if x.labels.family != "pii_heavy"}
     assert all(x.labels.lesson_id in lessons and x.labels.should_promote for x in pii)
 

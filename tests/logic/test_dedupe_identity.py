@@ -43,22 +43,45 @@ def a_trace(
     agent: str = "support-agent",
 ) -> Trace:
     root = "0" * 16
-    spans = [Span(span_id=root, name="invoke_agent", kind=SpanKind.AGENT, start_time=T0,
-                  end_time=T0 + timedelta(seconds=30), status=SpanStatus.OK, input=request,
-                  output=answer)]
+    spans = [
+        Span(
+            span_id=root,
+            name="invoke_agent",
+            kind=SpanKind.AGENT,
+            start_time=T0,
+            end_time=T0 + timedelta(seconds=30),
+            status=SpanStatus.OK,
+            input=request,
+            output=answer,
+        )
+    ]
     for i, tool in enumerate(tools, start=1):
         error = (fails or {}).get(tool)
-        spans.append(Span(
-            span_id=f"{i:016x}", parent_span_id=root, name=f"execute_tool {tool}",
-            kind=SpanKind.TOOL, tool_name=tool, tool_arguments=arguments,
-            tool_result=json.dumps({"error": error[1]} if error else {"status": "ok"}),
-            start_time=T0 + timedelta(seconds=i), end_time=T0 + timedelta(seconds=i + 1),
-            status=SpanStatus.ERROR if error else SpanStatus.OK,
-            error_type=error[0] if error else None, error_message=error[1] if error else None,
-            escalated=True if tool == "transfer_to_human" else None,
-        ))
-    return Trace(trace_id=trace_id, agent_name=agent, outcome="failure", spans=tuple(spans),
-                 session_id=f"s-{trace_id}", user_id="u-1")
+        spans.append(
+            Span(
+                span_id=f"{i:016x}",
+                parent_span_id=root,
+                name=f"execute_tool {tool}",
+                kind=SpanKind.TOOL,
+                tool_name=tool,
+                tool_arguments=arguments,
+                tool_result=json.dumps({"error": error[1]} if error else {"status": "ok"}),
+                start_time=T0 + timedelta(seconds=i),
+                end_time=T0 + timedelta(seconds=i + 1),
+                status=SpanStatus.ERROR if error else SpanStatus.OK,
+                error_type=error[0] if error else None,
+                error_message=error[1] if error else None,
+                escalated=True if tool == "transfer_to_human" else None,
+            )
+        )
+    return Trace(
+        trace_id=trace_id,
+        agent_name=agent,
+        outcome="failure",
+        spans=tuple(spans),
+        session_id=f"s-{trace_id}",
+        user_id="u-1",
+    )
 
 
 def obs(trace: Trace) -> Observation:
@@ -69,19 +92,28 @@ def founded(o: Observation) -> Candidate:
     return Candidate(pattern_id_of(o.bucket, o.intent), (o.intent,))
 
 
-PARCEL = a_trace("Where is my parcel? Order ord_1G2YRKFI was supposed to arrive yesterday.",
-                 "I've passed your question to a colleague (ticket T-9WXSE6).")
-PARCEL_REWORDED = a_trace("Any news on order ord_6494ZYTC? Still not here.",
-                          "I've passed your question to a colleague (ticket T-3FEQIY).",
-                          trace_id="u" * 32)
-DOUBLE_CHARGE = a_trace("I was charged twice for order ord_8SJX3W5M, $293.00 two times.",
-                        "I've escalated this to our team (ticket T-8IV00S).", trace_id="v" * 32)
+PARCEL = a_trace(
+    "Where is my parcel? Order ord_1G2YRKFI was supposed to arrive yesterday.",
+    "I've passed your question to a colleague (ticket T-9WXSE6).",
+)
+PARCEL_REWORDED = a_trace(
+    "Any news on order ord_6494ZYTC? Still not here.",
+    "I've passed your question to a colleague (ticket T-3FEQIY).",
+    trace_id="u" * 32,
+)
+DOUBLE_CHARGE = a_trace(
+    "I was charged twice for order ord_8SJX3W5M, $293.00 two times.",
+    "I've escalated this to our team (ticket T-8IV00S).",
+    trace_id="v" * 32,
+)
 PAUSE_FAILED = ("SubscriptionStateError", "subscription sub_88ICNBIC cannot be paused")
 
 
 def test_intent_words_drop_values_stopwords_and_names_and_stem_the_rest() -> None:
-    words = intent_words("Hi, I'm Marta Quillfeather: please refund $64.00 for order "
-                         "ord_58GLP428 to marta@example.com, I was cancelling it.")
+    words = intent_words(
+        "Hi, I'm Marta Quillfeather: please refund $64.00 for order "
+        "ord_58GLP428 to marta@example.com, I was cancelling it."
+    )
     assert words == ["refund", "ord", "cancel"]
 
 
@@ -111,14 +143,34 @@ def test_the_same_failing_request_along_another_path_lands_in_the_same_bucket() 
     answer = "Pausing isn't available on your plan, so I've cancelled sub_88ICNBIC instead."
     paths = [
         ("lookup_user", "list_subscriptions", "pause_subscription", "cancel_subscription"),
-        ("list_subscriptions", "lookup_user", "lookup_user", "pause_subscription",
-         "cancel_subscription"),
-        ("lookup_user", "list_subscriptions", "get_invoice", "pause_subscription",
-         "cancel_subscription"),
+        (
+            "list_subscriptions",
+            "lookup_user",
+            "lookup_user",
+            "pause_subscription",
+            "cancel_subscription",
+        ),
+        (
+            "lookup_user",
+            "list_subscriptions",
+            "get_invoice",
+            "pause_subscription",
+            "cancel_subscription",
+        ),
     ]
-    seen = [obs(a_trace(request, answer, p, fails={"pause_subscription": PAUSE_FAILED},
-                        agent="billing-agent", trace_id=f"{i}" * 32))
-            for i, p in enumerate(paths)]
+    seen = [
+        obs(
+            a_trace(
+                request,
+                answer,
+                p,
+                fails={"pause_subscription": PAUSE_FAILED},
+                agent="billing-agent",
+                trace_id=f"{i}" * 32,
+            )
+        )
+        for i, p in enumerate(paths)
+    ]
     assert len({o.bucket for o in seen}) == 1
     assert assign(seen[1], [founded(seen[0])]).pattern_id == founded(seen[0]).pattern_id
 
@@ -126,8 +178,14 @@ def test_the_same_failing_request_along_another_path_lands_in_the_same_bucket() 
 def test_another_side_effect_or_error_type_makes_another_bucket() -> None:
     base = obs(a_trace("Refund my order", "Done", ("lookup_order", "issue_refund")))
     other_effect = obs(a_trace("Refund my order", "Done", ("lookup_order", "cancel_order")))
-    other_error = obs(a_trace("Refund my order", "Done", ("lookup_order", "issue_refund"),
-                              fails={"issue_refund": ("LimitExceeded", "over 100")}))
+    other_error = obs(
+        a_trace(
+            "Refund my order",
+            "Done",
+            ("lookup_order", "issue_refund"),
+            fails={"issue_refund": ("LimitExceeded", "over 100")},
+        )
+    )
     assert len({base.bucket, other_effect.bucket, other_error.bucket}) == 3
 
 
@@ -163,13 +221,30 @@ def test_a_trace_whose_content_is_close_to_an_exemplar_is_a_near_copy() -> None:
 
 
 def test_runs_differing_only_in_ids_and_amounts_have_near_identical_content() -> None:
-    one = obs(a_trace("Refund $64.00 for order ord_58GLP428", "Refunded $176.50",
-                      ("lookup_order", "issue_refund"), arguments='{"order_id": "ord_58GLP428"}'))
-    two = obs(a_trace("Refund $12.00 for order ord_1DOVGB6Q", "Refunded $341.50",
-                      ("lookup_order", "issue_refund"), arguments='{"order_id": "ord_1DOVGB6Q"}'))
-    other = obs(a_trace("Refund $12.00 for order ord_1DOVGB6Q", "Refunded $341.50",
-                        ("lookup_order", "issue_refund"),
-                        arguments='{"order_id": "ord_1DOVGB6Q", "reason": "arrived broken"}'))
+    one = obs(
+        a_trace(
+            "Refund $64.00 for order ord_58GLP428",
+            "Refunded $176.50",
+            ("lookup_order", "issue_refund"),
+            arguments='{"order_id": "ord_58GLP428"}',
+        )
+    )
+    two = obs(
+        a_trace(
+            "Refund $12.00 for order ord_1DOVGB6Q",
+            "Refunded $341.50",
+            ("lookup_order", "issue_refund"),
+            arguments='{"order_id": "ord_1DOVGB6Q"}',
+        )
+    )
+    other = obs(
+        a_trace(
+            "Refund $12.00 for order ord_1DOVGB6Q",
+            "Refunded $341.50",
+            ("lookup_order", "issue_refund"),
+            arguments='{"order_id": "ord_1DOVGB6Q", "reason": "arrived broken"}',
+        )
+    )
     assert similarity(one.content, two.content) >= 0.9
     assert similarity(one.content, other.content) < 0.9
 
@@ -184,14 +259,20 @@ async def test_the_store_keeps_k_diverse_exemplars_and_marks_near_copies() -> No
     traces = [
         a_trace("Where is my parcel ord_1?", "Passed to a colleague", trace_id="a" * 32),
         a_trace("Where is my parcel ord_2?", "Passed to a colleague", trace_id="b" * 32),
-        a_trace("Where is my parcel ord_3? It was due yesterday, tracking says lost",
-                "Passed to a colleague", trace_id="c" * 32, arguments='{"tracking": "lost"}'),
+        a_trace(
+            "Where is my parcel ord_3? It was due yesterday, tracking says lost",
+            "Passed to a colleague",
+            trace_id="c" * 32,
+            arguments='{"tracking": "lost"}',
+        ),
     ]
     recorded = [await store.record(obs(t)) for t in traces]
     assert len({r.pattern_id for r in recorded}) == 1
     assert [r.near_copy for r in recorded] == [False, True, False]
     assert [trace_id for trace_id, _ in store.exemplars[recorded[0].pattern_id]] == [
-        "a" * 32, "c" * 32]
+        "a" * 32,
+        "c" * 32,
+    ]
     assert (await store.pattern(recorded[0].pattern_id)).occurrences == 3
 
 
@@ -217,8 +298,14 @@ async def test_the_store_holds_no_word_of_the_request_or_the_answer() -> None:
 def test_pair_scores_count_merged_and_shared_pairs() -> None:
     # Pattern p1 holds two traces of lesson a and one of b; p2 holds one more of b.
     scores = pair_scores([("p1", "a"), ("p1", "a"), ("p1", "b"), ("p2", "b")])
-    assert scores == PairScores(items=4, true_positives=1, false_positives=2,
-                                false_negatives=1, precision=0.3333, recall=0.5)
+    assert scores == PairScores(
+        items=4,
+        true_positives=1,
+        false_positives=2,
+        false_negatives=1,
+        precision=0.3333,
+        recall=0.5,
+    )
 
 
 def test_pair_scores_are_none_where_undefined() -> None:

@@ -40,10 +40,12 @@ def test_a_redelivered_promotion_builds_byte_identical_fixtures() -> None:
 
 def test_a_new_exemplar_or_policy_changes_the_body_digest() -> None:
     base = {d.kind: d.body_sha256 for d in build_fixtures(scored(refund_trace()))}
-    other_trace = {d.kind: d.body_sha256
-                   for d in build_fixtures(scored(refund_trace("u" * 32, amount=75)))}
-    other_policy = {d.kind: d.body_sha256
-                    for d in build_fixtures(scored(refund_trace(), policy_version="B"))}
+    other_trace = {
+        d.kind: d.body_sha256 for d in build_fixtures(scored(refund_trace("u" * 32, amount=75)))
+    }
+    other_policy = {
+        d.kind: d.body_sha256 for d in build_fixtures(scored(refund_trace(), policy_version="B"))
+    }
     assert base[FixtureKind.REGRESSION_CASE] != other_trace[FixtureKind.REGRESSION_CASE]
     assert base[FixtureKind.REGRESSION_CASE] != other_policy[FixtureKind.REGRESSION_CASE]
 

@@ -28,8 +28,14 @@ pytestmark = pytest.mark.logic
 A, B = "2026.11-a", "2026.11-strict"
 
 
-def s(trace_id: str, decision: Decision, version: str = A, total: float = 0.7,
-      pattern: str = "p1-x", reason: str = "because") -> DecisionSummary:
+def s(
+    trace_id: str,
+    decision: Decision,
+    version: str = A,
+    total: float = 0.7,
+    pattern: str = "p1-x",
+    reason: str = "because",
+) -> DecisionSummary:
     return DecisionSummary(trace_id, pattern, decision, total, version, reason)
 
 
@@ -38,14 +44,20 @@ PROMOTE, HOLD, REJECT = Decision.PROMOTE, Decision.HOLD, Decision.REJECT
 
 def test_each_transition_lands_in_its_category() -> None:
     before = {
-        "t-up": s("t-up", HOLD), "t-down": s("t-down", PROMOTE), "t-rej": s("t-rej", PROMOTE),
-        "t-same": s("t-same", PROMOTE), "t-still": s("t-still", REJECT),
+        "t-up": s("t-up", HOLD),
+        "t-down": s("t-down", PROMOTE),
+        "t-rej": s("t-rej", PROMOTE),
+        "t-same": s("t-same", PROMOTE),
+        "t-still": s("t-still", REJECT),
         "t-side": s("t-side", HOLD),
     }
     after = {
-        "t-up": s("t-up", PROMOTE, B), "t-down": s("t-down", HOLD, B),
-        "t-rej": s("t-rej", REJECT, B), "t-same": s("t-same", PROMOTE, B),
-        "t-still": s("t-still", REJECT, B), "t-side": s("t-side", REJECT, B),
+        "t-up": s("t-up", PROMOTE, B),
+        "t-down": s("t-down", HOLD, B),
+        "t-rej": s("t-rej", REJECT, B),
+        "t-same": s("t-same", PROMOTE, B),
+        "t-still": s("t-still", REJECT, B),
+        "t-side": s("t-side", REJECT, B),
     }
     d = diff(before, after, B)
     assert [c.trace_id for c in d.promoted] == ["t-up"]
@@ -70,14 +82,21 @@ def test_traces_that_were_not_replayed_are_not_part_of_the_diff() -> None:
 
 
 def test_changes_carry_both_reasons_and_are_ordered_by_pattern_then_trace() -> None:
-    before = {"b": s("b", PROMOTE, pattern="p2", reason="was good"),
-              "a": s("a", PROMOTE, pattern="p2", reason="was fine"),
-              "c": s("c", PROMOTE, pattern="p1", reason="was ok")}
-    after = {t: s(t, REJECT, B, pattern=v.pattern_id, reason=f"now {t} is a duplicate")
-             for t, v in before.items()}
+    before = {
+        "b": s("b", PROMOTE, pattern="p2", reason="was good"),
+        "a": s("a", PROMOTE, pattern="p2", reason="was fine"),
+        "c": s("c", PROMOTE, pattern="p1", reason="was ok"),
+    }
+    after = {
+        t: s(t, REJECT, B, pattern=v.pattern_id, reason=f"now {t} is a duplicate")
+        for t, v in before.items()
+    }
     d = diff(before, after, B)
-    assert [(c.pattern_id, c.trace_id) for c in d.demoted] == [("p1", "c"), ("p2", "a"),
-                                                               ("p2", "b")]
+    assert [(c.pattern_id, c.trace_id) for c in d.demoted] == [
+        ("p1", "c"),
+        ("p2", "a"),
+        ("p2", "b"),
+    ]
     first = d.demoted[0]
     assert first.before is not None and first.before.reason == "was ok"
     assert first.after.reason == "now c is a duplicate"
@@ -104,19 +123,33 @@ def test_json_export_is_plain_json_with_every_category() -> None:
     doc = json.loads(json.dumps(to_json(d)))
     assert doc["policy_version"] == B
     assert doc["counts"] == {"promoted": 0, "demoted": 1, "changed": 0, "unchanged": 0}
-    assert doc["demoted"] == [{
-        "trace_id": "t", "pattern_id": "p1-x",
-        "before": {"trace_id": "t", "pattern_id": "p1-x", "decision": "promote", "total": 0.7,
-                   "policy_version": A, "reason": "because"},
-        "after": {"trace_id": "t", "pattern_id": "p1-x", "decision": "hold", "total": 0.61,
-                  "policy_version": B, "reason": "because"},
-    }]
+    assert doc["demoted"] == [
+        {
+            "trace_id": "t",
+            "pattern_id": "p1-x",
+            "before": {
+                "trace_id": "t",
+                "pattern_id": "p1-x",
+                "decision": "promote",
+                "total": 0.7,
+                "policy_version": A,
+                "reason": "because",
+            },
+            "after": {
+                "trace_id": "t",
+                "pattern_id": "p1-x",
+                "decision": "hold",
+                "total": 0.61,
+                "policy_version": B,
+                "reason": "because",
+            },
+        }
+    ]
     assert doc["promoted"] == doc["changed"] == doc["unchanged"] == []
 
 
 def test_markdown_export_keeps_tables_intact_when_reasons_contain_pipes() -> None:
-    d = diff({"t": s("t", PROMOTE)},
-             {"t": s("t", REJECT, B, total=0.3, reason="a | b\nc")}, B)
+    d = diff({"t": s("t", PROMOTE)}, {"t": s("t", REJECT, B, total=0.3, reason="a | b\nc")}, B)
     md = to_markdown(d)
     assert md.startswith(f"# Replay under policy {B}\n")
     assert "## Demoted (1)" in md
@@ -130,13 +163,19 @@ def test_rescoring_the_same_event_publishes_the_same_fixture_bodies() -> None:
     """What makes a repeated real replay idempotent in the store: only the stage stamp's
     time differs between two scorings, and fixture bodies do not contain it."""
     trace = refund_trace()
-    event = TraceRedacted(trace_id=trace.trace_id, trace=trace, features=derive_features(trace),
-                          pattern=pattern_info(occurrences=8), redaction=RedactionReport())
+    event = TraceRedacted(
+        trace_id=trace.trace_id,
+        trace=trace,
+        features=derive_features(trace),
+        pattern=pattern_info(occurrences=8),
+        redaction=RedactionReport(),
+    )
     policy = load_policy(STRICT_POLICY_PATH)
     budget = BudgetState(promoted_for_pattern=0, promoted_today=0)
     first = scored_event(event, policy, budget, StageStamp(stage="replay", version="0", at=T0))
-    again = scored_event(event, policy, budget,
-                         StageStamp(stage="replay", version="0", at=T0 + timedelta(hours=1)))
+    again = scored_event(
+        event, policy, budget, StageStamp(stage="replay", version="0", at=T0 + timedelta(hours=1))
+    )
     assert first.decision == Decision.PROMOTE and first.policy_version == policy.version
     assert first.stages[-1].stage == "replay"
     assert first.model_dump(exclude={"stages"}) == again.model_dump(exclude={"stages"})

@@ -74,9 +74,7 @@ def child(span_id: str, at_ms: int = 100, **fields: Any) -> Span:
     )
 
 
-def tool(
-    span_id: str, tool_name: str, *, ok: bool = True, at_ms: int = 100, **fields: Any
-) -> Span:
+def tool(span_id: str, tool_name: str, *, ok: bool = True, at_ms: int = 100, **fields: Any) -> Span:
     return child(
         span_id,
         at_ms,
@@ -160,12 +158,20 @@ def refund_failed_trace() -> Trace:
         root(status=SpanStatus.ERROR, output="Sorry, I could not process the refund."),
         tool("lookup", "get_order"),
         tool(
-            "refund", "issue_refund", ok=False, at_ms=300,
-            error_type="ValueError", error_message="amount 129.99 exceeds captured 99.99",
+            "refund",
+            "issue_refund",
+            ok=False,
+            at_ms=300,
+            error_type="ValueError",
+            error_message="amount 129.99 exceeds captured 99.99",
         ),
         feedback=(
-            Feedback(source="user", name="thumbs", label="thumbs_down",
-                     explanation="It should have refunded the captured amount only."),
+            Feedback(
+                source="user",
+                name="thumbs",
+                label="thumbs_down",
+                explanation="It should have refunded the captured amount only.",
+            ),
         ),
     )
 
@@ -173,18 +179,35 @@ def refund_failed_trace() -> Trace:
 def outage_trace() -> Trace:
     return make_trace(
         root(status=SpanStatus.ERROR, output="Something went wrong, please try again."),
-        tool("search", "search_kb", ok=False, error_type="HTTPError",
-             error_message="503 Service Unavailable from kb.internal"),
-        tool("search2", "search_kb", ok=False, at_ms=400, retry_attempt=1,
-             error_type="HTTPError", error_message="503 Service Unavailable from kb.internal"),
+        tool(
+            "search",
+            "search_kb",
+            ok=False,
+            error_type="HTTPError",
+            error_message="503 Service Unavailable from kb.internal",
+        ),
+        tool(
+            "search2",
+            "search_kb",
+            ok=False,
+            at_ms=400,
+            retry_attempt=1,
+            error_type="HTTPError",
+            error_message="503 Service Unavailable from kb.internal",
+        ),
     )
 
 
 def burst(**overrides: Any) -> PatternInfo:
     """Many runs within one day on one version."""
     fields: dict[str, Any] = {
-        "occurrences": 40, "count_24h": 40, "count_7d": 40, "distinct_sessions": 31,
-        "distinct_users": 28, "distinct_days": 1, "agent_versions": ("1.4.0",),
+        "occurrences": 40,
+        "count_24h": 40,
+        "count_7d": 40,
+        "distinct_sessions": 31,
+        "distinct_users": 28,
+        "distinct_days": 1,
+        "agent_versions": ("1.4.0",),
         "first_seen": T0 - timedelta(hours=2),
     }
     return make_pattern(**{**fields, **overrides})
@@ -194,8 +217,15 @@ def burst(**overrides: Any) -> PatternInfo:
 
 
 def test_a_single_occurrence_is_a_one_off_and_scores_zero() -> None:
-    one = make_pattern(occurrences=1, count_24h=1, count_7d=1, distinct_sessions=1,
-                       distinct_users=1, distinct_days=1, agent_versions=("1.4.0",))
+    one = make_pattern(
+        occurrences=1,
+        count_24h=1,
+        count_7d=1,
+        distinct_sessions=1,
+        distinct_users=1,
+        distinct_days=1,
+        agent_versions=("1.4.0",),
+    )
     result = logic.patterned(one, POLICY)
     assert result.score == 0.0
     assert result.evidence["one_off"] is True
@@ -217,8 +247,14 @@ def test_a_pattern_recurring_across_sessions_and_days_scores_high() -> None:
 
 
 def test_a_pattern_just_past_the_minimum_scores_low_but_not_zero() -> None:
-    few = make_pattern(occurrences=3, count_7d=3, count_24h=3, distinct_sessions=2,
-                       distinct_users=2, distinct_days=1)
+    few = make_pattern(
+        occurrences=3,
+        count_7d=3,
+        count_24h=3,
+        distinct_sessions=2,
+        distinct_users=2,
+        distinct_days=1,
+    )
     assert 0.0 < logic.patterned(few, POLICY).score < 0.3
 
 
@@ -268,15 +304,17 @@ def test_repeated_denied_approvals_weigh_more_than_a_single_denial() -> None:
 def test_guardrail_hits_escalation_and_negative_feedback_each_add_risk() -> None:
     guard = logic.risk_bearing(features(guardrail_hits=1), make_trace())
     both = logic.risk_bearing(features(guardrail_hits=1, negative_feedback=1), make_trace())
-    failed_escalation = logic.risk_bearing(features(escalated=True, outcome="failure"),
-                                           make_trace())
+    failed_escalation = logic.risk_bearing(
+        features(escalated=True, outcome="failure"), make_trace()
+    )
     assert 0.0 < guard.score < both.score
     assert "escalation_failed" in failed_escalation.evidence["signals"]
 
 
 def test_a_grader_flagging_a_policy_violation_counts_as_risk() -> None:
-    trace = make_trace(feedback=(Feedback(source="evaluator", name="policy_compliance",
-                                          label="violation"),))
+    trace = make_trace(
+        feedback=(Feedback(source="evaluator", name="policy_compliance", label="violation"),)
+    )
     result = logic.risk_bearing(derive_features(trace), trace)
     assert result.evidence["policy_flags"] == 1
     assert result.score >= 0.8
@@ -350,8 +388,12 @@ def test_a_complete_trace_with_known_outcome_and_real_content_is_fully_observabl
 
 
 def test_input_and_output_that_are_mostly_placeholders_lower_observability() -> None:
-    trace = make_trace(root(input="<PERSON_1> <EMAIL_1> <PHONE_NUMBER_1> asks",
-                            output="Sent to <EMAIL_1>, <ADDRESS_1>"))
+    trace = make_trace(
+        root(
+            input="<PERSON_1> <EMAIL_1> <PHONE_NUMBER_1> asks",
+            output="Sent to <EMAIL_1>, <ADDRESS_1>",
+        )
+    )
     result = logic.observable(trace, derive_features(trace), complete=True)
     assert result.evidence["placeholder_share"]["input"] > 0.5
     assert result.evidence["content"] < 0.5
@@ -394,8 +436,9 @@ def test_a_plain_success_teaches_nothing() -> None:
 
 
 def test_a_denied_approval_and_a_loop_are_teachable() -> None:
-    denied = logic.teachable(make_trace(), features(approvals_requested=1, approvals_denied=1),
-                             POLICY)
+    denied = logic.teachable(
+        make_trace(), features(approvals_requested=1, approvals_denied=1), POLICY
+    )
     looped = logic.teachable(make_trace(), features(loops=2), POLICY)
     assert denied.score == 0.9
     assert looped.score == 0.7
@@ -413,8 +456,7 @@ def test_an_oversized_trace_is_scaled_down_by_its_size() -> None:
 
 def test_a_pattern_seen_across_days_and_versions_endures() -> None:
     trace = refund_failed_trace()
-    result = logic.enduring(trace, derive_features(trace),
-                            make_pattern(distinct_days=5), POLICY)
+    result = logic.enduring(trace, derive_features(trace), make_pattern(distinct_days=5), POLICY)
     assert result.score == 1.0
     assert result.evidence["transient_errors"] == 0
 
@@ -434,8 +476,9 @@ def test_rate_limits_and_dependency_timeouts_are_transient() -> None:
         ("TimeoutError", "inventory-service timed out after 30000 ms"),
         ("ConnectionError", "connection reset by peer"),
     ]:
-        trace = make_trace(root(), tool("x", "check_stock", ok=False, error_type=error_type,
-                                        error_message=message))
+        trace = make_trace(
+            root(), tool("x", "check_stock", ok=False, error_type=error_type, error_message=message)
+        )
         result = logic.enduring(trace, derive_features(trace), burst(), POLICY)
         assert result.evidence["transient_errors"] == 1, message
 
@@ -444,8 +487,14 @@ def test_an_agent_error_beside_a_transient_one_is_only_half_discounted() -> None
     trace = make_trace(
         root(),
         tool("a", "search_kb", ok=False, error_type="HTTPError", error_message="HTTP 503"),
-        tool("b", "issue_refund", ok=False, at_ms=300, error_type="ValueError",
-             error_message="amount exceeds captured"),
+        tool(
+            "b",
+            "issue_refund",
+            ok=False,
+            at_ms=300,
+            error_type="ValueError",
+            error_message="amount exceeds captured",
+        ),
     )
     result = logic.enduring(trace, derive_features(trace), make_pattern(), POLICY)
     assert result.evidence["transient_share"] == 0.5
@@ -453,8 +502,9 @@ def test_an_agent_error_beside_a_transient_one_is_only_half_discounted() -> None
 
 
 def test_error_types_in_the_features_alone_are_checked_for_transience() -> None:
-    result = logic.enduring(make_trace(), features(error_types=("ServiceUnavailable",)),
-                            burst(), POLICY)
+    result = logic.enduring(
+        make_trace(), features(error_types=("ServiceUnavailable",)), burst(), POLICY
+    )
     assert result.evidence["transient_errors"] == 1
 
 
@@ -469,8 +519,15 @@ def test_a_new_pattern_without_transient_errors_keeps_a_prior_above_the_gate() -
 
 
 def test_one_off_weirdness_is_rejected_however_risky_it_looks() -> None:
-    one_off = make_pattern(occurrences=1, count_24h=1, count_7d=1, distinct_sessions=1,
-                           distinct_users=1, distinct_days=1, agent_versions=("1.4.0",))
+    one_off = make_pattern(
+        occurrences=1,
+        count_24h=1,
+        count_7d=1,
+        distinct_sessions=1,
+        distinct_users=1,
+        distinct_days=1,
+        agent_versions=("1.4.0",),
+    )
     verdict = logic.score(make_event(refund_failed_trace(), pattern=one_off), POLICY, FRESH)
     assert verdict.scores["risk_bearing"].score >= 0.9
     assert verdict.decision == Decision.REJECT
@@ -479,8 +536,12 @@ def test_one_off_weirdness_is_rejected_however_risky_it_looks() -> None:
 
 
 def test_a_duplicate_of_a_pattern_a_fixture_already_covers_is_not_re_promoted() -> None:
-    trace = make_trace(root(), tool("a", "get_order"), tool("b", "get_order", at_ms=300),
-                       tool("c", "get_order", at_ms=500))
+    trace = make_trace(
+        root(),
+        tool("a", "get_order"),
+        tool("b", "get_order", at_ms=300),
+        tool("c", "get_order", at_ms=500),
+    )
     covered = make_pattern(covered_by_fixture=True)
     verdict = logic.score(make_event(trace, pattern=covered), POLICY, FRESH)
     assert verdict.decision == Decision.REJECT
@@ -530,8 +591,14 @@ def test_boundary_stress_from_repeated_approval_pressure_is_promoted() -> None:
         approval("ap3", "denied", 600),
         outcome="success",
     )
-    pattern = make_pattern(occurrences=8, count_7d=8, distinct_sessions=5, distinct_users=5,
-                           distinct_days=3, agent_versions=("1.4.0",))
+    pattern = make_pattern(
+        occurrences=8,
+        count_7d=8,
+        distinct_sessions=5,
+        distinct_users=5,
+        distinct_days=3,
+        agent_versions=("1.4.0",),
+    )
     verdict = logic.score(make_event(trace, pattern=pattern), POLICY, FRESH)
     assert verdict.decision == Decision.PROMOTE, verdict.reason
     assert "approval denied 3x" in verdict.reason
@@ -547,8 +614,7 @@ def test_a_happy_path_that_teaches_nothing_is_rejected_at_the_teachable_gate() -
 
 
 def test_a_trace_whose_redaction_did_not_pass_is_rejected() -> None:
-    verdict = logic.score(make_event(refund_failed_trace(), redaction_passed=False),
-                          POLICY, FRESH)
+    verdict = logic.score(make_event(refund_failed_trace(), redaction_passed=False), POLICY, FRESH)
     assert verdict.decision == Decision.REJECT
     assert "redaction did not pass" in verdict.reason
 
@@ -562,10 +628,18 @@ def test_a_strong_trace_close_to_the_observable_gate_is_held_for_review() -> Non
 
 
 def test_a_total_between_hold_and_promote_is_held() -> None:
-    trace = make_trace(root(status=SpanStatus.ERROR, output=None),
-                       tool("a", "get_order", ok=False, error_type="KeyError"))
-    pattern = make_pattern(occurrences=6, count_7d=6, distinct_sessions=4, distinct_users=4,
-                           distinct_days=3, agent_versions=("1.4.0",))
+    trace = make_trace(
+        root(status=SpanStatus.ERROR, output=None),
+        tool("a", "get_order", ok=False, error_type="KeyError"),
+    )
+    pattern = make_pattern(
+        occurrences=6,
+        count_7d=6,
+        distinct_sessions=4,
+        distinct_users=4,
+        distinct_days=3,
+        agent_versions=("1.4.0",),
+    )
     verdict = logic.score(make_event(trace, pattern=pattern), POLICY, FRESH)
     assert POLICY.thresholds.hold <= verdict.total < POLICY.thresholds.promote
     assert verdict.decision == Decision.HOLD
@@ -611,9 +685,14 @@ def test_a_scored_event_survives_a_round_trip_through_json_unchanged() -> None:
     event = make_event(refund_failed_trace())
     verdict = logic.score(event, POLICY, FRESH)
     scored = advance(
-        event, TraceScored, StageStamp(stage="scoring", version="0", at=T0),
-        scores=verdict.scores, total=verdict.total, decision=verdict.decision,
-        reason=verdict.reason, policy_version=POLICY.version,
+        event,
+        TraceScored,
+        StageStamp(stage="scoring", version="0", at=T0),
+        scores=verdict.scores,
+        total=verdict.total,
+        decision=verdict.decision,
+        reason=verdict.reason,
+        policy_version=POLICY.version,
     )
     assert TraceScored.model_validate_json(scored.model_dump_json()) == scored
 
@@ -631,32 +710,48 @@ def scored_inputs(draw: st.DrawFn) -> tuple[TraceRedacted, BudgetState]:
         occurrences=occurrences,
         count_7d=draw(st.integers(min_value=0, max_value=occurrences)),
         count_24h=draw(st.integers(min_value=0, max_value=occurrences)),
-        distinct_sessions=draw(counts), distinct_users=draw(counts),
+        distinct_sessions=draw(counts),
+        distinct_users=draw(counts),
         distinct_days=draw(st.integers(min_value=1, max_value=30)),
         covered_by_fixture=draw(st.booleans()),
     )
     calls = tuple(
-        ToolCall(name=f"tool_{i}", arguments_fingerprint="-", ok=draw(st.booleans()),
-                 side_effecting=draw(st.booleans()))
+        ToolCall(
+            name=f"tool_{i}",
+            arguments_fingerprint="-",
+            ok=draw(st.booleans()),
+            side_effecting=draw(st.booleans()),
+        )
         for i in range(draw(st.integers(min_value=0, max_value=4)))
     )
     feats = TraceFeatures(
         step_count=draw(st.integers(min_value=1, max_value=500)),
         tool_calls=calls,
-        error_types=tuple(draw(st.lists(st.sampled_from(["HTTPError 503", "KeyError"]),
-                                        max_size=2))),
-        retries=draw(counts), loops=draw(counts), human_interventions=draw(counts),
-        approvals_requested=draw(counts), approvals_denied=draw(counts),
-        escalated=draw(st.booleans()), guardrail_hits=draw(counts),
+        error_types=tuple(
+            draw(st.lists(st.sampled_from(["HTTPError 503", "KeyError"]), max_size=2))
+        ),
+        retries=draw(counts),
+        loops=draw(counts),
+        human_interventions=draw(counts),
+        approvals_requested=draw(counts),
+        approvals_denied=draw(counts),
+        escalated=draw(st.booleans()),
+        guardrail_hits=draw(counts),
         latency_ms=draw(st.floats(min_value=0, max_value=1e6)),
         cost_usd=draw(st.floats(min_value=0, max_value=100)),
         outcome=draw(st.sampled_from(["success", "failure", "unknown"])),
         negative_feedback=draw(counts),
     )
-    event = make_event(make_trace(), pattern=pattern, features=feats,
-                       complete=draw(st.booleans()), redaction_passed=draw(st.booleans()))
-    budget = BudgetState(promoted_for_pattern=draw(st.integers(0, 5)),
-                         promoted_today=draw(st.integers(0, 5)))
+    event = make_event(
+        make_trace(),
+        pattern=pattern,
+        features=feats,
+        complete=draw(st.booleans()),
+        redaction_passed=draw(st.booleans()),
+    )
+    budget = BudgetState(
+        promoted_for_pattern=draw(st.integers(0, 5)), promoted_today=draw(st.integers(0, 5))
+    )
     return event, budget
 
 

@@ -92,21 +92,29 @@ def test_the_structure_keeps_failing_steps_and_side_effects_and_leaves_out_looku
 
 
 def test_the_same_failure_with_other_values_has_the_same_pattern_id() -> None:
-    a = trace_of(span(0, SpanKind.AGENT, "agent"),
-                 span(1, SpanKind.TOOL, "issue_refund", error="amount 120 exceeds 100"))
-    b = trace_of(span(0, SpanKind.AGENT, "agent"),
-                 span(1, SpanKind.TOOL, "issue_refund", error="amount 75 exceeds 50"),
-                 trace_id="u" * 32)
+    a = trace_of(
+        span(0, SpanKind.AGENT, "agent"),
+        span(1, SpanKind.TOOL, "issue_refund", error="amount 120 exceeds 100"),
+    )
+    b = trace_of(
+        span(0, SpanKind.AGENT, "agent"),
+        span(1, SpanKind.TOOL, "issue_refund", error="amount 75 exceeds 50"),
+        trace_id="u" * 32,
+    )
     assert observe(a, derive_features(a)).bucket == observe(b, derive_features(b)).bucket
 
 
 def test_a_different_error_type_or_outcome_makes_a_different_pattern() -> None:
-    base = trace_of(span(0, SpanKind.AGENT, "agent"),
-                    span(1, SpanKind.TOOL, "issue_refund", error="amount 120 exceeds 100"),
-                    outcome="failure")
-    other_error = trace_of(span(0, SpanKind.AGENT, "agent"),
-                           span(1, SpanKind.TOOL, "issue_refund", error="account 7 is closed"),
-                           outcome="failure")
+    base = trace_of(
+        span(0, SpanKind.AGENT, "agent"),
+        span(1, SpanKind.TOOL, "issue_refund", error="amount 120 exceeds 100"),
+        outcome="failure",
+    )
+    other_error = trace_of(
+        span(0, SpanKind.AGENT, "agent"),
+        span(1, SpanKind.TOOL, "issue_refund", error="account 7 is closed"),
+        outcome="failure",
+    )
     assert fingerprint(base, derive_features(base)) != fingerprint(
         other_error, derive_features(other_error)
     )
@@ -122,8 +130,12 @@ def test_pattern_ids_carry_the_fingerprint_version() -> None:
 
 
 def test_session_and_user_ids_are_kept_only_as_digests() -> None:
-    trace = Trace(trace_id="t" * 32, session_id="sess-42", user_id="marta@example.com",
-                  spans=(span(0, SpanKind.AGENT, "agent"),))
+    trace = Trace(
+        trace_id="t" * 32,
+        session_id="sess-42",
+        user_id="marta@example.com",
+        spans=(span(0, SpanKind.AGENT, "agent"),),
+    )
     members = dict(observe(trace, derive_features(trace)).members)
     assert members["user"] != "marta@example.com" and len(members["user"]) == 24
     assert members["session"] != "sess-42"
@@ -137,8 +149,7 @@ def test_session_and_user_ids_are_kept_only_as_digests() -> None:
         (Recorded("p", first_delivery=False, already_forwarded=False), False, True),
         (Recorded("p", first_delivery=False, already_forwarded=True), False, False),
         (Recorded("p", first_delivery=True, already_forwarded=False), True, False),
-        (Recorded("p", first_delivery=True, already_forwarded=False, near_copy=True), False,
-         False),
+        (Recorded("p", first_delivery=True, already_forwarded=False, near_copy=True), False, False),
     ],
 )
 def test_only_traces_not_yet_passed_on_not_near_copies_and_of_uncovered_patterns_are_forwarded(

@@ -49,28 +49,57 @@ def refund_trace(trace_id: str = "t" * 32, amount: int = 120) -> Trace:
         agent_version="1.4.0",
         outcome="failure",
         spans=(
-            span(0, SpanKind.AGENT, "agent", input="Refund my last order please",
-                 output="Refund issued."),
+            span(
+                0,
+                SpanKind.AGENT,
+                "agent",
+                input="Refund my last order please",
+                output="Refund issued.",
+            ),
             span(1, SpanKind.TOOL, "lookup_order", tool_arguments='{"order": "ORD-1"}'),
-            span(2, SpanKind.TOOL, "issue_refund",
-                 tool_arguments=f'{{"order": "ORD-1", "amount": {amount}}}',
-                 error=f"amount {amount} exceeds order total 40"),
+            span(
+                2,
+                SpanKind.TOOL,
+                "issue_refund",
+                tool_arguments=f'{{"order": "ORD-1", "amount": {amount}}}',
+                error=f"amount {amount} exceeds order total 40",
+            ),
         ),
-        feedback=(Feedback(source="user", name="thumbs", score=0.0, label="negative",
-                           explanation="refunded the wrong amount"),),
+        feedback=(
+            Feedback(
+                source="user",
+                name="thumbs",
+                score=0.0,
+                label="negative",
+                explanation="refunded the wrong amount",
+            ),
+        ),
     )
 
 
 def pattern_info(pattern_id: str = "p1-abc", occurrences: int = 5) -> PatternInfo:
     return PatternInfo(
-        pattern_id=pattern_id, fingerprint_version=1, fingerprint="fp", occurrences=occurrences,
-        distinct_sessions=4, distinct_users=3, distinct_days=3, agent_versions=("1.4.0",),
-        first_seen=T0 - timedelta(days=3), last_seen=T0, count_24h=2, count_7d=occurrences,
+        pattern_id=pattern_id,
+        fingerprint_version=1,
+        fingerprint="fp",
+        occurrences=occurrences,
+        distinct_sessions=4,
+        distinct_users=3,
+        distinct_days=3,
+        agent_versions=("1.4.0",),
+        first_seen=T0 - timedelta(days=3),
+        last_seen=T0,
+        count_24h=2,
+        count_7d=occurrences,
     )
 
 
-def scored(trace: Trace, policy_version: str = "test-policy", pattern_id: str = "p1-abc",
-           decision: Decision = Decision.PROMOTE) -> TraceScored:
+def scored(
+    trace: Trace,
+    policy_version: str = "test-policy",
+    pattern_id: str = "p1-abc",
+    decision: Decision = Decision.PROMOTE,
+) -> TraceScored:
     return TraceScored(
         trace_id=trace.trace_id,
         stages=(StageStamp(stage="scoring", version="test", at=T0),),
