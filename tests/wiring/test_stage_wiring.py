@@ -3,6 +3,7 @@ Offsets and partitions are meaningless here; the e2e tier covers them."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -85,3 +86,58 @@ async def test_dedupe_dead_letters_a_body_that_is_not_a_normalized_trace() -> No
         assert letter.stage == "dedupe"
         assert letter.error_class == "ValidationError"
         assert dedupe.deduped.mock is None or dedupe.deduped.mock.call_count == 0
+
+
+def deduped_bytes(trace: Trace) -> bytes:
+    from shared.events import TraceDeduped, advance
+    from tests.support.builders import pattern_info
+
+    event = normalize([trace], StageStamp(stage="ingest", version="test", at=T0))[0]
+    stamp = StageStamp(stage="dedupe", version="test", at=T0)
+    return advance(event, TraceDeduped, stamp, pattern=pattern_info()).model_dump_json().encode()
+
+
+async def test_redaction_sends_a_trace_whose_detector_raises_to_the_dlq_and_nothing_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from collections.abc import Iterator
+    from functools import partial
+
+    from services.redaction import app as redaction
+    from services.redaction.detectors import DEFAULT_DETECTORS, Detector, Finding
+    from services.redaction.logic import redact_trace
+    from services.redaction.scanner import Scanner
+
+    def explode(text: str) -> Iterator[Finding]:
+        raise RuntimeError("detector bug")
+
+    broken = Scanner((*DEFAULT_DETECTORS, Detector("exploding", ("parcel",), explode)))
+    monkeypatch.setattr(redaction, "redact_trace", partial(redact_trace, scanner=broken))
+    async with TestKafkaBroker(redaction.broker) as broker:
+        await broker.publish(deduped_bytes(a_trace()), topics.DEDUPED)
+
+        dlq_mock = redaction.stage._dlq.mock
+        assert dlq_mock is not None
+        letter = DeadLettered.model_validate(dlq_mock.call_args.args[0])
+        assert (letter.stage, letter.error_class) == ("redaction", "RedactionFailed")
+        assert letter.trace_id == a_trace().trace_id
+        assert redaction.redacted.mock is None or redaction.redacted.mock.call_count == 0
+
+
+async def test_redaction_forwards_a_clean_trace_with_its_report() -> None:
+    from services.redaction import app as redaction
+
+    trace = a_trace()
+    root = trace.spans[0].model_copy(
+        update={"input": "where is my parcel? mail me at a@example.com"}
+    )
+    async with TestKafkaBroker(redaction.broker) as broker:
+        await broker.publish(
+            deduped_bytes(trace.model_copy(update={"spans": (root, *trace.spans[1:])})),
+            topics.DEDUPED,
+        )
+        assert redaction.redacted.mock is not None
+        out = redaction.redacted.mock.call_args.args[0]
+        assert "a@example.com" not in json.dumps(out)
+        assert out["redaction"]["counts"] == {"EMAIL": 1}
+        assert "<EMAIL_1>" in out["features"]["user_request"]
