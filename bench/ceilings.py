@@ -22,6 +22,19 @@ from bench.procs import RssSampler
 PERF_TOPIC = "bench.perf"
 
 
+def stage_linger_ms() -> int:
+    """The producer linger the stages run with, read from the broker factory they use."""
+    import logging
+    from unittest import mock
+
+    from shared import kafka as shared_kafka
+    from shared.settings import Settings
+
+    with mock.patch.object(shared_kafka, "KafkaBroker") as fake:
+        shared_kafka.make_broker(Settings(), "bench", logging.getLogger("bench"))
+    return int(fake.call_args.kwargs.get("linger_ms", 0))
+
+
 def perf_tools(ctx: Context, record_size: int) -> dict[str, Any]:
     partitions = ctx.stack.settings.topic_partitions
     asyncio.run(create_topics(ctx.bootstrap, [PERF_TOPIC], partitions))
@@ -68,19 +81,19 @@ def perf_tools(ctx: Context, record_size: int) -> dict[str, Any]:
     }
 
 
-def _hops() -> list[str]:
-    return [f"chain-hop-{i}" for i in range(chain.HOPS)]
+def _hops(variant: str) -> list[str]:
+    return [f"chain{variant}-hop-{i}" for i in range(chain.HOPS)]
 
 
-async def _chain_once(ctx: Context, messages: list[Message]) -> dict[str, Any]:
-    sink = chain.topic(chain.HOPS)
+async def _chain_once(ctx: Context, messages: list[Message], variant: str) -> dict[str, Any]:
+    sink = chain.topic(chain.HOPS, variant)
     starts = await end_offsets(ctx.bootstrap, [sink])
     async with LagWatcher(ctx.bootstrap) as watcher:
-        sent = await produce(ctx.bootstrap, chain.topic(0), messages)
+        sent = await produce(ctx.bootstrap, chain.topic(0, variant), messages)
         idle_at = await watcher.wait_idle(
-            chain.wanted_groups(),
+            chain.wanted_groups(variant),
             max(120.0, len(messages) * 0.5),
-            check=lambda: ctx.procs.check_running(_hops()),
+            check=lambda: ctx.procs.check_running(_hops(variant)),
         )
     out = await read_since(ctx.bootstrap, starts, [sink])
     last = max(r.timestamp_ms for r in out) / 1000.0 - sent.first_send_wall if out else None
@@ -94,26 +107,35 @@ async def _chain_once(ctx: Context, messages: list[Message]) -> dict[str, Any]:
     }
 
 
-def pass_through_chain(ctx: Context, messages: list[Message]) -> dict[str, Any]:
-    names = [chain.topic(i) for i in range(chain.HOPS + 1)]
+def pass_through_chain(ctx: Context, messages: list[Message], linger_ms: int) -> dict[str, Any]:
+    variant = f"-linger{linger_ms}"
+    names = [chain.topic(i, variant) for i in range(chain.HOPS + 1)]
     partitions = ctx.stack.settings.topic_partitions
     asyncio.run(create_topics(ctx.bootstrap, names, partitions))
-    hops = _hops()
+    hops = _hops(variant)
     reps: list[dict[str, Any]] = []
+    label = f"pass-through chain (linger {linger_ms} ms)"
     try:
         pids = {}
         for i, name in enumerate(hops):
             pids[name] = ctx.procs.python(
                 name,
-                ["bench.chain", ctx.bootstrap, chain.topic(i), chain.topic(i + 1), chain.group(i)],
+                [
+                    "bench.chain",
+                    ctx.bootstrap,
+                    chain.topic(i, variant),
+                    chain.topic(i + 1, variant),
+                    chain.group(i, variant),
+                    str(linger_ms),
+                ],
             )
-        with ctx.reporter.task("pass-through chain: hops joining") as t:
-            asyncio.run(_warm_chain(ctx, messages[0]))
+        with ctx.reporter.task(f"{label}: hops joining") as t:
+            asyncio.run(_warm_chain(ctx, messages[0], variant))
             t.done("five hops consuming")
         with RssSampler(pids) as rss:
             for rep in range(ctx.plan.reps):
-                with ctx.reporter.task(f"pass-through chain, run {rep + 1}/{ctx.plan.reps}") as t:
-                    result = asyncio.run(_chain_once(ctx, messages))
+                with ctx.reporter.task(f"{label}, run {rep + 1}/{ctx.plan.reps}") as t:
+                    result = asyncio.run(_chain_once(ctx, messages, variant))
                     reps.append(result)
                     t.done(f"{result['traces_per_s']:.1f} traces/s")
     finally:
@@ -122,6 +144,7 @@ def pass_through_chain(ctx: Context, messages: list[Message]) -> dict[str, Any]:
         asyncio.run(delete_topics(ctx.bootstrap, names))
     return {
         "hops": chain.HOPS,
+        "linger_ms": linger_ms,
         "partitions": partitions,
         "messages": len(messages),
         "traces_per_s": stats.measurement([r["traces_per_s"] for r in reps], "traces/s"),
@@ -134,9 +157,11 @@ def pass_through_chain(ctx: Context, messages: list[Message]) -> dict[str, Any]:
     }
 
 
-async def _warm_chain(ctx: Context, message: Message) -> None:
-    await produce(ctx.bootstrap, chain.topic(0), [message])
+async def _warm_chain(ctx: Context, message: Message, variant: str) -> None:
+    await produce(ctx.bootstrap, chain.topic(0, variant), [message])
     async with LagWatcher(ctx.bootstrap) as watcher:
         await watcher.wait_idle(
-            chain.wanted_groups(), 120.0, check=lambda: ctx.procs.check_running(_hops())
+            chain.wanted_groups(variant),
+            120.0,
+            check=lambda: ctx.procs.check_running(_hops(variant)),
         )

@@ -2,7 +2,8 @@
 does minus the work: consume one record, publish it to the next topic, wait for the
 broker's acknowledgement, then commit the input offset (FastStream's default subscriber
 reads with getone() and commits after each handled message; the producer settings are the
-stages'). Run one hop: ``python -m bench.chain BOOTSTRAP IN_TOPIC OUT_TOPIC GROUP``.
+stages'). Run one hop: ``python -m bench.chain BOOTSTRAP IN_TOPIC OUT_TOPIC GROUP [LINGER_MS]``
+(the stages' linger is 5 ms; the chain also runs with 0 to show what that costs).
 """
 
 from __future__ import annotations
@@ -19,21 +20,21 @@ TOPIC_PREFIX = "bench.chain"
 GROUP_PREFIX = "promote-bench.chain"
 
 
-def topic(i: int) -> str:
+def topic(i: int, variant: str = "") -> str:
     """Hop i reads topic(i) and writes topic(i + 1): five hops, six topics (the last one
     is where the fifth hop's output lands, as the fixture writer's writes leave the pipeline)."""
-    return f"{TOPIC_PREFIX}.{i}"
+    return f"{TOPIC_PREFIX}{variant}.{i}"
 
 
-def group(i: int) -> str:
-    return f"{GROUP_PREFIX}.{i}"
+def group(i: int, variant: str = "") -> str:
+    return f"{GROUP_PREFIX}{variant}.{i}"
 
 
-def wanted_groups() -> dict[str, tuple[str, ...]]:
-    return {group(i): (topic(i),) for i in range(HOPS)}
+def wanted_groups(variant: str = "") -> dict[str, tuple[str, ...]]:
+    return {group(i, variant): (topic(i, variant),) for i in range(HOPS)}
 
 
-async def hop(bootstrap: str, source: str, target: str, group_id: str) -> None:
+async def hop(bootstrap: str, source: str, target: str, group_id: str, linger_ms: int = 5) -> None:
     consumer = AIOKafkaConsumer(
         source,
         bootstrap_servers=bootstrap,
@@ -46,7 +47,7 @@ async def hop(bootstrap: str, source: str, target: str, group_id: str) -> None:
         bootstrap_servers=bootstrap,
         acks="all",
         enable_idempotence=True,
-        linger_ms=5,
+        linger_ms=linger_ms,
         client_id=group_id,
     )
     stop = asyncio.Event()
@@ -76,8 +77,8 @@ async def hop(bootstrap: str, source: str, target: str, group_id: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    bootstrap, source, target, group_id = argv
-    asyncio.run(hop(bootstrap, source, target, group_id))
+    bootstrap, source, target, group_id, *linger = argv
+    asyncio.run(hop(bootstrap, source, target, group_id, int(linger[0]) if linger else 5))
 
 
 if __name__ == "__main__":

@@ -39,6 +39,9 @@ class Plan:
     growth_traces: int  # traces whose store calls are timed per size and repetition
     presidio_other_share: float  # share of the non-PII traces whose strings are compared
     profile_events: int
+    # Extras of the full run: the pass-through chain without linger, and a profile of the
+    # end-to-end bottleneck when it is not the slowest stage.
+    extras: bool = True
     assembly_quiet_ms: int = 50
     assembly_max_wait_ms: int = 5_000
     seed: int = 7
@@ -52,23 +55,24 @@ class Plan:
                 perf_records=2_000,
                 corpus_scale=1,
                 latency_seconds=4.0,
-                isolation_events=60,
+                isolation_events=40,
                 growth_sizes=(10_000,),
                 growth_traces=100,
                 presidio_other_share=0.06,
-                profile_events=60,
+                profile_events=40,
+                extras=False,
             )
         return Plan(
             quick=False,
             reps=3,
-            perf_records=20_000,
-            corpus_scale=4,
-            latency_seconds=30.0,
-            isolation_events=300,
+            perf_records=10_000,
+            corpus_scale=3,
+            latency_seconds=20.0,
+            isolation_events=200,
             growth_sizes=(10_000, 100_000, 1_000_000),
             growth_traces=300,
-            presidio_other_share=0.25,
-            profile_events=400,
+            presidio_other_share=0.15,
+            profile_events=200,
         )
 
 

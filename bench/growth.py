@@ -19,6 +19,7 @@ trace at a time as the stages do, and are timed.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from datetime import timedelta
 from typing import Any
@@ -39,7 +40,8 @@ SCHEMA = "bench_growth"
 SYNTHETIC_PATTERN = "pbench-"
 SYNTHETIC_TRACE = "tbench-"
 BUCKETS = 10_000
-CHUNK = 100_000  # patterns per INSERT statement
+CHUNK = 50_000  # patterns per INSERT statement
+WORKERS = max(1, min(4, len(os.sched_getaffinity(0))))  # connections filling in parallel
 
 
 def _day0() -> str:
@@ -47,65 +49,64 @@ def _day0() -> str:
 
 
 def synthesis_sql(tables: set[str], policy_version: str, v2: bool) -> list[str]:
-    """Statements filling patterns $1..$2 (inclusive) into every pattern-store table."""
-    day0 = _day0()
-    pid = f"'{SYNTHETIC_PATTERN}' || lpad(g::text, 8, '0')"
-    when = f"'{day0}'::timestamptz + (g % 30) * interval '1 day'"
+    """Statements filling patterns $1..$2 (inclusive) into every pattern-store table. Each
+    pattern's id, bucket and time are computed once (subquery ``p``), then fanned out."""
+    version = dedupe_logic.FINGERPRINT_VERSION
+    p = (
+        f"(SELECT g, '{SYNTHETIC_PATTERN}' || lpad(g::text, 8, '0') AS pid,"
+        f" 'bbench-' || lpad((g % {BUCKETS})::text, 6, '0') AS bucket,"
+        f" '{_day0()}'::timestamptz + (g % 30) * interval '1 day' AS at"
+        " FROM generate_series($1::int8, $2::int8) g) p"
+    )
     out = [
         f"""INSERT INTO patterns (pattern_id, fingerprint_version, fingerprint, occurrences,
                                  first_seen, last_seen)
-            SELECT {pid}, {dedupe_logic.FINGERPRINT_VERSION},
-                   'v{dedupe_logic.FINGERPRINT_VERSION}' || chr(10) || 'agent=bench-' || (g % 7)
-                   || chr(10) || 'synthetic=' || g, 3, {when} - interval '2 days', {when}
-            FROM generate_series($1::int8, $2::int8) g""",
+            SELECT pid, {version}, 'v{version}' || chr(10) || 'agent=bench-' || (g % 7)
+                   || chr(10) || 'synthetic=' || g, 3, at - interval '2 days', at
+            FROM {p}""",
         f"""INSERT INTO dedupe_traces (trace_id, content_sha256, pattern_id, seen_at, forwarded)
-            SELECT '{SYNTHETIC_TRACE}' || g || '-' || k, md5(g::text || '/' || k)
-                   || md5(k::text || '/' || g), {pid}, {when} - (k - 1) * interval '1 day',
-                   k = 1
-            FROM generate_series($1::int8, $2::int8) g, generate_series(1, 3) k""",
+            SELECT '{SYNTHETIC_TRACE}' || g || '-' || k,
+                   md5(g::text || '/' || k) || md5(k::text || '/' || g), pid,
+                   at - (k - 1) * interval '1 day', k = 1
+            FROM {p}, generate_series(1, 3) k""",
         f"""INSERT INTO pattern_members (pattern_id, dimension, value)
-            SELECT {pid}, d.dim, substr(md5(d.dim || g || '/' || d.n), 1, 24)
-            FROM generate_series($1::int8, $2::int8) g,
-                 (VALUES ('session', 1), ('session', 2), ('user', 1), ('user', 2)) d(dim, n)
-            UNION ALL
-            SELECT {pid}, 'day', (({when})::date)::text FROM generate_series($1::int8, $2::int8) g
-            UNION ALL
-            SELECT {pid}, 'agent_version', '1.' || (g % 5) || '.0'
-            FROM generate_series($1::int8, $2::int8) g""",
+            SELECT pid, d.dim, CASE d.dim WHEN 'day' THEN (at::date)::text
+                                          WHEN 'agent_version' THEN '1.' || (g % 5) || '.0'
+                                          ELSE substr(md5(d.dim || g || '/' || d.n), 1, 24) END
+            FROM {p}, (VALUES ('session', 1), ('session', 2), ('user', 1), ('user', 2),
+                              ('day', 1), ('agent_version', 1)) d(dim, n)""",
         f"""INSERT INTO pattern_coverage (pattern_id, fixture_version, updated_at)
-            SELECT {pid}, 1, {when} FROM generate_series($1::int8, $2::int8) g
-            WHERE g % 5 = 0""",
+            SELECT pid, 1, at FROM {p} WHERE g % 5 = 0""",
     ]
     if "scoring_promotions" in tables:
         out.append(
             f"""INSERT INTO scoring_promotions (trace_id, policy_version, pattern_id, day)
-                SELECT '{SYNTHETIC_TRACE}' || g || '-1', '{policy_version}', {pid},
-                       ({when})::date
-                FROM generate_series($1::int8, $2::int8) g WHERE g % 10 = 0"""
+                SELECT '{SYNTHETIC_TRACE}' || g || '-1', '{policy_version}', pid, at::date
+                FROM {p} WHERE g % 10 = 0"""
         )
     if v2:
-        bucket = f"'bbench-' || lpad((g % {BUCKETS})::text, 6, '0')"
+        # Signatures are never read for synthetic buckets (no real trace falls in one), so
+        # one array of 128 hash values per table stands for all: the size is what counts.
         sketch = (
-            "(SELECT array_agg(hashint8extended(g * 131 + i, {seed}) & 4294967295"
-            " ORDER BY i) FROM generate_series(1, 128) i)"
+            "(SELECT array_agg(hashint8extended(i, {seed}) & 4294967295 ORDER BY i)"
+            " FROM generate_series(1, 128) i)"
         )
         out += [
             f"""INSERT INTO pattern_intents (pattern_id, position, bucket, signature)
-                SELECT {pid}, 0, {bucket}, {sketch.format(seed=7)}
-                FROM generate_series($1::int8, $2::int8) g""",
+                SELECT pid, 0, bucket, s.sig FROM {p}, (SELECT {sketch.format(seed=7)} AS sig) s""",
             f"""INSERT INTO pattern_intent_bands (bucket, band_key, pattern_id)
-                SELECT {bucket}, hashint8extended(g * 67 + b, 11), {pid}
-                FROM generate_series($1::int8, $2::int8) g, generate_series(1, 64) b""",
+                SELECT bucket, hashint8extended(g * 67 + b, 11), pid
+                FROM {p}, generate_series(1, 64) b""",
             f"""INSERT INTO pattern_exemplars (pattern_id, position, trace_id, signature)
-                SELECT {pid}, 0, '{SYNTHETIC_TRACE}' || g || '-1', {sketch.format(seed=13)}
-                FROM generate_series($1::int8, $2::int8) g""",
+                SELECT pid, 0, '{SYNTHETIC_TRACE}' || g || '-1', s.sig
+                FROM {p}, (SELECT {sketch.format(seed=13)} AS sig) s""",
         ]
     return out
 
 
 async def _pool(dsn: str) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
-        dsn, min_size=1, max_size=3, server_settings={"search_path": SCHEMA}
+        dsn, min_size=1, max_size=WORKERS + 1, server_settings={"search_path": SCHEMA}
     )
     assert pool is not None
     return pool
@@ -166,22 +167,32 @@ async def _drop_indexes(conn: Any, tables: set[str]) -> list[str]:
 async def _synthesise(
     pool: asyncpg.Pool, have: int, want: int, task: TaskHandle, policy_version: str
 ) -> None:
+    """Fills patterns have+1..want, in chunks, on one connection per core (indexes dropped
+    meanwhile and rebuilt at the end)."""
     async with pool.acquire() as conn:
         tables = await _tables(conn)
-        statements = synthesis_sql(tables, policy_version, v2="pattern_intents" in tables)
-        await conn.execute("SET synchronous_commit = off")
-        await conn.execute("SET maintenance_work_mem = '1GB'")
-        await conn.execute("SET max_parallel_maintenance_workers = 2")
         restore = await _drop_indexes(conn, tables)
-        start = have + 1
-        while start <= want:
-            end = min(want, start + CHUNK - 1)
-            async with conn.transaction():
-                for sql in statements:
-                    await conn.execute(sql, start, end)
-            task.update(completed=end - have, total=want - have)
-            start = end + 1
-        task.update(description=f"growth: indexing {want:,} patterns")
+    statements = synthesis_sql(tables, policy_version, v2="pattern_intents" in tables)
+    chunks = [(lo, min(want, lo + CHUNK - 1)) for lo in range(have + 1, want + 1, CHUNK)]
+    done = 0
+
+    async def worker() -> None:
+        nonlocal done
+        async with pool.acquire() as conn:
+            await conn.execute("SET synchronous_commit = off")
+            while chunks:
+                lo, hi = chunks.pop(0)
+                async with conn.transaction():
+                    for sql in statements:
+                        await conn.execute(sql, lo, hi)
+                done += hi - lo + 1
+                task.update(completed=done, total=want - have)
+
+    await asyncio.gather(*(worker() for _ in range(WORKERS)))
+    task.update(description=f"growth: indexing {want:,} patterns")
+    async with pool.acquire() as conn:
+        await conn.execute("SET maintenance_work_mem = '1GB'")
+        await conn.execute(f"SET max_parallel_maintenance_workers = {WORKERS}")
         for sql in restore:
             await conn.execute(sql)
         await conn.execute("ANALYZE")

@@ -48,9 +48,23 @@ STAGE_GROUPS["dedupe"][topics.consumer_group("dedupe") + ".coverage"] = (topics.
 # --- state -----------------------------------------------------------------------------
 
 
-async def reset_state(dsn: str) -> None:
-    """Empties every table of the pipeline (not the migrations log), so each repetition
-    starts from a fresh store: no pattern known, no budget spent, no fixture written."""
+# Dedupe's knowledge of patterns (not their coverage): kept between latency repetitions.
+PATTERN_KNOWLEDGE = frozenset(
+    {
+        "patterns",
+        "pattern_members",
+        "dedupe_traces",
+        "pattern_intents",
+        "pattern_intent_bands",
+        "pattern_exemplars",
+    }
+)
+
+
+async def reset_state(dsn: str, keep: frozenset[str] = frozenset()) -> None:
+    """Empties every table of the pipeline but ``keep`` (and the migrations log), so each
+    repetition starts from the same store: by default an empty one, where no pattern is
+    known, no budget spent, no fixture written."""
     conn = await asyncpg.connect(dsn)
     try:
         names = [
@@ -59,6 +73,7 @@ async def reset_state(dsn: str) -> None:
                 """SELECT tablename FROM pg_tables WHERE schemaname = current_schema()
                AND tablename <> 'schema_migrations'"""
             )
+            if r["tablename"] not in keep
         ]
         if names:
             await conn.execute("TRUNCATE " + ", ".join(f'"{n}"' for n in names))
@@ -198,7 +213,9 @@ def _parse_time(value: str) -> datetime:
 async def _latency_once(
     ctx: Context, messages: list[Message], rate: float, task: TaskHandle
 ) -> dict[str, Any]:
-    await reset_state(ctx.dsn)
+    # The patterns the end-to-end run made known stay; their coverage, budgets, decisions
+    # and fixtures go: traces of recurring patterns are promotable from the first one on.
+    await reset_state(ctx.dsn, keep=PATTERN_KNOWLEDGE)
     starts = await end_offsets(ctx.bootstrap, PIPELINE_TOPICS)
     async with LagWatcher(ctx.bootstrap) as watcher:
         sent = await produce(
@@ -252,12 +269,15 @@ async def _latency_once(
     }
 
 
-def latency(ctx: Context, traces_pool: list[Message], max_rate: float) -> dict[str, Any]:
+def latency(ctx: Context, pools: list[list[Message]], max_rate: float) -> dict[str, Any]:
+    """One pool of traces per repetition (new trace ids each time: a trace id dedupe has
+    seen is a redelivery), sent at half ``max_rate``."""
     rate = max_rate / 2.0
     wanted = max(10, int(rate * ctx.plan.latency_seconds))
-    messages = traces_pool[:wanted]
     reps = []
+    messages: list[Message] = []
     for rep in range(ctx.plan.reps):
+        messages = pools[rep][:wanted]
         with ctx.reporter.task(
             f"latency at {rate:.1f} traces/s, run {rep + 1}/{ctx.plan.reps}", total=len(messages)
         ) as task:
@@ -427,3 +447,21 @@ def profile_stage(
         "tool": "py-spy record --rate 100 (blocking, all threads)",
         **summary,
     }
+
+
+def second_pass_repetition(messages: list[Message]) -> dict[str, int]:
+    """How many of the strings the fixture writer's privacy check analyses, promotion after
+    promotion, were already analysed for an earlier promotion (pure, in-process)."""
+    from services.fixture_writer import logic as fixture_logic
+    from shared.events import TraceScored
+
+    seen: set[str] = set()
+    checked = repeated = 0
+    for m in messages:
+        event = TraceScored.model_validate_json(m.value)
+        for text in fixture_logic.unique_strings(fixture_logic.build_fixtures(event)):
+            checked += 1
+            if text in seen:
+                repeated += 1
+            seen.add(text)
+    return {"checked": checked, "repeated": repeated, "distinct": len(seen)}

@@ -102,7 +102,7 @@ def _project(file: str) -> bool:
     ) and "site-packages" not in path
 
 
-def summarise(text: str, top: int = 12) -> dict[str, Any]:
+def summarise(text: str, top: int = 12, top_stacks: int = 30) -> dict[str, Any]:
     """Shares of the busy samples (idle waits left out): per component, the hottest
     functions by self time, and the project's functions by inclusive time."""
     parsed = parse_raw(text)
@@ -135,9 +135,14 @@ def summarise(text: str, top: int = 12) -> dict[str, Any]:
             for name, n in counter.most_common(limit)
         ]
 
+    heaviest = sorted(samples, key=lambda fn: -fn[1])[:top_stacks]
     return {
         "samples": total,
         "idle_samples": idle,
+        "top_stacks": [
+            {"samples": n, "stack": " < ".join(f"{f} ({_short(p)})" for f, p in reversed(fr))}
+            for fr, n in heaviest
+        ],
         "components": shares(components, None),
         "self": shares(self_time, top),
         "inclusive_project": shares(inclusive, top),

@@ -58,6 +58,7 @@ def ratios(results: dict[str, Any]) -> dict[str, float | None]:
         "pipeline_to_kafka_producer": ratio(e2e, producer),
         "chain_to_kafka_producer": ratio(chain, producer),
         "chain_to_kafka_consumer": ratio(chain, consumer),
+        "chain_linger0_to_chain": ratio(med(results, "ceilings.chain_linger0.traces_per_s"), chain),
         "replay_to_live_scoring": ratio(replay, scoring),
         "redaction_to_presidio": _get(results, "redaction.ratio_ours_to_presidio"),
     }
@@ -67,6 +68,45 @@ def slowest_stage(results: dict[str, Any]) -> tuple[str, float] | None:
     rates = [(s, med(results, f"pipeline.isolation.{s}.traces_per_s")) for s in STAGE_ORDER]
     known = [(s, r) for s, r in rates if r is not None]
     return min(known, key=lambda sr: sr[1]) if known else None
+
+
+FUNNEL_TOPIC = {
+    "ingest": "traces.raw",
+    "dedupe": "traces.normalized",
+    "redaction": "traces.deduped",
+    "scoring": "traces.redacted",
+    "fixture_writer": "traces.promoted",
+}
+
+
+def reach(results: dict[str, Any]) -> dict[str, float]:
+    """Share of the traces sent end to end that reach each stage's input (first run)."""
+    runs = _get(results, "pipeline.end_to_end.runs") or []
+    if not runs:
+        return {}
+    funnel = runs[0].get("funnel") or {}
+    sent = funnel.get("traces.raw") or 0
+    if not sent:
+        return {}
+    return {stage: funnel.get(topic, 0) / sent for stage, topic in FUNNEL_TOPIC.items()}
+
+
+def carrying(results: dict[str, Any]) -> dict[str, float]:
+    """Traces/s of pipeline input each stage can carry: its rate alone over the share of
+    the input that reaches it. The smallest is the pipeline's bottleneck."""
+    shares = reach(results)
+    out = {}
+    for stage in STAGE_ORDER:
+        rate = med(results, f"pipeline.isolation.{stage}.traces_per_s")
+        share = shares.get(stage)
+        if rate is not None and share:
+            out[stage] = rate / share
+    return out
+
+
+def bottleneck_stage(results: dict[str, Any]) -> tuple[str, float] | None:
+    capacity = carrying(results)
+    return min(capacity.items(), key=lambda kv: kv[1]) if capacity else None
 
 
 def render(results: dict[str, Any]) -> str:
@@ -88,7 +128,11 @@ def render(results: dict[str, Any]) -> str:
 
 
 def _header(results: dict[str, Any]) -> str:
-    mode = "quick (smoke run: one repetition, small corpus)" if results.get("quick") else "full"
+    mode = (
+        "quick mode, a smoke run: one repetition, small corpus"
+        if results.get("quick")
+        else "full run"
+    )
     return "\n".join(
         [
             "# Benchmarks",
@@ -209,7 +253,10 @@ def _method(results: dict[str, Any]) -> str:
         "- Latency: traces are sent at half the measured end-to-end maximum; send time is "
         "taken just before each send, arrival as the Kafka timestamp of the trace's decision "
         "on `traces.scored` and of the `fixtures.index` record published after its fixtures "
-        f"were written. The assembly quiet period is set to {quiet} ms, not excluded by "
+        "were written. Each latency repetition starts from the pattern store the end-to-end "
+        "run left (the patterns known; their coverage, budgets, decisions and fixtures "
+        "emptied), so recurring traces are promotable from their first occurrence on, and "
+        f"sends traces of new ids. The assembly quiet period is set to {quiet} ms, not excluded by "
         "arithmetic: add the configured quiet period (default 1.5 s) for production "
         "settings; the ingest flush tick (200 ms) is included.",
     ]
@@ -219,7 +266,6 @@ def _method(results: dict[str, Any]) -> str:
 def _ceilings(results: dict[str, Any]) -> str:
     failed = _failed(results, "ceilings")
     kt = _get(results, "ceilings.kafka_tools") or {}
-    ch = _get(results, "ceilings.chain") or {}
     rows = []
     if kt:
         rows.append(
@@ -240,22 +286,27 @@ def _ceilings(results: dict[str, Any]) -> str:
                 _reps(results, "ceilings.kafka_tools.consumer.records_per_s"),
             ]
         )
-    if ch:
+    for key in ("chain", "chain_linger0"):
+        chain = _get(results, f"ceilings.{key}") or {}
+        if not chain:
+            continue
+        linger = chain.get("linger_ms")
+        settings = "the stages' settings" if key == "chain" else "otherwise the same"
         rows.append(
             [
-                f"aiokafka pass-through chain, {ch.get('hops')} hops, one process each, "
-                f"{fmt(ch.get('messages'))} traces (to idle)",
-                fmt(med(results, "ceilings.chain.traces_per_s")),
+                f"aiokafka pass-through chain, {chain.get('hops')} hops, one process each, "
+                f"linger {linger} ms ({settings}), {fmt(chain.get('messages'))} traces, to idle",
+                fmt(med(results, f"ceilings.{key}.traces_per_s")),
                 DASH,
-                _reps(results, "ceilings.chain.traces_per_s"),
+                _reps(results, f"ceilings.{key}.traces_per_s"),
             ]
         )
         rows.append(
             [
                 "… same, to the last record on the chain's last topic",
-                fmt(med(results, "ceilings.chain.traces_per_s_to_last_output")),
+                fmt(med(results, f"ceilings.{key}.traces_per_s_to_last_output")),
                 DASH,
-                _reps(results, "ceilings.chain.traces_per_s_to_last_output"),
+                _reps(results, f"ceilings.{key}.traces_per_s_to_last_output"),
             ]
         )
     body = (
@@ -264,23 +315,40 @@ def _ceilings(results: dict[str, Any]) -> str:
         else ""
     )
     r = ratios(results)
+    linger = _get(results, "ceilings.chain.linger_ms")
     text = [
         "## 1. Ceilings (same run)",
         "",
         "The broker's own tools on a topic with the pipeline's partition count, and a chain of "
         "five aiokafka processes that each consume a record, publish it to the next topic with "
-        "the stages' producer settings (acks=all, idempotent, linger 5 ms), wait for the "
-        "acknowledgement and commit the offset, one record at a time, as a FastStream stage "
-        "does. The chain carries exactly the raw messages of the pipeline run.",
+        f"the stages' producer settings (acks=all, idempotent, linger {linger} ms), wait for "
+        "the acknowledgement and commit the offset, one record at a time, as a FastStream "
+        "stage does. The chain carries exactly the raw messages of the pipeline run."
+        + (
+            " It also runs without the linger: a producer that awaits each record before "
+            "sending the next has nothing to batch, so a linger only adds wait."
+            if _get(results, "ceilings.chain_linger0")
+            else ""
+        ),
         "",
         body,
     ]
     if r["chain_to_kafka_producer"] is not None:
+        sentence = (
+            f"The pass-through chain reaches {fmt_ratio(r['chain_to_kafka_producer'])} of the "
+            "Java producer's record rate"
+        )
+        if r["chain_to_kafka_producer"] < 0.5:
+            sentence += (
+                ": the per-record publish, wait-for-acknowledgement, commit cycle of a "
+                "consumer-producer in Python, not the broker, sets the ceiling a stage can reach"
+            )
+        text += ["", sentence + "."]
+    if r["chain_linger0_to_chain"] is not None:
         text += [
             "",
-            f"The pass-through chain reaches {fmt_ratio(r['chain_to_kafka_producer'])} "
-            "of the Java producer's rate: the per-record acknowledge-then-commit cycle of "
-            "the Python client, not the broker, sets the ceiling a stage can reach.",
+            f"Without the {linger} ms linger the same chain runs "
+            f"{fmt_ratio(r['chain_linger0_to_chain'])} as fast.",
         ]
     if failed:
         text += ["", failed]
@@ -336,11 +404,13 @@ def _pipeline(results: dict[str, Any]) -> str:
     iso = _get(results, "pipeline.isolation")
     if iso:
         e2e_rate = med(results, "pipeline.end_to_end.traces_per_s")
+        shares = reach(results)
+        capacity = carrying(results)
         rows = []
         for stage in STAGE_ORDER:
             data = iso.get(stage) or {}
             if "error" in data:
-                rows.append([stage, DASH, DASH, DASH, data["error"]])
+                rows.append([stage, DASH, DASH, DASH, DASH, DASH, DASH, data["error"]])
                 continue
             rate = med(results, f"pipeline.isolation.{stage}.traces_per_s")
             rows.append(
@@ -350,6 +420,8 @@ def _pipeline(results: dict[str, Any]) -> str:
                     f"{fmt(data.get('input_bytes_median'))} B",
                     fmt(rate),
                     fmt_ratio(ratio(rate, e2e_rate)),
+                    fmt_pct(shares.get(stage)),
+                    fmt(capacity.get(stage)),
                     _reps(results, f"pipeline.isolation.{stage}.traces_per_s"),
                 ]
             )
@@ -364,12 +436,23 @@ def _pipeline(results: dict[str, Any]) -> str:
                     "input size (median)",
                     "traces/s",
                     "÷ end to end",
+                    "share of sent traces reaching it",
+                    "sent traces/s it can carry",
                     "repetitions",
                 ],
                 rows,
-                "lrrrrl",
+                "lrrrrrrl",
             ),
         ]
+        neck = bottleneck_stage(results)
+        if neck:
+            text += [
+                "",
+                f"A stage carries its rate alone divided by the share of the sent "
+                f"traces that reach it (from the end-to-end funnel above): the pipeline's "
+                f"bottleneck on this corpus is **{neck[0]}** "
+                f"({fmt(neck[1])} sent traces/s).",
+            ]
     lat = _get(results, "pipeline.latency")
     if lat:
         rows = []
@@ -566,6 +649,17 @@ def _growth(results: dict[str, Any]) -> str:
             ),
         ]
         keys = list(sizes)
+        if keys:
+            tables = sizes[keys[-1]].get("table_bytes") or {}
+            total = sum(tables.values())
+            if tables and total:
+                biggest = max(tables, key=lambda t: tables[t])
+                text += [
+                    "",
+                    f"At {fmt(int(keys[-1]))} patterns the store takes {_mib(total)} "
+                    f"on disk, {fmt_pct(tables[biggest] / total)} of it in `{biggest}` "
+                    f"({fmt(tables[biggest] / int(keys[-1]))} bytes per pattern).",
+                ]
         if len(keys) >= 2:
             first, last = keys[0], keys[-1]
             d = ratio(
@@ -623,25 +717,40 @@ def _replay(results: dict[str, Any]) -> str:
     return "\n".join(text)
 
 
+def _on_cpu(prof: dict[str, Any]) -> str:
+    """Busy samples over the samples 100 Hz would give for the run's duration: the share
+    of wall time the stage process was on the CPU (the rest it waited for I/O)."""
+    rate, events, busy = prof.get("traces_per_s_sampled"), prof.get("events"), prof.get("samples")
+    if not rate or not events or busy is None:
+        return ""
+    share = min(1.0, busy / (events / rate * 100.0))
+    return f", on the CPU about {fmt_pct(share)} of the run's wall time"
+
+
 def _profile(results: dict[str, Any]) -> str:
-    prof = _get(results, "pipeline.profile")
-    failed = _failed(results, "pipeline.profile")
-    text = ["## Profile of the slowest stage"]
-    if prof and "error" in prof:
-        text += ["", f"_Not profiled: {prof['error']}_"]
-    elif prof:
+    profiles = _get(results, "pipeline.profiles") or []
+    failed = _failed(results, "pipeline.profiles")
+    text = ["## Where the time goes (profiles)"]
+    for prof in profiles:
+        title = f"### {prof.get('stage')}: {prof.get('why', '')}"
+        if "error" in prof:
+            text += ["", title, "", f"_Not profiled: {prof['error']}_"]
+            continue
         text += [
+            "",
+            title,
             "",
             f"`{prof.get('stage')}` alone, {prof.get('events')} events, sampled with "
             f"{prof.get('tool')}: {fmt(prof.get('samples'))} busy samples (and "
             f"{fmt(prof.get('idle_samples'))} of threads waiting in select() or on a "
             "condition, left out), "
-            f"{fmt(prof.get('traces_per_s_sampled'))} traces/s while sampled. A sample "
+            f"{fmt(prof.get('traces_per_s_sampled'))} traces/s while sampled{_on_cpu(prof)}. "
+            "A sample "
             "belongs to the first component found walking from the innermost frame "
             "outwards (a json.loads inside the redaction logic counts as redaction).",
             "",
             markdown_table(
-                ["component", "share of samples"],
+                ["component", "share of busy samples"],
                 [[c["name"], fmt_pct(c["share"])] for c in prof.get("components", [])],
                 "lr",
             ),
@@ -665,12 +774,30 @@ def _profile(results: dict[str, Any]) -> str:
                 "lr",
             ),
         ]
+        top = prof.get("components", [])[:3]
+        if top:
+            text += [
+                "",
+                "Most of the busy time: "
+                + ", ".join(f"{c['name']} {fmt_pct(c['share'])}" for c in top)
+                + ".",
+            ]
+        rep = prof.get("second_pass_strings")
+        if rep and rep.get("checked"):
+            text += [
+                "",
+                f"Of the {fmt(rep['checked'])} strings the privacy second pass analysed "
+                f"for these {prof.get('events')} promotions, {fmt(rep['repeated'])} "
+                f"({fmt_pct(rep['repeated'] / rep['checked'])}) had already been analysed "
+                "for an earlier promotion (only "
+                f"{fmt(rep['distinct'])} distinct strings).",
+            ]
     notes = results.get("profile_notes")
     if notes:
         text += ["", notes]
     if failed:
         text += ["", failed]
-    return "\n".join(text)
+    return "\n".join(text) if len(text) > 1 else ""
 
 
 def _errors(results: dict[str, Any]) -> str:
@@ -698,6 +825,12 @@ def _closing(results: dict[str, Any]) -> str:
     slow = slowest_stage(results)
     if slow:
         bits.append(f"the slowest stage alone is {slow[0]} at {fmt(slow[1])} traces/s")
+    neck = bottleneck_stage(results)
+    if neck:
+        bits.append(
+            f"the end-to-end bottleneck is {neck[0]}, which carries {fmt(neck[1])} "
+            "sent traces/s given the share of traces that reach it"
+        )
     lat = _get(results, "pipeline.latency.send_to_fixture_ms") or {}
     if lat.get("p50") is not None:
         bits.append(

@@ -116,19 +116,41 @@ def _pipeline(ctx: Context, messages: list[events.Message]) -> None:
         max_rate = e2e["traces_per_s"]["median"]
         wanted = int(max_rate / 2 * plan.latency_seconds) + 10
         scale = max(1, math.ceil(wanted / 140))
-        pool = _first_sends(
-            events.raw_messages([c.trace for c in events.corpus(plan.seed + 100, scale)])
-        )
-        _section(ctx, "pipeline.latency", lambda: pipeline.latency(ctx, pool, max_rate))
+        pools = [
+            _first_sends(
+                events.raw_messages([c.trace for c in events.corpus(plan.seed + 100 + r, scale)])
+            )
+            for r in range(plan.reps)
+        ]
+        _section(ctx, "pipeline.latency", lambda: pipeline.latency(ctx, pools, max_rate))
     iso = _section(ctx, "pipeline.isolation", lambda: pipeline.isolation(ctx, inputs, pids))
-    slowest = report.slowest_stage({"pipeline": {"isolation": iso}}) if iso else None
-    if slowest:
-        stage = slowest[0]
-        msgs = pipeline._inputs_of(stage, inputs)[: plan.profile_events]
-        _section(ctx, "pipeline.profile", lambda: pipeline.profile_stage(ctx, stage, msgs, pids))
+    if iso:
+        view = {"pipeline": {"isolation": iso, "end_to_end": e2e or {}}}
+        targets: dict[str, str] = {}
+        slowest = report.slowest_stage(view)
+        if slowest:
+            targets[slowest[0]] = "the slowest stage alone"
+        neck = report.bottleneck_stage(view)
+        if neck and (plan.extras or not targets):
+            reason = "the end-to-end bottleneck (rate alone ÷ share of traces reaching it)"
+            targets[neck[0]] = (targets[neck[0]] + "; " + reason) if neck[0] in targets else reason
+        _section(ctx, "pipeline.profiles", lambda: _profiles(ctx, inputs, pids, targets))
     with ctx.reporter.task("stopping the stages") as task:
         pipeline.stop_stages(ctx)
         task.done("stopped")
+
+
+def _profiles(
+    ctx: Context, inputs: events.StageInputs, pids: dict[str, int], targets: dict[str, str]
+) -> list[dict[str, Any]]:
+    out = []
+    for stage, why in targets.items():
+        messages = pipeline._inputs_of(stage, inputs)[: ctx.plan.profile_events]
+        found = {"why": why, **pipeline.profile_stage(ctx, stage, messages, pids)}
+        if stage == "fixture_writer":
+            found["second_pass_strings"] = pipeline.second_pass_repetition(messages)
+        out.append(found)
+    return out
 
 
 def _first_sends(messages: list[events.Message]) -> list[events.Message]:
@@ -199,7 +221,16 @@ def run(
             }
             record_size = int(median(sizes))
             _section(ctx, "ceilings.kafka_tools", lambda: ceilings.perf_tools(ctx, record_size))
-            _section(ctx, "ceilings.chain", lambda: ceilings.pass_through_chain(ctx, messages))
+            linger = ceilings.stage_linger_ms()
+            _section(
+                ctx, "ceilings.chain", lambda: ceilings.pass_through_chain(ctx, messages, linger)
+            )
+            if linger and plan.extras:
+                _section(
+                    ctx,
+                    "ceilings.chain_linger0",
+                    lambda: ceilings.pass_through_chain(ctx, messages, 0),
+                )
             _section(ctx, "pipeline.run", lambda: _pipeline(ctx, messages))
             _section(ctx, "replay", lambda: replay_rate.replay_rate(ctx))
             _section(ctx, "growth", lambda: growth.growth(ctx))
@@ -230,6 +261,8 @@ def run(
     results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     results["duration_s"] = round(time.monotonic() - started, 1)
     results["ratios"] = report.ratios(results)
+    for path in (json_out, out):
+        path.parent.mkdir(parents=True, exist_ok=True)
     json_out.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
     out.write_text(report.render(results), encoding="utf-8")
     print(f"wrote {out} and {json_out} in {results['duration_s']:.0f}s", file=sys.stderr)
