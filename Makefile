@@ -26,6 +26,12 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -m "logic or wiring" -q
 
+bench: setup
+	$(PY) -m bench --out BENCHMARKS.md --json bench.json
+
+bench-quick: setup
+	$(PY) -m bench --quick --out out/BENCHMARKS.quick.md --json out/bench.quick.json
+
 demo: setup
 	$(VENV)/bin/promote demo
 

@@ -346,3 +346,10 @@ def demo(
 
 replay.register(app)
 exporting.register(app)
+
+try:
+    from bench.cli import register as register_bench
+except ImportError:  # the benchmark harness ships with the repository, not the image
+    pass
+else:
+    register_bench(app)
