@@ -24,7 +24,8 @@ def make_broker(settings: Settings, client_id: str, logger: logging.Logger) -> K
         acks="all",
         enable_idempotence=True,
         allow_auto_create_topics=False,
-        linger_ms=5,
+        # Each stage awaits every publish before the next message: lingering only adds delay.
+        linger_ms=0,
         graceful_timeout=20.0,
         logger=logger,
     )
