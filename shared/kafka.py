@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import GroupCoordinatorNotAvailableError, KafkaError, TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 
 from shared import topics
@@ -147,3 +147,19 @@ async def read_topic(bootstrap: str, topic: str) -> list[bytes]:
         return values
     finally:
         await consumer.stop()
+
+
+async def group_members(bootstrap: str, group: str) -> tuple[str, int]:
+    """The consumer group's state ("Stable", "PreparingRebalance", "Empty", ...) and how
+    many members it has."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="promote-admin")
+    await admin.start()
+    try:
+        (response,) = await admin.describe_consumer_groups([group])
+    except GroupCoordinatorNotAvailableError:
+        # A fresh broker creates its offsets topic on the first group request.
+        return "CoordinatorNotAvailable", 0
+    finally:
+        await admin.close()
+    described = response.to_object()["groups"][0]
+    return described["state"], len(described["members"])

@@ -14,9 +14,11 @@ from promoter.cli import wait_for_idle
 from promoter.supervisor import Endpoints, Stack
 from services.dedupe.logic import observe
 from services.dedupe.store import InMemoryPatternStore
-from shared.events import Trace
-from shared.features import derive_features
+from shared import topics
+from shared.events import Trace, TraceNormalized
+from shared.kafka import read_topic
 from tests.e2e.test_pipeline import run_cli
+from tests.support.groups import wait_for_group
 
 pytestmark = pytest.mark.e2e
 
@@ -58,31 +60,39 @@ def _grouping(rows: list[tuple[str, str, int]]) -> tuple[set[frozenset[str]], li
     return {frozenset(g) for g in groups.values()}, sorted(counts.values())
 
 
-async def reference_grouping(traces: list[Trace]) -> tuple[set[frozenset[str]], list[int]]:
-    """What one dedupe instance decides, computed in-process with the in-memory store."""
+async def reference_grouping(
+    bootstrap: str, trace_ids: set[str]
+) -> tuple[set[frozenset[str]], list[int]]:
+    """What one dedupe instance decides, computed in-process with the in-memory store, for
+    the traces in the order traces.normalized holds them: grouping depends on the order
+    within a bucket, and one bucket lives on one partition whatever the instance count."""
     store = InMemoryPatternStore()
     rows: dict[str, str] = {}
-    for trace in traces:
-        recorded = await store.record(observe(trace, derive_features(trace)))
-        rows[trace.trace_id] = recorded.pattern_id
+    for value in await read_topic(bootstrap, topics.NORMALIZED):
+        event = TraceNormalized.model_validate_json(value)
+        if event.trace_id in trace_ids:
+            recorded = await store.record(observe(event.trace, event.features))
+            rows[event.trace_id] = recorded.pattern_id
     return _grouping([(t, p, (await store.pattern(p)).occurrences) for t, p in rows.items()])
 
 
 def test_three_dedupe_instances_make_the_same_patterns_and_counts_as_one(
     pipeline: Endpoints, stack: Stack, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
+    group = topics.consumer_group("dedupe")
     for instance in (1, 2):
         stack.start_stage("dedupe", pipeline, instance=instance)
     try:
+        wait_for_group(pipeline.kafka_bootstrap_servers, group, members=3)
         traces = isolated_corpus(seed=67, tag="scale")
         sent = run_cli("send", str(write(traces, tmp_path / "t.jsonl")), env=cli_env)
         assert sent.returncode == 0, sent.stderr
         assert wait_for_idle(pipeline.kafka_bootstrap_servers, timeout_s=300)
 
         ids = {t.trace_id for t in traces}
-        assert asyncio.run(stored_grouping(pipeline.database_url, ids)) == asyncio.run(
-            reference_grouping(traces)
-        )
+        expected = asyncio.run(reference_grouping(pipeline.kafka_bootstrap_servers, ids))
+        assert len(set().union(*expected[0])) == len(ids), "every trace reached dedupe"
+        assert asyncio.run(stored_grouping(pipeline.database_url, ids)) == expected
         busy = [
             name
             for name in ("dedupe", "dedupe.1", "dedupe.2")
@@ -95,6 +105,7 @@ def test_three_dedupe_instances_make_the_same_patterns_and_counts_as_one(
     finally:
         for instance in (1, 2):
             stack.stop_stage(f"dedupe.{instance}")
+        wait_for_group(pipeline.kafka_bootstrap_servers, group, members=1)
 
 
 def test_sending_the_whole_corpus_twice_changes_no_pattern_count(

@@ -68,22 +68,28 @@ def test_traces_sent_with_promote_send_reach_the_fixture_store(
     seen = asyncio.run(fetch(pipeline.database_url, "SELECT trace_id FROM dedupe_traces"))
     assert sent_ids <= {r["trace_id"] for r in seen}, "every sent trace passed ingest and dedupe"
 
-    fixtures = asyncio.run(
-        fetch(
-            pipeline.database_url,
-            """SELECT v.source_trace_id, f.kind
-               FROM fixture_versions v JOIN fixtures f USING (fixture_id)""",
-        )
-    )
-    assert fixtures, "promoted traces became fixtures in PostgreSQL"
-    assert {r["source_trace_id"] for r in fixtures} <= sent_ids
-
     scored = [
         json.loads(v)
         for v in asyncio.run(read_topic(pipeline.kafka_bootstrap_servers, topics.SCORED))
     ]
-    chain = {s["stage"] for d in scored for s in d["stages"]}
+    mine = [d for d in scored if d["trace_id"] in sent_ids]
+    chain = {s["stage"] for d in mine for s in d["stages"]}
     assert {"ingest", "dedupe", "redaction", "scoring"} <= chain
+    promoted = {d["trace_id"] for d in mine if d["decision"] == "promote"}
+    assert promoted, "the corpus holds failures worth promoting"
+
+    # The store is shared with the other end-to-end tests: look at this corpus's rows.
+    fixtures = asyncio.run(
+        fetch(
+            pipeline.database_url,
+            """SELECT v.source_trace_id, f.kind
+               FROM fixture_versions v JOIN fixtures f USING (fixture_id)
+               WHERE v.source_trace_id = ANY($1::text[])""",
+            list(sent_ids),
+        )
+    )
+    assert fixtures, "promoted traces became fixtures in PostgreSQL"
+    assert {r["source_trace_id"] for r in fixtures} <= promoted, "only promoted traces"
 
     listed = run_cli("fixtures", "--json", env=cli_env)
     assert listed.returncode == 0, listed.stderr

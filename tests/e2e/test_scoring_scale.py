@@ -12,12 +12,10 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import time
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 
 from corpus.generate import generate
 from promoter.cli import wait_for_idle
@@ -30,6 +28,7 @@ from services.scoring.store import InMemoryBudgetStore
 from shared import topics
 from shared.events import Decision, TraceRedacted
 from shared.kafka import read_topic
+from tests.support.groups import wait_for_group
 
 pytestmark = pytest.mark.e2e
 
@@ -84,30 +83,6 @@ async def publish(bootstrap: str, events: list[TraceRedacted]) -> set[int]:
         await producer.stop()
 
 
-async def _group_members(bootstrap: str, group: str) -> tuple[str, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        response = (await admin.describe_consumer_groups([group]))[0]
-    finally:
-        await admin.close()
-    described: dict[str, Any] = response.to_object()["groups"][0]
-    return described["state"], len(described["members"])
-
-
-def wait_for_members(bootstrap: str, group: str, members: int, timeout_s: float) -> None:
-    """Events sent during a rebalance may be redelivered; the comparison wants each trace
-    decided once, by whichever instance owns its partition."""
-    deadline = time.monotonic() + timeout_s
-    seen: tuple[str, int] = ("", 0)
-    while time.monotonic() < deadline:
-        seen = asyncio.run(_group_members(bootstrap, group))
-        if seen == ("Stable", members):
-            return
-        time.sleep(1.0)
-    raise AssertionError(f"group {group} not stable with {members} members: {seen}")
-
-
 def test_three_scoring_instances_decide_exactly_what_one_does(
     stack: Stack, pipeline: Endpoints
 ) -> None:
@@ -123,13 +98,14 @@ def test_three_scoring_instances_decide_exactly_what_one_does(
     try:
         for instance in EXTRA_INSTANCES:
             stack.start_stage("scoring", pipeline, instance=instance)
-        wait_for_members(bootstrap, group, 1 + len(EXTRA_INSTANCES), timeout_s=120)
+        wait_for_group(bootstrap, group, members=1 + len(EXTRA_INSTANCES))
         partitions = asyncio.run(publish(bootstrap, events))
         assert len(partitions) > 1, "the events are spread over several instances' partitions"
         assert wait_for_idle(bootstrap, timeout_s=300)
     finally:
         for instance in EXTRA_INSTANCES:
             stack.stop_stage(f"scoring.{instance}")
+        wait_for_group(bootstrap, group, members=1)
 
     latest: dict[str, dict[str, Any]] = {}
     for value in asyncio.run(read_topic(bootstrap, topics.SCORED)):
