@@ -110,7 +110,13 @@ async def _scored(events: list[TraceRedacted], policy: Policy) -> list[TraceScor
     out = []
     for event in events:
         day = scoring_logic.budget_day(event)
-        budget = await store.budget(event.trace_id, event.pattern.pattern_id, policy.version, day)
+        budget = await store.budget(
+            event.trace_id,
+            event.pattern.pattern_id,
+            policy.version,
+            day,
+            count_today=policy.budgets.counts_days,
+        )
         scored = scoring_logic.scored_event(
             event, policy, budget, stamp("scoring", __version__, now())
         )

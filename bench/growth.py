@@ -32,7 +32,7 @@ from corpus.generate import BASE_TIME, DAYS
 from services.dedupe import logic as dedupe_logic
 from services.dedupe.store import PostgresPatternStore
 from services.scoring import logic as scoring_logic
-from services.scoring.policy import DEFAULT_POLICY_PATH, load_policy
+from services.scoring.policy import DEFAULT_POLICY_PATH, Policy, load_policy
 from services.scoring.store import PostgresBudgetStore
 from shared.db import migrate
 
@@ -224,7 +224,7 @@ async def _measure(
     pool: asyncpg.Pool,
     observations: list[Any],
     redacted: list[Any],
-    policy_version: str,
+    policy: Policy,
     task: TaskHandle,
 ) -> dict[str, Any]:
     await _remove_measured(pool)
@@ -241,8 +241,9 @@ async def _measure(
         await budgets.budget(
             event.trace_id,
             event.pattern.pattern_id,
-            policy_version,
+            policy.version,
             scoring_logic.budget_day(event),
+            count_today=policy.budgets.counts_days,
         )
         t2 = time.perf_counter()
         dedupe_us.append((t1 - t0) * 1e6)
@@ -269,7 +270,8 @@ async def _sizes_on_disk(pool: asyncpg.Pool) -> dict[str, int]:
 
 
 def growth(ctx: Context) -> dict[str, Any]:
-    policy_version = load_policy(DEFAULT_POLICY_PATH).version
+    policy = load_policy(DEFAULT_POLICY_PATH)
+    policy_version = policy.version
     # Inputs per repetition: distinct trace ids each time, so every record is a first
     # delivery. Built in-process (observe() and the redacted events are pure and untimed).
     inputs: list[tuple[list[Any], list[Any]]] = []
@@ -311,7 +313,7 @@ def growth(ctx: Context) -> dict[str, Any]:
                     with ctx.reporter.task(label) as task:
                         observations, redacted = inputs[used]
                         used += 1
-                        r = await _measure(pool, observations, redacted, policy_version, task)
+                        r = await _measure(pool, observations, redacted, policy, task)
                         reps.append(r)
                         task.done(
                             f"dedupe {r['dedupe_us_per_trace']:,.0f} µs/trace, "

@@ -263,7 +263,9 @@ async def _replay_one(
         return []
     day = logic.budget_day(event)
     pattern_id = event.pattern.pattern_id
-    budget = await store.budget(event.trace_id, pattern_id, policy.version, day)
+    budget = await store.budget(
+        event.trace_id, pattern_id, policy.version, day, count_today=policy.budgets.counts_days
+    )
     out = logic.scored_event(event, policy, budget, stamp(REPLAY_STAGE, __version__, now()))
     result.replayed += 1
     after[event.trace_id] = replay_logic.summary_of_event(out)

@@ -184,7 +184,9 @@ async def _one(
         return event
     pattern_id = event.pattern.pattern_id
     day = scoring.budget_day(event)
-    budget = await budgets.budget(event.trace_id, pattern_id, policy.version, day)
+    budget = await budgets.budget(
+        event.trace_id, pattern_id, policy.version, day, count_today=policy.budgets.counts_days
+    )
     scored = scoring.scored_event(event, policy, budget, EVAL_STAMP)
     if scored.decision == Decision.PROMOTE:
         await budgets.record_promotion(event.trace_id, pattern_id, policy.version, day)

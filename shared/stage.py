@@ -19,8 +19,10 @@ from typing import Any, TypeVar
 import asyncpg
 import structlog
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NotLeaderForPartitionError
+from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from faststream.message import StreamMessage
 from pydantic import BaseModel
 
 from shared import topics
@@ -65,7 +67,27 @@ class Stage:
         self.name = name
         self.version = version
         self.log = structlog.get_logger().bind(stage=name)
+        self._broker = broker
         self._dlq = broker.publisher(topics.DLQ)
+
+    def subscriber(
+        self,
+        topic: str,
+        *,
+        group_suffix: str = "",
+        ack_policy: AckPolicy = AckPolicy.NACK_ON_ERROR,
+        **options: Any,
+    ) -> Any:
+        """The stage's subscription to a topic: its own consumer group, offsets committed
+        only after the handler finished, history read from the start the first time."""
+        return self._broker.subscriber(
+            topic,
+            group_id=topics.consumer_group(self.name) + group_suffix,
+            ack_policy=ack_policy,
+            auto_offset_reset="earliest",
+            decoder=undecoded,
+            **options,
+        )
 
     def stamp(self) -> StageStamp:
         return stamp(self.name, self.version, now())
@@ -135,6 +157,12 @@ def _trace_id_of(msg: KafkaMessage) -> str | None:
     if getattr(msg.raw_message, "topic", None) == topics.RAW and isinstance(key, bytes):
         return key.decode(errors="replace")[:64] or None
     return None
+
+
+async def undecoded(msg: StreamMessage[Any]) -> Any:
+    """Handlers validate the raw body with pydantic (or decode OTLP themselves): the JSON
+    decode FastStream would otherwise run on every message is thrown away (profiling)."""
+    return msg.body
 
 
 def parse(model: type[M], msg: KafkaMessage) -> M:

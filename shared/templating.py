@@ -4,6 +4,7 @@ order 17" are one message. Versioned: change the rules, bump the version."""
 
 from __future__ import annotations
 
+import functools
 import re
 
 TEMPLATE_VERSION = 1
@@ -40,6 +41,9 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
 _SPACES = re.compile(r"\s+")
 
 
+# Pure, and called on every word of every trace dedupe sketches: words repeat across
+# traces far more than they vary, so a bounded memo pays (profiling).
+@functools.lru_cache(maxsize=65_536)
 def template_message(message: str, max_chars: int = 500) -> str:
     text = message[:max_chars]
     for placeholder, pattern in _RULES:

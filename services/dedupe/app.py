@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from faststream import AckPolicy, Context, ContextRepo, FastStream
+from faststream import Context, ContextRepo, FastStream
 from faststream.kafka.annotations import KafkaMessage
 
 from services.dedupe import logic
@@ -39,12 +39,7 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
 app = FastStream(broker, logger=logger, lifespan=lifespan)
 
 
-@broker.subscriber(
-    topics.NORMALIZED,
-    group_id=topics.consumer_group("dedupe"),
-    ack_policy=AckPolicy.NACK_ON_ERROR,
-    auto_offset_reset="earliest",
-)
+@stage.subscriber(topics.NORMALIZED)
 @stage.guarded
 async def on_normalized(msg: KafkaMessage, store: PatternStore = Context()) -> None:
     event = parse(TraceNormalized, msg)
@@ -57,12 +52,7 @@ async def on_normalized(msg: KafkaMessage, store: PatternStore = Context()) -> N
     await store.mark_forwarded(event.trace_id)
 
 
-@broker.subscriber(
-    topics.FIXTURES_INDEX,
-    group_id=topics.consumer_group("dedupe") + ".coverage",
-    ack_policy=AckPolicy.NACK_ON_ERROR,
-    auto_offset_reset="earliest",
-)
+@stage.subscriber(topics.FIXTURES_INDEX, group_suffix=".coverage")
 @stage.guarded
 async def on_fixture_indexed(msg: KafkaMessage, store: PatternStore = Context()) -> None:
     event = parse(FixtureIndexed, msg)

@@ -39,6 +39,7 @@ version never silently merges with patterns of an old one.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -89,8 +90,9 @@ class Observation:
     intent: Sketch
     content: Sketch
 
-    @property
+    @functools.cached_property
     def intent_bands(self) -> tuple[int, ...]:
+        # Cached: the store reads the bands to look candidates up and again to index them.
         return bands(self.intent)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from faststream import AckPolicy, Context, ContextRepo, FastStream
+from faststream import Context, ContextRepo, FastStream
 from faststream.kafka.annotations import KafkaMessage
 
 from services.fixture_writer import logic
@@ -39,12 +39,7 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
 app = FastStream(broker, logger=logger, lifespan=lifespan)
 
 
-@broker.subscriber(
-    topics.PROMOTED,
-    group_id=topics.consumer_group("fixture_writer"),
-    ack_policy=AckPolicy.NACK_ON_ERROR,
-    auto_offset_reset="earliest",
-)
+@stage.subscriber(topics.PROMOTED)
 @stage.guarded
 async def on_promoted(msg: KafkaMessage, store: FixtureStore = Context()) -> None:
     event = parse(TraceScored, msg)

@@ -58,13 +58,7 @@ class ReleaseRevokedPartitions(ConsumerRebalanceListener):
         return None
 
 
-raw = broker.subscriber(
-    topics.RAW,
-    group_id=topics.consumer_group("ingest"),
-    ack_policy=AckPolicy.MANUAL,
-    auto_offset_reset="earliest",
-    listener=ReleaseRevokedPartitions(),
-)
+raw = stage.subscriber(topics.RAW, ack_policy=AckPolicy.MANUAL, listener=ReleaseRevokedPartitions())
 
 
 @raw

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from faststream import AckPolicy, FastStream
+from faststream import FastStream
 from faststream.kafka.annotations import KafkaMessage
 
 from services.redaction.logic import RedactionFailed, redact_trace
@@ -27,12 +27,7 @@ stage = Stage(broker, "redaction", __version__)
 redacted = broker.publisher(topics.REDACTED)
 
 
-@broker.subscriber(
-    topics.DEDUPED,
-    group_id=topics.consumer_group("redaction"),
-    ack_policy=AckPolicy.NACK_ON_ERROR,
-    auto_offset_reset="earliest",
-)
+@stage.subscriber(topics.DEDUPED)
 @stage.guarded
 async def on_deduped(msg: KafkaMessage) -> None:
     event = parse(TraceDeduped, msg)

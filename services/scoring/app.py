@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from faststream import AckPolicy, Context, ContextRepo, FastStream
+from faststream import Context, ContextRepo, FastStream
 from faststream.kafka.annotations import KafkaMessage
 
 from services.scoring import logic
@@ -41,18 +41,15 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
 app = FastStream(broker, logger=logger, lifespan=lifespan)
 
 
-@broker.subscriber(
-    topics.REDACTED,
-    group_id=topics.consumer_group("scoring"),
-    ack_policy=AckPolicy.NACK_ON_ERROR,
-    auto_offset_reset="earliest",
-)
+@stage.subscriber(topics.REDACTED)
 @stage.guarded
 async def on_redacted(msg: KafkaMessage, store: BudgetStore = Context()) -> None:
     event = parse(TraceRedacted, msg)
     day = logic.budget_day(event)
     pattern_id = event.pattern.pattern_id
-    budget = await store.budget(event.trace_id, pattern_id, policy.version, day)
+    budget = await store.budget(
+        event.trace_id, pattern_id, policy.version, day, count_today=policy.budgets.counts_days
+    )
     out = logic.scored_event(event, policy, budget, stage.stamp())
     body, key = to_bytes(out), pattern_id.encode()
     if out.decision == Decision.PROMOTE:

@@ -108,6 +108,10 @@ class Budgets(_Closed):
     per_pattern: int = Field(ge=1)
     daily: int | None = Field(default=None, ge=1)
 
+    @property
+    def counts_days(self) -> bool:
+        return self.daily is not None
+
 
 class Costly(_Closed):
     # A ratio to the agent's baseline at which latency or cost counts as fully costly.

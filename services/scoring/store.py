@@ -13,7 +13,13 @@ from services.scoring.logic import BudgetState
 
 class BudgetStore(Protocol):
     async def budget(
-        self, trace_id: str, pattern_id: str, policy_version: str, day: date
+        self,
+        trace_id: str,
+        pattern_id: str,
+        policy_version: str,
+        day: date,
+        *,
+        count_today: bool = True,
     ) -> BudgetState: ...
     async def record_promotion(
         self, trace_id: str, pattern_id: str, policy_version: str, day: date
@@ -25,9 +31,26 @@ class PostgresBudgetStore:
         self._pool = pool
 
     async def budget(
-        self, trace_id: str, pattern_id: str, policy_version: str, day: date
+        self,
+        trace_id: str,
+        pattern_id: str,
+        policy_version: str,
+        day: date,
+        *,
+        count_today: bool = True,
     ) -> BudgetState:
         # The trace's own earlier promotion is excluded: a redelivery decides as before.
+        if not count_today:
+            # Counting a day's promotions grows with the store (profiling at 1M patterns):
+            # a policy without a daily cap never reads the count, so it is not taken.
+            for_pattern = await self._pool.fetchval(
+                """SELECT count(*) FROM scoring_promotions
+                   WHERE policy_version = $3 AND trace_id <> $1 AND pattern_id = $2""",
+                trace_id,
+                pattern_id,
+                policy_version,
+            )
+            return BudgetState(promoted_for_pattern=for_pattern, promoted_today=0)
         row = await self._pool.fetchrow(
             """SELECT
                  count(*) FILTER (WHERE pattern_id = $2) AS for_pattern,
@@ -61,14 +84,20 @@ class InMemoryBudgetStore:
     promotions: dict[tuple[str, str], tuple[str, date]] = field(default_factory=dict)
 
     async def budget(
-        self, trace_id: str, pattern_id: str, policy_version: str, day: date
+        self,
+        trace_id: str,
+        pattern_id: str,
+        policy_version: str,
+        day: date,
+        *,
+        count_today: bool = True,
     ) -> BudgetState:
         others = [
             v for (t, p), v in self.promotions.items() if p == policy_version and t != trace_id
         ]
         return BudgetState(
             promoted_for_pattern=sum(1 for pid, _ in others if pid == pattern_id),
-            promoted_today=sum(1 for _, d in others if d == day),
+            promoted_today=sum(1 for _, d in others if d == day) if count_today else 0,
         )
 
     async def record_promotion(

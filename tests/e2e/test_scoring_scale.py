@@ -58,7 +58,9 @@ async def one_instance(events: list[TraceRedacted]) -> dict[str, tuple[Decision,
     for event in events:
         day = logic.budget_day(event)
         pattern_id = event.pattern.pattern_id
-        budget = await store.budget(event.trace_id, pattern_id, policy.version, day)
+        budget = await store.budget(
+            event.trace_id, pattern_id, policy.version, day, count_today=policy.budgets.counts_days
+        )
         out = logic.scored_event(event, policy, budget, event.stages[-1])
         if out.decision == Decision.PROMOTE:
             await store.record_promotion(event.trace_id, pattern_id, policy.version, day)
