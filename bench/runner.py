@@ -25,7 +25,7 @@ from typing import Any
 
 import asyncpg
 
-from bench import ceilings, events, growth, machine, pipeline, redaction, replay_rate, report
+from bench import ceilings, events, fixes, growth, machine, pipeline, redaction, replay_rate, report
 from bench.context import Context, Plan, Reporter
 from bench.kafkautil import quiet_kafka_logs
 from bench.procs import Processes
@@ -135,6 +135,7 @@ def _pipeline(ctx: Context, messages: list[events.Message]) -> None:
             reason = "the end-to-end bottleneck (rate alone ÷ share of traces reaching it)"
             targets[neck[0]] = (targets[neck[0]] + "; " + reason) if neck[0] in targets else reason
         _section(ctx, "pipeline.profiles", lambda: _profiles(ctx, inputs, pids, targets))
+    _section(ctx, "pipeline.fixes", lambda: fixes.profiling_fixes(ctx, inputs))
     with ctx.reporter.task("stopping the stages") as task:
         pipeline.stop_stages(ctx)
         task.done("stopped")

@@ -172,3 +172,25 @@ def test_report_ratios_and_rendering_use_the_medians() -> None:
     assert "| fixture_writer | 10 |" in text
     assert "_Not measured: growth failed — RuntimeError: boom_" in text
     assert "## Closing note" in text
+
+
+def test_report_shows_each_profiling_fix_with_its_before_after_and_speedup() -> None:
+    results = _results()
+    results["pipeline"]["fixes"] = [
+        {
+            "fix": "second pass keeps verdicts per string",
+            "what": "privacy check",
+            "units": 10,
+            "unit": "promotions",
+            "before": stats.measurement([20.0, 25.0, 30.0], "promotions/s"),
+            "after": stats.measurement([100.0], "promotions/s"),
+            "speedup": 4.0,
+        }
+    ]
+    text = report.render(results)
+    assert "### What was done about it" in text
+    row = (
+        "| second pass keeps verdicts per string | privacy check | 25 promotions/s "
+        f"| 100 promotions/s | 4.00{stats.TIMES} |"
+    )
+    assert row in text
