@@ -39,10 +39,7 @@ PIPELINE_GROUPS: dict[str, tuple[str, ...]] = {
 PIPELINE_TOPICS = [s.name for s in topics.topic_specs(1, 1)]
 # Every group a stage consumes with, with its topics: a thawed stage must have caught up
 # on all of them before a measurement starts (dedupe also follows fixtures.index).
-STAGE_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
-    s: {topics.consumer_group(s): (topics.PIPELINE_INPUT[s],)} for s in STAGES
-}
-STAGE_GROUPS["dedupe"][topics.consumer_group("dedupe") + ".coverage"] = (topics.FIXTURES_INDEX,)
+STAGE_GROUPS = topics.STAGE_GROUPS
 
 
 # --- state -----------------------------------------------------------------------------

@@ -102,10 +102,12 @@ def migrate_db(state_dir: StateDir = None) -> None:
 
 
 async def _lags(bootstrap: str) -> dict[str, dict[str, int]]:
-    by_group = await groups_lag(
-        bootstrap, {topics.consumer_group(s): (topics.PIPELINE_INPUT[s],) for s in STAGES}
-    )
-    return {stage: by_group[topics.consumer_group(stage)] for stage in STAGES}
+    groups = {g: t for stage in STAGES for g, t in topics.STAGE_GROUPS[stage].items()}
+    by_group = await groups_lag(bootstrap, groups)
+    return {
+        stage: {t: n for g in topics.STAGE_GROUPS[stage] for t, n in by_group[g].items()}
+        for stage in STAGES
+    }
 
 
 @app.command()

@@ -82,7 +82,9 @@ async def read_gate_entries(pool: asyncpg.Pool, since: datetime | None = None) -
     """The release-gate log from `since` on, each line with the evidence of its version."""
     records = await pool.fetch(
         """SELECT g.at, g.action, g.fixture_id, g.version, g.kind, g.pattern_id, g.criteria,
-                  g.reason, e.source_trace_ids, e.policy_version, e.occurrences,
+                  g.reason, e.source_trace_ids,
+                  COALESCE(NULLIF(g.policy_version, ''), e.policy_version) AS policy_version,
+                  e.occurrences,
                   e.first_seen, e.last_seen
            FROM gate_log g
            LEFT JOIN fixture_evidence e ON e.fixture_id = g.fixture_id AND e.version = g.version

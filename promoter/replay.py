@@ -60,7 +60,7 @@ from shared.kafka import group_lag, partitions_of, read_topic
 from shared.stage import now, stamp, to_bytes
 
 console = Console()
-REPLAY_STAGE = "replay"
+REPLAY_STAGE = topics.REPLAY_STAGE
 FETCH_TIMEOUT_MS = 1000
 
 
@@ -277,10 +277,12 @@ async def _replay_one(
     if producer is None:
         return sends
     body, key = to_bytes(out), pattern_id.encode()
+    # Marked as a replay's: the fixture writer withdraws promotions only on a replay's word.
+    headers = [(topics.DECIDED_BY_HEADER, REPLAY_STAGE.encode())]
     if promote:
-        sends.append(await producer.send(topics.PROMOTED, body, key=key))
+        sends.append(await producer.send(topics.PROMOTED, body, key=key, headers=headers))
         result.promotions_published += 1
-    sends.append(await producer.send(topics.SCORED, body, key=key))
+    sends.append(await producer.send(topics.SCORED, body, key=key, headers=headers))
     result.published += 1
     return sends
 

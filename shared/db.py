@@ -5,6 +5,10 @@ from __future__ import annotations
 from importlib import resources
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+# What a store's helpers accept: a plain connection or one acquired from a pool.
+Connection = asyncpg.Connection | PoolConnectionProxy
 
 # Any constant works; it only has to be the same for every process of the project.
 MIGRATION_LOCK_KEY = 0x7472_6163_6570_726F

@@ -74,7 +74,7 @@ class Stage:
         self,
         topic: str,
         *,
-        group_suffix: str = "",
+        purpose: str = "",
         ack_policy: AckPolicy = AckPolicy.NACK_ON_ERROR,
         **options: Any,
     ) -> Any:
@@ -82,7 +82,7 @@ class Stage:
         only after the handler finished, history read from the start the first time."""
         return self._broker.subscriber(
             topic,
-            group_id=topics.consumer_group(self.name) + group_suffix,
+            group_id=topics.consumer_group(self.name, purpose),
             ack_policy=ack_policy,
             auto_offset_reset="earliest",
             decoder=undecoded,

@@ -45,15 +45,6 @@ def topic_specs(raw_retention_ms: int, kept_retention_ms: int) -> tuple[TopicSpe
     )
 
 
-# Topics each stage consumes: `promote wait` and `promote status` read lag from these.
-STAGE_INPUTS: dict[str, tuple[str, ...]] = {
-    "ingest": (RAW,),
-    "dedupe": (NORMALIZED, FIXTURES_INDEX),
-    "redaction": (DEDUPED,),
-    "scoring": (REDACTED, FIXTURES_INDEX),
-    "fixture_writer": (PROMOTED,),
-}
-
 # Main pipeline input of each stage (the one whose lag means "work left to do").
 PIPELINE_INPUT: dict[str, str] = {
     "ingest": RAW,
@@ -64,5 +55,32 @@ PIPELINE_INPUT: dict[str, str] = {
 }
 
 
-def consumer_group(stage: str) -> str:
-    return f"trace-promoter.{stage}"
+def consumer_group(stage: str, purpose: str = "") -> str:
+    """A stage's consumer group; a stage reading a second topic for another purpose does so
+    in a group of its own, so each offset means one thing."""
+    return f"trace-promoter.{stage}" + (f".{purpose}" if purpose else "")
+
+
+COVERAGE = "coverage"  # dedupe follows fixtures.index
+WITHDRAWALS = "withdrawals"  # the fixture writer follows replayed decisions on traces.scored
+
+# Every consumer group of each stage with the topics it reads: `promote wait` and
+# `promote status` read lag from these.
+STAGE_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
+    "ingest": {consumer_group("ingest"): (RAW,)},
+    "dedupe": {
+        consumer_group("dedupe"): (NORMALIZED,),
+        consumer_group("dedupe", COVERAGE): (FIXTURES_INDEX,),
+    },
+    "redaction": {consumer_group("redaction"): (DEDUPED,)},
+    "scoring": {consumer_group("scoring"): (REDACTED,)},
+    "fixture_writer": {
+        consumer_group("fixture_writer"): (PROMOTED,),
+        consumer_group("fixture_writer", WITHDRAWALS): (SCORED,),
+    },
+}
+
+# Decisions on traces.scored and traces.promoted carry who made them: the live stage or a
+# replay. Only a replay re-decides a trace, so only its decisions can withdraw a promotion.
+DECIDED_BY_HEADER = "decided-by"
+REPLAY_STAGE = "replay"

@@ -52,8 +52,11 @@ async def on_normalized(msg: KafkaMessage, store: PatternStore = Context()) -> N
     await store.mark_forwarded(event.trace_id)
 
 
-@stage.subscriber(topics.FIXTURES_INDEX, group_suffix=".coverage")
+@stage.subscriber(topics.FIXTURES_INDEX, purpose=topics.COVERAGE)
 @stage.guarded
 async def on_fixture_indexed(msg: KafkaMessage, store: PatternStore = Context()) -> None:
     event = parse(FixtureIndexed, msg)
-    await store.set_coverage(event.pattern_id, event.version, event.at)
+    if logic.covers(event):
+        await store.set_coverage(event.pattern_id, event.version, event.at)
+    else:
+        await store.clear_coverage(event.pattern_id)

@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 from datasketch import MinHash
 
-from shared.events import SpanKind, SpanStatus, Trace, TraceFeatures
+from shared.events import FixtureIndexed, SpanKind, SpanStatus, Trace, TraceFeatures
 from shared.features import root_span, started_at
 from shared.templating import template_message
 
@@ -401,3 +401,9 @@ def should_forward(recorded: Recorded, covered: bool) -> bool:
     if recorded.already_forwarded or recorded.near_copy:
         return False
     return not covered
+
+
+def covers(indexed: FixtureIndexed) -> bool:
+    """A pattern whose fixtures a replay has all retired is uncovered again: its new traces
+    are forwarded and judged as any uncovered pattern's."""
+    return bool(indexed.fixture_ids)

@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
 from services.dedupe.logic import (
     DEFAULT_EXEMPLARS,
@@ -29,9 +28,8 @@ from services.dedupe.logic import (
     exemplar_role,
     pattern_fingerprint,
 )
+from shared.db import Connection
 from shared.events import PatternInfo
-
-Connection = asyncpg.Connection | PoolConnectionProxy
 
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
@@ -42,6 +40,7 @@ class PatternStore(Protocol):
     async def pattern(self, pattern_id: str) -> PatternInfo: ...
     async def mark_forwarded(self, trace_id: str) -> None: ...
     async def set_coverage(self, pattern_id: str, fixture_version: int, at: datetime) -> None: ...
+    async def clear_coverage(self, pattern_id: str) -> None: ...
 
 
 class PostgresPatternStore:
@@ -222,6 +221,9 @@ class PostgresPatternStore:
                 at,
             )
 
+    async def clear_coverage(self, pattern_id: str) -> None:
+        await self._pool.execute("DELETE FROM pattern_coverage WHERE pattern_id = $1", pattern_id)
+
 
 @dataclass
 class _TraceRow:
@@ -331,3 +333,6 @@ class InMemoryPatternStore:
 
     async def set_coverage(self, pattern_id: str, fixture_version: int, at: datetime) -> None:
         self.coverage[pattern_id] = max(self.coverage.get(pattern_id, 0), fixture_version)
+
+    async def clear_coverage(self, pattern_id: str) -> None:
+        self.coverage.pop(pattern_id, None)

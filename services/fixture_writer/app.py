@@ -53,3 +53,23 @@ async def on_promoted(msg: KafkaMessage, store: FixtureStore = Context()) -> Non
     if written:
         covered = logic.coverage(event, written, at)
         await index.publish(to_bytes(covered), key=event.pattern.pattern_id.encode())
+
+
+@stage.subscriber(topics.SCORED, purpose=topics.WITHDRAWALS)
+@stage.guarded
+async def on_scored(msg: KafkaMessage, store: FixtureStore = Context()) -> None:
+    if not logic.replayed(msg.headers.get(topics.DECIDED_BY_HEADER)):
+        return  # a live decision: never re-decides a trace, so it withdraws nothing
+    event = parse(TraceScored, msg)
+    if not logic.withdraws_promotion(event):
+        return
+    at = now()
+    await store.record_decision(event, at)
+    withdrawal = await store.withdraw(event, at)
+    for fixture_id, action, version in withdrawal.changed:
+        stage.log.info(action, fixture_id=fixture_id, version=version, trace_id=event.trace_id)
+    if withdrawal.changed:
+        covered = logic.active_coverage(
+            withdrawal.pattern_id, list(withdrawal.active), event.policy_version, at
+        )
+        await index.publish(to_bytes(covered), key=withdrawal.pattern_id.encode())

@@ -14,7 +14,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from shared.events import FixtureIndexed, SpanKind, SpanStatus, TraceScored
+from shared import topics
+from shared.events import Decision, FixtureIndexed, SpanKind, SpanStatus, TraceScored
 from shared.features import root_span
 
 
@@ -192,6 +193,71 @@ def coverage(event: TraceScored, written: list[Any], at: datetime) -> FixtureInd
         version=max(w.version for w in written),
         policy_version=event.policy_version,
         at=at,
+    )
+
+
+def active_coverage(
+    pattern_id: str, active: list[tuple[str, int]], policy_version: str, at: datetime
+) -> FixtureIndexed:
+    """The pattern's coverage after fixtures were retired: what is still active (nothing, and
+    the pattern counts as uncovered again)."""
+    return FixtureIndexed(
+        pattern_id=pattern_id,
+        fixture_ids=tuple(sorted(f for f, _ in active)),
+        kinds=tuple(sorted(f.rsplit(":", 1)[1] for f, _ in active)),
+        version=max((v for _, v in active), default=0),
+        policy_version=policy_version,
+        at=at,
+    )
+
+
+# --- withdrawn promotions ------------------------------------------------------------
+#
+# A replay under a new policy re-decides history. Where it holds or rejects a trace an
+# earlier policy promoted, the fixtures that trace sourced must not stay in the suite on
+# the old policy's word: each falls back to its latest version whose source trace the new
+# policy promotes, or is retired. A later promotion of a retired body restores it.
+
+
+def replayed(decided_by: str | None) -> bool:
+    """Only a replay re-decides a trace; the live stage decides each trace once."""
+    return decided_by == topics.REPLAY_STAGE
+
+
+def withdraws_promotion(event: TraceScored) -> bool:
+    return event.decision != Decision.PROMOTE
+
+
+@dataclass(frozen=True)
+class VersionSource:
+    version: int
+    source_trace_id: str
+    # Whether the policy withdrawing the promotion promotes this version's source trace.
+    promoted_by_policy: bool
+
+
+def after_withdrawal(
+    current_version: int, versions: list[VersionSource], withdrawn_trace_id: str
+) -> int | None:
+    """The version a fixture falls back to when the promotion of `withdrawn_trace_id` is
+    withdrawn; None when none is left: the fixture is retired. A fixture whose current
+    version another trace sourced keeps it."""
+    by_version = {v.version: v for v in versions}
+    current = by_version.get(current_version)
+    if current is None or current.source_trace_id != withdrawn_trace_id:
+        return current_version
+    kept = [
+        v.version
+        for v in versions
+        if v.promoted_by_policy and v.source_trace_id != withdrawn_trace_id
+    ]
+    return max(kept, default=None)
+
+
+def withdrawal_reason(event: TraceScored) -> str:
+    return (
+        f"{event.decision.value} under policy {event.policy_version} withdraws the promotion"
+        f" of trace {event.trace_id}: {event.reason}"
     )
 
 

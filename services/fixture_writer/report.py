@@ -11,7 +11,9 @@ from datetime import datetime
 
 from services.fixture_writer.logic import FixtureKind
 
-ACTIONS = ("added", "versioned", "retired")
+ACTIONS = ("added", "versioned", "restored", "reverted", "retired")
+# Always a column of the counts table; the others only when they happened.
+ALWAYS_COUNTED = ("added", "versioned", "retired")
 NO_CRITERION = "(none above the floor)"
 # Missed offline, observable and teachable say a case can and should become a fixture, and
 # nearly every promotion carries them; these say why it matters, which a gate reviewer asks.
@@ -72,7 +74,7 @@ def _plural(n: int, word: str) -> str:
 
 
 def _summary_tables(entries: list[GateEntry]) -> list[str]:
-    actions = sorted({e.action for e in entries} | set(ACTIONS), key=_action_order)
+    actions = sorted({e.action for e in entries} | set(ALWAYS_COUNTED), key=_action_order)
     by_kind = Counter((e.kind, e.action) for e in entries)
     kinds = sorted({e.kind for e in entries}, key=_kind_order)
     lines = [

@@ -14,7 +14,13 @@ from typing import Any, Protocol
 
 import asyncpg
 
-from services.fixture_writer.logic import FixtureDraft
+from services.fixture_writer.logic import (
+    FixtureDraft,
+    VersionSource,
+    after_withdrawal,
+    withdrawal_reason,
+)
+from shared.db import Connection
 from shared.events import TraceScored
 
 
@@ -23,12 +29,23 @@ class Written:
     fixture_id: str
     version: int
     created: bool  # False when the same body was already stored (a redelivery)
+    restored: bool = False  # the body was stored, but its fixture retired: active again
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """What withdrawing one trace's promotion changed, and the pattern's active fixtures."""
+
+    pattern_id: str
+    changed: tuple[tuple[str, str, int], ...]  # (fixture id, "reverted"/"retired", version)
+    active: tuple[tuple[str, int], ...]  # (fixture id, current version)
 
 
 class FixtureStore(Protocol):
     async def write(self, draft: FixtureDraft, event: TraceScored, at: datetime) -> Written: ...
     async def block(self, fixture_id: str, trace_id: str, reason: str, at: datetime) -> None: ...
     async def record_decision(self, event: TraceScored, at: datetime) -> None: ...
+    async def withdraw(self, event: TraceScored, at: datetime) -> Withdrawal: ...
 
 
 def _scores(event: TraceScored) -> str:
@@ -48,7 +65,17 @@ class PostgresFixtureStore:
                 draft.body_sha256,
             )
             if same is not None:
-                return Written(draft.fixture_id, same, created=False)
+                restored = await conn.fetchval(
+                    """UPDATE fixtures SET status = 'active', current_version = $2,
+                                           updated_at = $3
+                       WHERE fixture_id = $1 AND status = 'retired' RETURNING 1""",
+                    draft.fixture_id,
+                    same,
+                    at,
+                )
+                if restored:
+                    await _log(conn, at, _draft_line("restored", draft, same, event))
+                return Written(draft.fixture_id, same, created=False, restored=bool(restored))
             current = await conn.fetchval(
                 "SELECT current_version FROM fixtures WHERE fixture_id = $1", draft.fixture_id
             )
@@ -92,19 +119,8 @@ class PostgresFixtureStore:
                 event.policy_version,
                 event.reason,
             )
-            await conn.execute(
-                """INSERT INTO gate_log (at, action, fixture_id, version, kind, pattern_id,
-                                         criteria, reason)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING""",
-                at,
-                "added" if version == 1 else "versioned",
-                draft.fixture_id,
-                version,
-                draft.kind.value,
-                draft.pattern_id,
-                list(draft.criteria),
-                event.reason,
-            )
+            action = "added" if version == 1 else "versioned"
+            await _log(conn, at, _draft_line(action, draft, version, event))
             return Written(draft.fixture_id, version, created=True)
 
     async def block(self, fixture_id: str, trace_id: str, reason: str, at: datetime) -> None:
@@ -115,6 +131,32 @@ class PostgresFixtureStore:
             trace_id,
             reason,
             at,
+        )
+
+    async def withdraw(self, event: TraceScored, at: datetime) -> Withdrawal:
+        pattern_id, policy = event.pattern.pattern_id, event.policy_version
+        changed: list[tuple[str, str, int]] = []
+        async with self._pool.acquire() as conn:
+            sourced = await conn.fetch(
+                """SELECT DISTINCT fixture_id FROM fixture_versions
+                   WHERE source_trace_id = $1 AND policy_version <> $2 ORDER BY fixture_id""",
+                event.trace_id,
+                policy,
+            )
+            for row in sourced:
+                async with conn.transaction():
+                    change = await _withdraw_one(conn, row["fixture_id"], event, at)
+                if change is not None:
+                    changed.append(change)
+            active = await conn.fetch(
+                """SELECT fixture_id, current_version FROM fixtures
+                   WHERE pattern_id = $1 AND status = 'active' ORDER BY fixture_id""",
+                pattern_id,
+            )
+        return Withdrawal(
+            pattern_id,
+            tuple(changed),
+            tuple((r["fixture_id"], r["current_version"]) for r in active),
         )
 
     async def record_decision(self, event: TraceScored, at: datetime) -> None:
@@ -133,25 +175,195 @@ class PostgresFixtureStore:
         )
 
 
+@dataclass(frozen=True)
+class GateLine:
+    action: str
+    fixture_id: str
+    version: int
+    kind: str
+    pattern_id: str
+    criteria: tuple[str, ...]
+    reason: str
+    policy_version: str
+
+
+async def _log(conn: Connection, at: datetime, line: GateLine) -> None:
+    # Idempotent: a redelivered message logs nothing twice.
+    await conn.execute(
+        """INSERT INTO gate_log (at, action, fixture_id, version, kind, pattern_id,
+                                 criteria, reason, policy_version)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING""",
+        at,
+        line.action,
+        line.fixture_id,
+        line.version,
+        line.kind,
+        line.pattern_id,
+        list(line.criteria),
+        line.reason,
+        line.policy_version,
+    )
+
+
+def _draft_line(action: str, draft: FixtureDraft, version: int, event: TraceScored) -> GateLine:
+    return GateLine(
+        action,
+        draft.fixture_id,
+        version,
+        draft.kind.value,
+        draft.pattern_id,
+        draft.criteria,
+        event.reason,
+        event.policy_version,
+    )
+
+
+async def _withdraw_one(
+    conn: Connection, fixture_id: str, event: TraceScored, at: datetime
+) -> tuple[str, str, int] | None:
+    """Under the fixture's lock (the one writes take), so a concurrent promotion of the same
+    fixture is decided before or after this, never halfway."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", fixture_id)
+    fixture = await conn.fetchrow(
+        "SELECT pattern_id, kind, current_version, status FROM fixtures WHERE fixture_id = $1",
+        fixture_id,
+    )
+    if fixture is None or fixture["status"] != "active":
+        return None
+    versions = await conn.fetch(
+        """SELECT v.version, v.source_trace_id,
+                  EXISTS (SELECT 1 FROM decisions d
+                          WHERE d.trace_id = v.source_trace_id AND d.policy_version = $2
+                            AND d.decision = 'promote') AS promoted
+           FROM fixture_versions v WHERE v.fixture_id = $1""",
+        fixture_id,
+        event.policy_version,
+    )
+    current = fixture["current_version"]
+    after = after_withdrawal(
+        current,
+        [VersionSource(r["version"], r["source_trace_id"], r["promoted"]) for r in versions],
+        event.trace_id,
+    )
+    if after == current:
+        return None
+    if after is None:
+        action, version = "retired", current
+        await conn.execute(
+            "UPDATE fixtures SET status = 'retired', updated_at = $2 WHERE fixture_id = $1",
+            fixture_id,
+            at,
+        )
+    else:
+        action, version = "reverted", after
+        await conn.execute(
+            "UPDATE fixtures SET current_version = $2, updated_at = $3 WHERE fixture_id = $1",
+            fixture_id,
+            after,
+            at,
+        )
+    criteria = await conn.fetchval(
+        "SELECT criteria FROM gate_log WHERE fixture_id = $1 AND version = $2 LIMIT 1",
+        fixture_id,
+        version,
+    )
+    line = GateLine(
+        action,
+        fixture_id,
+        version,
+        fixture["kind"],
+        fixture["pattern_id"],
+        tuple(criteria or ()),
+        withdrawal_reason(event),
+        event.policy_version,
+    )
+    await _log(conn, at, line)
+    return fixture_id, action, version
+
+
+@dataclass
+class _StoredVersion:
+    body_sha256: str
+    body: dict[str, Any]
+    source_trace_id: str
+    policy_version: str
+
+
+@dataclass
+class _StoredFixture:
+    pattern_id: str
+    versions: list[_StoredVersion] = field(default_factory=list)
+    current: int = 0
+    status: str = "active"
+
+
 @dataclass
 class InMemoryFixtureStore:
-    versions: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
+    fixtures: dict[str, _StoredFixture] = field(default_factory=dict)
     blocked: dict[tuple[str, str], str] = field(default_factory=dict)
     decisions: dict[tuple[str, str], str] = field(default_factory=dict)
     gate_log: list[tuple[str, str, int]] = field(default_factory=list)
 
     async def write(self, draft: FixtureDraft, event: TraceScored, at: datetime) -> Written:
-        history = self.versions.setdefault(draft.fixture_id, [])
-        for number, (sha, _) in enumerate(history, start=1):
-            if sha == draft.body_sha256:
-                return Written(draft.fixture_id, number, created=False)
-        history.append((draft.body_sha256, draft.body))
-        version = len(history)
-        self.gate_log.append(("added" if version == 1 else "versioned", draft.fixture_id, version))
-        return Written(draft.fixture_id, version, created=True)
+        fixture = self.fixtures.setdefault(draft.fixture_id, _StoredFixture(draft.pattern_id))
+        for number, stored in enumerate(fixture.versions, start=1):
+            if stored.body_sha256 == draft.body_sha256:
+                restored = fixture.status == "retired"
+                if restored:
+                    fixture.status, fixture.current = "active", number
+                    self._log("restored", draft.fixture_id, number)
+                return Written(draft.fixture_id, number, created=False, restored=restored)
+        fixture.versions.append(
+            _StoredVersion(draft.body_sha256, draft.body, event.trace_id, event.policy_version)
+        )
+        fixture.current, fixture.status = len(fixture.versions), "active"
+        self._log(
+            "added" if fixture.current == 1 else "versioned", draft.fixture_id, fixture.current
+        )
+        return Written(draft.fixture_id, fixture.current, created=True)
 
     async def block(self, fixture_id: str, trace_id: str, reason: str, at: datetime) -> None:
         self.blocked.setdefault((fixture_id, trace_id), reason)
 
     async def record_decision(self, event: TraceScored, at: datetime) -> None:
         self.decisions.setdefault((event.trace_id, event.policy_version), event.decision.value)
+
+    async def withdraw(self, event: TraceScored, at: datetime) -> Withdrawal:
+        changed: list[tuple[str, str, int]] = []
+        for fixture_id in sorted(self.fixtures):
+            fixture = self.fixtures[fixture_id]
+            sourced = any(
+                v.source_trace_id == event.trace_id and v.policy_version != event.policy_version
+                for v in fixture.versions
+            )
+            if not sourced or fixture.status != "active":
+                continue
+            sources = [
+                VersionSource(
+                    number,
+                    v.source_trace_id,
+                    self.decisions.get((v.source_trace_id, event.policy_version)) == "promote",
+                )
+                for number, v in enumerate(fixture.versions, start=1)
+            ]
+            after = after_withdrawal(fixture.current, sources, event.trace_id)
+            if after == fixture.current:
+                continue
+            if after is None:
+                fixture.status = "retired"
+                change = (fixture_id, "retired", fixture.current)
+            else:
+                fixture.current = after
+                change = (fixture_id, "reverted", after)
+            changed.append(change)
+            self._log(change[1], fixture_id, change[2])
+        active = tuple(
+            (fid, f.current)
+            for fid, f in sorted(self.fixtures.items())
+            if f.pattern_id == event.pattern.pattern_id and f.status == "active"
+        )
+        return Withdrawal(event.pattern.pattern_id, tuple(changed), active)
+
+    def _log(self, action: str, fixture_id: str, version: int) -> None:
+        if (action, fixture_id, version) not in self.gate_log:
+            self.gate_log.append((action, fixture_id, version))

@@ -52,8 +52,9 @@ async def on_redacted(msg: KafkaMessage, store: BudgetStore = Context()) -> None
     )
     out = logic.scored_event(event, policy, budget, stage.stamp())
     body, key = to_bytes(out), pattern_id.encode()
+    headers = {topics.DECIDED_BY_HEADER: stage.name}
     if out.decision == Decision.PROMOTE:
         # Recorded before publishing: a crash in between re-decides the same way.
         await store.record_promotion(event.trace_id, pattern_id, policy.version, day)
-        await promoted.publish(body, key=key)
-    await scored.publish(body, key=key)
+        await promoted.publish(body, key=key, headers=headers)
+    await scored.publish(body, key=key, headers=headers)

@@ -1,8 +1,10 @@
 """Replay end to end, on the real broker and database with every stage running: the corpus
 is decided under the default policy, then replayed under the strict one, first as a dry run
 (nothing written anywhere, the diff saved), then for real (decisions stamped with the strict
-version, fixture versions written by the running fixture writer), then once more (nothing
-new in the store).
+version, fixture versions written by the running fixture writer, fixtures that rested on a
+withdrawn promotion superseded, reverted or retired), then once more (nothing new in the
+store); last, a policy that promotes nothing retires every fixture the corpus sourced (out of
+exports, patterns uncovered) and a replay under the first policy restores them.
 
 Other e2e tests share the broker and the database, and their corpora share pattern ids with
 this one: assertions about traces are scoped to this test's trace ids, assertions about the
@@ -12,20 +14,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from corpus.files import write_demo_files
 from promoter.cli import wait_for_idle
+from promoter.exporting import read_export_rows
 from promoter.replay import replay_group
 from promoter.supervisor import Endpoints
+from services.fixture_writer.exports import ExportRow
 from services.scoring.policy import DEFAULT_POLICY_PATH, STRICT_POLICY_PATH, load_policy
 from services.scoring.replay_logic import CATEGORIES
 from shared import topics
+from shared.db import connect_pool
 from shared.kafka import group_lag, partitions_of, read_topic
 from tests.e2e.test_pipeline import fetch, run_cli
 
@@ -80,6 +87,26 @@ async def _committed(bootstrap: str, group: str) -> dict[TopicPartition, Any]:
         await admin.close()
 
 
+async def current_sources(dsn: str, trace_ids: set[str]) -> list[asyncpg.Record]:
+    """Active fixtures whose current version one of these traces sourced."""
+    return await fetch(
+        dsn,
+        """SELECT f.fixture_id FROM fixtures f
+           JOIN fixture_versions v
+             ON v.fixture_id = f.fixture_id AND v.version = f.current_version
+           WHERE f.status = 'active' AND v.source_trace_id = ANY($1::text[])""",
+        sorted(trace_ids),
+    )
+
+
+async def export_rows(dsn: str) -> list[ExportRow]:
+    pool = await connect_pool(dsn)
+    try:
+        return await read_export_rows(pool)
+    finally:
+        await pool.close()
+
+
 def decisions_on_topic(bootstrap: str) -> list[dict[str, Any]]:
     return [json.loads(v) for v in asyncio.run(read_topic(bootstrap, topics.SCORED))]
 
@@ -88,10 +115,8 @@ def listed(diff: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["trace_id"]: c for category in CATEGORIES for c in diff[category]}
 
 
-def replay(*args: str, env: dict[str, str]) -> str:
-    done = run_cli(
-        "replay", "--policy", str(STRICT_POLICY_PATH), *args, "--timeout", "300", env=env
-    )
+def replay(*args: str, env: dict[str, str], policy: Path = STRICT_POLICY_PATH) -> str:
+    done = run_cli("replay", "--policy", str(policy), *args, "--timeout", "300", env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
@@ -152,6 +177,8 @@ def test_replay_under_a_stricter_policy_dry_run_then_for_real(
     assert store_snapshot(dsn) == store_before
 
     # --- the real replay: decisions stamped B, fixtures written under B ------------------
+    demoted = {c["trace_id"] for c in dry["demoted"]}
+    assert asyncio.run(current_sources(dsn, demoted)), "some fixtures rest on what B withdraws"
     real_path = tmp_path / "real.json"
     printed = replay("--from-beginning", "--save", str(real_path), env=cli_env)
     (tmp_path / "real.txt").write_text(printed)
@@ -180,6 +207,10 @@ def test_replay_under_a_stricter_policy_dry_run_then_for_real(
     assert promoted_under_b <= {r["source_trace_id"] for r in written} | {
         r["source_trace_id"] for r in blocked
     }, "every promotion of the replay reached the fixture writer"
+    # Each was superseded by a version B promotes, fell back to one, or was retired.
+    assert not asyncio.run(current_sources(dsn, demoted)), (
+        "no active fixture rests on a promotion the new policy withdrew"
+    )
     assert (
         sum(
             asyncio.run(
@@ -207,3 +238,56 @@ def test_replay_under_a_stricter_policy_dry_run_then_for_real(
         assert (change["before"]["decision"], change["after"]["decision"]) == ("hold", "reject")
         assert "budget" in change["after"]["reason"]
     assert store_snapshot(dsn) == store_after_real, "a repeated replay duplicates nothing"
+
+    # --- a policy that promotes nothing retires them all; the first policy restores them --
+    ours = {r["fixture_id"] for r in asyncio.run(current_sources(dsn, mine))}
+    assert ours, "this corpus sourced fixtures that are active"
+    freeze = freeze_policy(tmp_path, default_path=DEFAULT_POLICY_PATH)
+    replay("--from-beginning", env=cli_env, policy=freeze)
+    assert wait_for_idle(bootstrap, timeout_s=300)
+    assert not asyncio.run(current_sources(dsn, mine)), "nothing of this corpus stays active"
+    assert ours <= asyncio.run(logged(dsn, "retired", load_policy(freeze).version))
+    assert not ours & exported_ids(dsn), "exports leave retired fixtures out"
+    assert not asyncio.run(covered(dsn, ours)), "their patterns are uncovered again for dedupe"
+
+    replay("--from-beginning", env=cli_env, policy=DEFAULT_POLICY_PATH)
+    assert wait_for_idle(bootstrap, timeout_s=300)
+    assert {r["fixture_id"] for r in asyncio.run(current_sources(dsn, mine))} >= ours
+    assert ours <= asyncio.run(logged(dsn, "restored", default.version))
+    assert ours <= exported_ids(dsn)
+    assert asyncio.run(covered(dsn, ours)), "and covered again"
+
+
+def freeze_policy(tmp_path: Path, default_path: Path) -> Path:
+    """The default policy under a new version, with a recurrence bar no pattern reaches:
+    every trace is rejected as one-off noise."""
+    text = default_path.read_text()
+    text = re.sub(r"^version: .*$", f'version: "test-freeze-{tmp_path.name}"', text, flags=re.M)
+    text = re.sub(r"min_occurrences: \d+", "min_occurrences: 1000000", text)
+    path = tmp_path / "freeze.yaml"
+    path.write_text(text)
+    return path
+
+
+async def logged(dsn: str, action: str, policy_version: str) -> set[str]:
+    rows = await fetch(
+        dsn,
+        "SELECT fixture_id FROM gate_log WHERE action = $1 AND policy_version = $2",
+        action,
+        policy_version,
+    )
+    return {r["fixture_id"] for r in rows}
+
+
+async def covered(dsn: str, fixture_ids: set[str]) -> list[asyncpg.Record]:
+    return await fetch(
+        dsn,
+        """SELECT c.pattern_id FROM pattern_coverage c
+           WHERE c.pattern_id IN (SELECT pattern_id FROM fixtures
+                                  WHERE fixture_id = ANY($1::text[]))""",
+        sorted(fixture_ids),
+    )
+
+
+def exported_ids(dsn: str) -> set[str]:
+    return {row.fixture_id for row in asyncio.run(export_rows(dsn))}

@@ -141,3 +141,30 @@ async def test_redaction_forwards_a_clean_trace_with_its_report() -> None:
         assert "a@example.com" not in json.dumps(out)
         assert out["redaction"]["counts"] == {"EMAIL": 1}
         assert "<EMAIL_1>" in out["features"]["user_request"]
+
+
+async def test_fixture_writer_withdraws_a_promotion_only_on_a_replays_word() -> None:
+    from services.fixture_writer import app as writer
+    from services.fixture_writer.store import InMemoryFixtureStore
+    from shared.events import Decision
+    from tests.support.builders import refund_trace, scored
+
+    store = InMemoryFixtureStore()
+    promoted = scored(refund_trace(), policy_version="lenient")
+    rejected = scored(refund_trace(), policy_version="strict", decision=Decision.REJECT)
+    async with TestKafkaBroker(writer.broker) as broker:
+        broker.context.set_global("store", store)
+        await broker.publish(promoted.model_dump_json().encode(), topics.PROMOTED)
+        assert store.fixtures and all(f.status == "active" for f in store.fixtures.values())
+
+        live = {topics.DECIDED_BY_HEADER: "scoring"}
+        await broker.publish(rejected.model_dump_json().encode(), topics.SCORED, headers=live)
+        assert all(f.status == "active" for f in store.fixtures.values()), "live: no change"
+
+        replayed = {topics.DECIDED_BY_HEADER: topics.REPLAY_STAGE}
+        await broker.publish(rejected.model_dump_json().encode(), topics.SCORED, headers=replayed)
+        assert all(f.status == "retired" for f in store.fixtures.values())
+        assert writer.index.mock is not None
+        uncovered = writer.index.mock.call_args.args[0]
+        assert uncovered["pattern_id"] == promoted.pattern.pattern_id
+        assert uncovered["fixture_ids"] == []
