@@ -40,7 +40,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 typecheck: setup
-	$(VENV)/bin/mypy shared services promoter corpus
+	$(VENV)/bin/mypy shared services promoter corpus bench tests scripts
 
 down:
 	$(VENV)/bin/promote down

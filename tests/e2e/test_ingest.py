@@ -11,6 +11,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -31,7 +32,7 @@ from tests.e2e.test_pipeline import produce
 pytestmark = pytest.mark.e2e
 
 
-def normalized_events(bootstrap: str, trace_id: str) -> list[dict[str, object]]:
+def normalized_events(bootstrap: str, trace_id: str) -> list[dict[str, Any]]:
     values = asyncio.run(read_topic(bootstrap, topics.NORMALIZED))
     return [e for e in map(json.loads, values) if e["trace_id"] == trace_id]
 
@@ -94,7 +95,7 @@ def test_an_opentelemetry_instrumented_agent_arrives_complete_with_tools_and_fee
     assert llm.usage is not None and llm.usage.input_tokens == 120
     assert [(f.name, f.score, f.label) for f in trace.feedback] == [("correctness", 0.1, "fail")]
     features = event["features"]
-    assert features["tool_calls"][0]["name"] == "issue_refund"  # type: ignore[index]
+    assert features["tool_calls"][0]["name"] == "issue_refund"
     assert features["outcome"] == "failure"
 
 

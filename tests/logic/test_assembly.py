@@ -17,7 +17,7 @@ MAX_WAIT = timedelta(seconds=60)
 
 
 def part(*spans_: object, trace_id: str = "a" * 32) -> Trace:
-    return Trace(trace_id=trace_id, spans=spans_)  # type: ignore[arg-type]
+    return Trace(trace_id=trace_id, spans=spans_)
 
 
 ROOT_OPEN = span(0, SpanKind.AGENT, "agent").model_copy(update={"end_time": None})

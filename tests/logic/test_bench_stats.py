@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from bench import profile, report, stats
@@ -131,7 +133,7 @@ def test_profile_summary_leaves_idle_waits_out_and_attributes_components() -> No
     assert profile.parse_frame("f (a/b.py:3)") == ("f", "a/b.py")
 
 
-def _results() -> dict[str, object]:
+def _results() -> dict[str, Any]:
     return {
         "command": "python -m bench",
         "quick": False,

@@ -67,7 +67,7 @@ def span(i: int, kind: SpanKind, name: str, *, error: str | None = None, **kw: o
         error_type="ToolError" if error else None,
         error_message=error,
         tool_name=name if kind == SpanKind.TOOL else None,
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
 
 
