@@ -240,22 +240,54 @@ def test_replay_under_a_stricter_policy_dry_run_then_for_real(
     assert store_snapshot(dsn) == store_after_real, "a repeated replay duplicates nothing"
 
     # --- a policy that promotes nothing retires them all; the first policy restores them --
-    ours = {r["fixture_id"] for r in asyncio.run(current_sources(dsn, mine))}
-    assert ours, "this corpus sourced fixtures that are active"
+    # Other tests' corpora share these patterns, so "ours" is every active fixture of this
+    # corpus's patterns that rests on a trace a replay re-decides (one on traces.redacted).
+    replayable = {
+        json.loads(v)["trace_id"] for v in asyncio.run(read_topic(bootstrap, topics.REDACTED))
+    }
+    patterns = sorted({c["pattern_id"] for c in listed(dry).values()})
+    ours = asyncio.run(resting_on(dsn, replayable, patterns))
+    assert ours, "this corpus's patterns have active fixtures"
     freeze = freeze_policy(tmp_path, default_path=DEFAULT_POLICY_PATH)
     replay("--from-beginning", env=cli_env, policy=freeze)
     assert wait_for_idle(bootstrap, timeout_s=300)
-    assert not asyncio.run(current_sources(dsn, mine)), "nothing of this corpus stays active"
-    assert ours <= asyncio.run(logged(dsn, "retired", load_policy(freeze).version))
-    assert not ours & exported_ids(dsn), "exports leave retired fixtures out"
-    assert not asyncio.run(covered(dsn, ours)), "their patterns are uncovered again for dedupe"
+    assert not asyncio.run(resting_on(dsn, replayable, patterns)), "none of them stays active"
+    assert set(ours) <= asyncio.run(logged(dsn, "retired", load_policy(freeze).version))
+    assert not set(ours) & exported_ids(dsn), "exports leave retired fixtures out"
+    emptied = asyncio.run(patterns_without_active_fixtures(dsn)) & set(ours.values())
+    assert emptied, "some of these patterns have no active fixture left"
+    assert not asyncio.run(covered(dsn, emptied)), "those are uncovered again for dedupe"
 
     replay("--from-beginning", env=cli_env, policy=DEFAULT_POLICY_PATH)
     assert wait_for_idle(bootstrap, timeout_s=300)
-    assert {r["fixture_id"] for r in asyncio.run(current_sources(dsn, mine))} >= ours
-    assert ours <= asyncio.run(logged(dsn, "restored", default.version))
-    assert ours <= exported_ids(dsn)
-    assert asyncio.run(covered(dsn, ours)), "and covered again"
+    assert set(asyncio.run(resting_on(dsn, replayable, patterns))) >= set(ours)
+    assert set(ours) <= asyncio.run(logged(dsn, "restored", default.version))
+    assert set(ours) <= exported_ids(dsn)
+    assert asyncio.run(covered(dsn, emptied)) == emptied, "and covered again"
+
+
+async def resting_on(dsn: str, trace_ids: set[str], patterns: list[str]) -> dict[str, str]:
+    """Active fixtures of these patterns whose current version one of these traces sourced,
+    with their pattern."""
+    rows = await fetch(
+        dsn,
+        """SELECT f.fixture_id, f.pattern_id FROM fixtures f
+           JOIN fixture_versions v
+             ON v.fixture_id = f.fixture_id AND v.version = f.current_version
+           WHERE f.status = 'active' AND v.source_trace_id = ANY($1::text[])
+             AND f.pattern_id = ANY($2::text[])""",
+        sorted(trace_ids),
+        patterns,
+    )
+    return {r["fixture_id"]: r["pattern_id"] for r in rows}
+
+
+async def patterns_without_active_fixtures(dsn: str) -> set[str]:
+    rows = await fetch(
+        dsn,
+        "SELECT pattern_id FROM fixtures GROUP BY pattern_id HAVING bool_and(status = 'retired')",
+    )
+    return {r["pattern_id"] for r in rows}
 
 
 def freeze_policy(tmp_path: Path, default_path: Path) -> Path:
@@ -279,14 +311,13 @@ async def logged(dsn: str, action: str, policy_version: str) -> set[str]:
     return {r["fixture_id"] for r in rows}
 
 
-async def covered(dsn: str, fixture_ids: set[str]) -> list[asyncpg.Record]:
-    return await fetch(
+async def covered(dsn: str, patterns: set[str]) -> set[str]:
+    rows = await fetch(
         dsn,
-        """SELECT c.pattern_id FROM pattern_coverage c
-           WHERE c.pattern_id IN (SELECT pattern_id FROM fixtures
-                                  WHERE fixture_id = ANY($1::text[]))""",
-        sorted(fixture_ids),
+        "SELECT pattern_id FROM pattern_coverage WHERE pattern_id = ANY($1::text[])",
+        sorted(patterns),
     )
+    return {r["pattern_id"] for r in rows}
 
 
 def exported_ids(dsn: str) -> set[str]:
