@@ -4,6 +4,9 @@ a corpus sent twice changes no pattern count."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import time
 from pathlib import Path
 
 import asyncpg
@@ -123,3 +126,50 @@ def test_sending_the_whole_corpus_twice_changes_no_pattern_count(
     assert wait_for_idle(pipeline.kafka_bootstrap_servers, timeout_s=300)
     assert asyncio.run(stored_grouping(pipeline.database_url, ids)) == first
     assert sum(first[1]) == len(ids), "every distinct trace counted exactly once"
+
+
+def wait_for_log_after(path: Path, offset: int, needle: str, timeout_s: float) -> bool:
+    """Polls the part of a log written after `offset` for a line holding `needle`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with path.open("rb") as log:
+            log.seek(offset)
+            if needle.encode() in log.read():
+                return True
+        time.sleep(0.05)
+    return False
+
+
+def test_scaling_dedupe_in_while_traces_flow_loses_and_double_counts_nothing(
+    pipeline: Endpoints, stack: Stack, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """One extra instance is killed outright (SIGKILL: nothing committed for what it was
+    doing), the other stopped gracefully, while the first half of a corpus is in flight."""
+    group = topics.consumer_group("dedupe")
+    traces = isolated_corpus(seed=73, tag="scale-in")
+    ids = {t.trace_id for t in traces}
+    half = len(traces) // 2
+    log = stack.state / "logs" / "dedupe.1.log"
+    already = log.stat().st_size if log.exists() else 0
+    for instance in (1, 2):
+        stack.start_stage("dedupe", pipeline, instance=instance)
+    try:
+        wait_for_group(pipeline.kafka_bootstrap_servers, group, members=3)
+        first = run_cli("send", str(write(traces[:half], tmp_path / "a.jsonl")), env=cli_env)
+        assert first.returncode == 0, first.stderr
+        assert wait_for_log_after(log, already, '"Received"', timeout_s=120), "it was working"
+        killed = stack.stage_pid("dedupe.1")
+        assert killed is not None
+        os.killpg(killed, signal.SIGKILL)
+        os.waitpid(killed, 0)
+    finally:
+        for instance in (1, 2):
+            stack.stop_stage(f"dedupe.{instance}")
+    second = run_cli("send", str(write(traces[half:], tmp_path / "b.jsonl")), env=cli_env)
+    assert second.returncode == 0, second.stderr
+    assert wait_for_idle(pipeline.kafka_bootstrap_servers, timeout_s=300)
+    wait_for_group(pipeline.kafka_bootstrap_servers, group, members=1)
+
+    groups, counts = asyncio.run(stored_grouping(pipeline.database_url, ids))
+    assert set().union(*groups) == ids, "every trace reached dedupe"
+    assert sum(counts) == len(ids), "and was counted once, redeliveries included"
