@@ -45,8 +45,11 @@ def _compare(
     # libraries underneath are not part of either path.
     before()
     after()
-    before_s = [_timed(before) for _ in range(reps)]
-    after_s = [_timed(after) for _ in range(reps)]
+    # Interleaved, so a change in the machine's load during the run falls on both alike.
+    before_s, after_s = [], []
+    for _ in range(reps):
+        before_s.append(_timed(before))
+        after_s.append(_timed(after))
     b = measurement([units / s for s in before_s], f"{unit}/s")
     a = measurement([units / s for s in after_s], f"{unit}/s")
     return {
@@ -65,11 +68,11 @@ def second_pass_verdicts(promoted: list[TraceScored], reps: int) -> dict[str, An
 
     def per_promotion() -> None:
         for d in drafts:
-            second_pass._leaks_in.cache_clear()
+            second_pass._VERDICTS.clear()
             fixture_logic.privacy_checked(d, second_pass.find_leaks)
 
     def across_promotions() -> None:
-        second_pass._leaks_in.cache_clear()
+        second_pass._VERDICTS.clear()
         for d in drafts:
             fixture_logic.privacy_checked(d, second_pass.find_leaks)
 

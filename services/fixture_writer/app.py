@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 
 from faststream import Context, ContextRepo, FastStream
 from faststream.kafka.annotations import KafkaMessage
@@ -50,9 +51,10 @@ async def on_promoted(msg: KafkaMessage, store: FixtureStore = Context()) -> Non
         await store.block(draft.fixture_id, event.trace_id, "; ".join(reasons), at)
         stage.log.warning("fixture_blocked", fixture_id=draft.fixture_id, reasons=reasons)
     written = [await store.write(draft, event, at) for draft in clean]
-    if written:
-        covered = logic.coverage(event, written, at)
-        await index.publish(to_bytes(covered), key=event.pattern.pattern_id.encode())
+    if any(w.superseded for w in written):
+        stage.log.info("promotion_superseded", trace_id=event.trace_id)
+    if any(not w.superseded for w in written):
+        await publish_coverage(store, event.pattern.pattern_id, event.policy_version, at)
 
 
 @stage.subscriber(topics.SCORED, purpose=topics.WITHDRAWALS)
@@ -64,12 +66,16 @@ async def on_scored(msg: KafkaMessage, store: FixtureStore = Context()) -> None:
     if not logic.withdraws_promotion(event):
         return
     at = now()
-    await store.record_decision(event, at)
     withdrawal = await store.withdraw(event, at)
     for fixture_id, action, version in withdrawal.changed:
         stage.log.info(action, fixture_id=fixture_id, version=version, trace_id=event.trace_id)
-    if withdrawal.changed:
-        covered = logic.active_coverage(
-            withdrawal.pattern_id, list(withdrawal.active), event.policy_version, at
-        )
-        await index.publish(to_bytes(covered), key=withdrawal.pattern_id.encode())
+    if withdrawal.sourced:
+        await publish_coverage(store, withdrawal.pattern_id, event.policy_version, at)
+
+
+async def publish_coverage(
+    store: FixtureStore, pattern_id: str, policy_version: str, at: datetime
+) -> None:
+    async with store.active_fixtures(pattern_id) as active:
+        covered = logic.active_coverage(pattern_id, active, policy_version, at)
+        await index.publish(to_bytes(covered), key=pattern_id.encode())

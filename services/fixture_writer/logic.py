@@ -185,22 +185,11 @@ def fixture_strings(body: dict[str, Any]) -> list[str]:
     return out
 
 
-def coverage(event: TraceScored, written: list[Any], at: datetime) -> FixtureIndexed:
-    return FixtureIndexed(
-        pattern_id=event.pattern.pattern_id,
-        fixture_ids=tuple(sorted(w.fixture_id for w in written)),
-        kinds=tuple(sorted(w.fixture_id.rsplit(":", 1)[1] for w in written)),
-        version=max(w.version for w in written),
-        policy_version=event.policy_version,
-        at=at,
-    )
-
-
 def active_coverage(
     pattern_id: str, active: list[tuple[str, int]], policy_version: str, at: datetime
 ) -> FixtureIndexed:
-    """The pattern's coverage after fixtures were retired: what is still active (nothing, and
-    the pattern counts as uncovered again)."""
+    """The pattern's coverage as the store has it: its active fixtures with their current
+    versions. None left (all retired by a replay), and the pattern is uncovered again."""
     return FixtureIndexed(
         pattern_id=pattern_id,
         fixture_ids=tuple(sorted(f for f, _ in active)),
@@ -252,6 +241,12 @@ def after_withdrawal(
         if v.promoted_by_policy and v.source_trace_id != withdrawn_trace_id
     ]
     return max(kept, default=None)
+
+
+def decision_time(event: TraceScored) -> datetime:
+    """When the decision was made: the stamp of the stage (or replay) that made it. A
+    promotion older than a withdrawal of the same trace is stale and writes nothing."""
+    return event.stages[-1].at
 
 
 def withdrawal_reason(event: TraceScored) -> str:

@@ -1,13 +1,17 @@
 """Fixture store: asyncpg adapter and in-memory twin behind one Protocol.
 
-A write is one transaction under a per-fixture advisory lock: a body already stored for
-the fixture (same digest) changes nothing; a new body becomes the next version, with its
-evidence and a release-gate log line.
+A write is one transaction under the trace's and the fixture's advisory locks: a body
+already stored for the fixture (same digest) changes nothing, or restores the fixture if a
+replay had retired it; a new body becomes the next version, with its evidence and a
+release-gate log line; a promotion a later decision withdrew writes nothing. A withdrawal
+(a replay's hold or reject) falls the trace's fixtures back or retires them.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -18,6 +22,7 @@ from services.fixture_writer.logic import (
     FixtureDraft,
     VersionSource,
     after_withdrawal,
+    decision_time,
     withdrawal_reason,
 )
 from shared.db import Connection
@@ -30,15 +35,19 @@ class Written:
     version: int
     created: bool  # False when the same body was already stored (a redelivery)
     restored: bool = False  # the body was stored, but its fixture retired: active again
+    # The trace's promotion was withdrawn by a later decision: nothing was written.
+    superseded: bool = False
 
 
 @dataclass(frozen=True)
 class Withdrawal:
-    """What withdrawing one trace's promotion changed, and the pattern's active fixtures."""
+    """What withdrawing one trace's promotion changed."""
 
     pattern_id: str
     changed: tuple[tuple[str, str, int], ...]  # (fixture id, "reverted"/"retired", version)
-    active: tuple[tuple[str, int], ...]  # (fixture id, current version)
+    # Whether the trace sourced any fixture: then the pattern's coverage is published, even
+    # on a redelivery (the first delivery may have crashed before it published).
+    sourced: bool
 
 
 class FixtureStore(Protocol):
@@ -46,10 +55,25 @@ class FixtureStore(Protocol):
     async def block(self, fixture_id: str, trace_id: str, reason: str, at: datetime) -> None: ...
     async def record_decision(self, event: TraceScored, at: datetime) -> None: ...
     async def withdraw(self, event: TraceScored, at: datetime) -> Withdrawal: ...
+    def active_fixtures(
+        self, pattern_id: str
+    ) -> AbstractAsyncContextManager[list[tuple[str, int]]]: ...
 
 
 def _scores(event: TraceScored) -> str:
     return json.dumps({k: v.model_dump(mode="json") for k, v in event.scores.items()})
+
+
+# Lock order, everywhere: trace, then fixture. A write and a withdrawal of one trace are
+# serialised by the trace lock, so either the withdrawal sees the written version or the
+# write sees the withdrawing decision.
+async def _lock(conn: Connection, *keys: str) -> None:
+    for key in keys:
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", key)
+
+
+def _trace_key(trace_id: str) -> str:
+    return f"trace:{trace_id}"
 
 
 class PostgresFixtureStore:
@@ -58,7 +82,9 @@ class PostgresFixtureStore:
 
     async def write(self, draft: FixtureDraft, event: TraceScored, at: datetime) -> Written:
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", draft.fixture_id)
+            await _lock(conn, _trace_key(event.trace_id), draft.fixture_id)
+            if await _superseded(conn, event):
+                return Written(draft.fixture_id, 0, created=False, superseded=True)
             same = await conn.fetchval(
                 "SELECT version FROM fixture_versions WHERE fixture_id = $1 AND body_sha256 = $2",
                 draft.fixture_id,
@@ -76,10 +102,12 @@ class PostgresFixtureStore:
                 if restored:
                     await _log(conn, at, _draft_line("restored", draft, same, event))
                 return Written(draft.fixture_id, same, created=False, restored=bool(restored))
-            current = await conn.fetchval(
-                "SELECT current_version FROM fixtures WHERE fixture_id = $1", draft.fixture_id
+            # After a fall-back the current version is not the highest one stored.
+            stored = await conn.fetchval(
+                "SELECT max(version) FROM fixture_versions WHERE fixture_id = $1",
+                draft.fixture_id,
             )
-            version = (current or 0) + 1
+            version = (stored or 0) + 1
             await conn.execute(
                 """INSERT INTO fixtures (fixture_id, pattern_id, kind, current_version,
                                          created_at, updated_at)
@@ -134,45 +162,76 @@ class PostgresFixtureStore:
         )
 
     async def withdraw(self, event: TraceScored, at: datetime) -> Withdrawal:
-        pattern_id, policy = event.pattern.pattern_id, event.policy_version
         changed: list[tuple[str, str, int]] = []
-        async with self._pool.acquire() as conn:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await _lock(conn, _trace_key(event.trace_id))
+            await _record_decision(conn, event, at)
             sourced = await conn.fetch(
                 """SELECT DISTINCT fixture_id FROM fixture_versions
                    WHERE source_trace_id = $1 AND policy_version <> $2 ORDER BY fixture_id""",
                 event.trace_id,
-                policy,
+                event.policy_version,
             )
             for row in sourced:
-                async with conn.transaction():
-                    change = await _withdraw_one(conn, row["fixture_id"], event, at)
+                change = await _withdraw_one(conn, row["fixture_id"], event, at)
                 if change is not None:
                     changed.append(change)
-            active = await conn.fetch(
+        return Withdrawal(event.pattern.pattern_id, tuple(changed), sourced=bool(sourced))
+
+    async def record_decision(self, event: TraceScored, at: datetime) -> None:
+        async with self._pool.acquire() as conn:
+            await _record_decision(conn, event, at)
+
+    @asynccontextmanager
+    async def active_fixtures(self, pattern_id: str) -> AsyncIterator[list[tuple[str, int]]]:
+        """The pattern's active fixtures, under a per-pattern lock held until the block
+        ends: publishing coverage inside it puts coverage records on fixtures.index in the
+        order the states were read, whichever handler or instance publishes them."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await _lock(conn, f"coverage:{pattern_id}")
+            rows = await conn.fetch(
                 """SELECT fixture_id, current_version FROM fixtures
                    WHERE pattern_id = $1 AND status = 'active' ORDER BY fixture_id""",
                 pattern_id,
             )
-        return Withdrawal(
-            pattern_id,
-            tuple(changed),
-            tuple((r["fixture_id"], r["current_version"]) for r in active),
-        )
+            yield [(r["fixture_id"], r["current_version"]) for r in rows]
 
-    async def record_decision(self, event: TraceScored, at: datetime) -> None:
-        await self._pool.execute(
-            """INSERT INTO decisions (trace_id, policy_version, pattern_id, decision, total,
-                                      scores, reason, decided_at)
-               VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8) ON CONFLICT DO NOTHING""",
+
+async def _record_decision(conn: Connection, event: TraceScored, at: datetime) -> None:
+    # The latest decision per trace and policy: a replay under a policy already used
+    # re-decides, and a redelivered older decision does not overwrite a newer one.
+    await conn.execute(
+        """INSERT INTO decisions AS d (trace_id, policy_version, pattern_id, decision, total,
+                                       scores, reason, decided_at, stamped_at)
+           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9)
+           ON CONFLICT (trace_id, policy_version) DO UPDATE
+           SET decision = EXCLUDED.decision, total = EXCLUDED.total,
+               scores = EXCLUDED.scores, reason = EXCLUDED.reason,
+               decided_at = EXCLUDED.decided_at, stamped_at = EXCLUDED.stamped_at
+           WHERE d.stamped_at IS NULL OR d.stamped_at < EXCLUDED.stamped_at""",
+        event.trace_id,
+        event.policy_version,
+        event.pattern.pattern_id,
+        event.decision.value,
+        event.total,
+        _scores(event),
+        event.reason,
+        at,
+        decision_time(event),
+    )
+
+
+async def _superseded(conn: Connection, event: TraceScored) -> bool:
+    """Whether a later decision withdrew this trace's promotion (a stale or redelivered
+    promotion must not bring back what a replay took out)."""
+    return bool(
+        await conn.fetchval(
+            """SELECT EXISTS (SELECT 1 FROM decisions WHERE trace_id = $1
+                                AND decision <> 'promote' AND stamped_at > $2)""",
             event.trace_id,
-            event.policy_version,
-            event.pattern.pattern_id,
-            event.decision.value,
-            event.total,
-            _scores(event),
-            event.reason,
-            at,
+            decision_time(event),
         )
+    )
 
 
 @dataclass(frozen=True)
@@ -185,14 +244,16 @@ class GateLine:
     criteria: tuple[str, ...]
     reason: str
     policy_version: str
+    # When the decision behind the line was made: with the rest, what makes a line unique,
+    # so a redelivery logs nothing twice and a later cycle of the same change still logs.
+    decided: datetime
 
 
 async def _log(conn: Connection, at: datetime, line: GateLine) -> None:
-    # Idempotent: a redelivered message logs nothing twice.
     await conn.execute(
         """INSERT INTO gate_log (at, action, fixture_id, version, kind, pattern_id,
-                                 criteria, reason, policy_version)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING""",
+                                 criteria, reason, policy_version, decision_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING""",
         at,
         line.action,
         line.fixture_id,
@@ -202,6 +263,7 @@ async def _log(conn: Connection, at: datetime, line: GateLine) -> None:
         list(line.criteria),
         line.reason,
         line.policy_version,
+        line.decided,
     )
 
 
@@ -215,15 +277,15 @@ def _draft_line(action: str, draft: FixtureDraft, version: int, event: TraceScor
         draft.criteria,
         event.reason,
         event.policy_version,
+        decision_time(event),
     )
 
 
 async def _withdraw_one(
     conn: Connection, fixture_id: str, event: TraceScored, at: datetime
 ) -> tuple[str, str, int] | None:
-    """Under the fixture's lock (the one writes take), so a concurrent promotion of the same
-    fixture is decided before or after this, never halfway."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", fixture_id)
+    """Under the fixture's lock (the one writes take), after the trace's."""
+    await _lock(conn, fixture_id)
     fixture = await conn.fetchrow(
         "SELECT pattern_id, kind, current_version, status FROM fixtures WHERE fixture_id = $1",
         fixture_id,
@@ -276,6 +338,7 @@ async def _withdraw_one(
         tuple(criteria or ()),
         withdrawal_reason(event),
         event.policy_version,
+        decision_time(event),
     )
     await _log(conn, at, line)
     return fixture_id, action, version
@@ -301,49 +364,53 @@ class _StoredFixture:
 class InMemoryFixtureStore:
     fixtures: dict[str, _StoredFixture] = field(default_factory=dict)
     blocked: dict[tuple[str, str], str] = field(default_factory=dict)
-    decisions: dict[tuple[str, str], str] = field(default_factory=dict)
-    gate_log: list[tuple[str, str, int]] = field(default_factory=list)
+    # (trace, policy) -> (decision, when it was made): the latest one.
+    decisions: dict[tuple[str, str], tuple[str, datetime]] = field(default_factory=dict)
+    gate_log: list[tuple[str, str, int, str, datetime]] = field(default_factory=list)
 
     async def write(self, draft: FixtureDraft, event: TraceScored, at: datetime) -> Written:
+        if self._superseded(event):
+            return Written(draft.fixture_id, 0, created=False, superseded=True)
         fixture = self.fixtures.setdefault(draft.fixture_id, _StoredFixture(draft.pattern_id))
         for number, stored in enumerate(fixture.versions, start=1):
             if stored.body_sha256 == draft.body_sha256:
                 restored = fixture.status == "retired"
                 if restored:
                     fixture.status, fixture.current = "active", number
-                    self._log("restored", draft.fixture_id, number)
+                    self._log("restored", draft.fixture_id, number, event)
                 return Written(draft.fixture_id, number, created=False, restored=restored)
         fixture.versions.append(
             _StoredVersion(draft.body_sha256, draft.body, event.trace_id, event.policy_version)
         )
         fixture.current, fixture.status = len(fixture.versions), "active"
-        self._log(
-            "added" if fixture.current == 1 else "versioned", draft.fixture_id, fixture.current
-        )
+        action = "added" if fixture.current == 1 else "versioned"
+        self._log(action, draft.fixture_id, fixture.current, event)
         return Written(draft.fixture_id, fixture.current, created=True)
 
     async def block(self, fixture_id: str, trace_id: str, reason: str, at: datetime) -> None:
         self.blocked.setdefault((fixture_id, trace_id), reason)
 
     async def record_decision(self, event: TraceScored, at: datetime) -> None:
-        self.decisions.setdefault((event.trace_id, event.policy_version), event.decision.value)
+        key, when = (event.trace_id, event.policy_version), decision_time(event)
+        if key not in self.decisions or self.decisions[key][1] < when:
+            self.decisions[key] = (event.decision.value, when)
 
     async def withdraw(self, event: TraceScored, at: datetime) -> Withdrawal:
+        await self.record_decision(event, at)
         changed: list[tuple[str, str, int]] = []
+        sourced = False
         for fixture_id in sorted(self.fixtures):
             fixture = self.fixtures[fixture_id]
-            sourced = any(
+            if not any(
                 v.source_trace_id == event.trace_id and v.policy_version != event.policy_version
                 for v in fixture.versions
-            )
-            if not sourced or fixture.status != "active":
+            ):
+                continue
+            sourced = True
+            if fixture.status != "active":
                 continue
             sources = [
-                VersionSource(
-                    number,
-                    v.source_trace_id,
-                    self.decisions.get((v.source_trace_id, event.policy_version)) == "promote",
-                )
+                VersionSource(number, v.source_trace_id, self._promoted(v, event.policy_version))
                 for number, v in enumerate(fixture.versions, start=1)
             ]
             after = after_withdrawal(fixture.current, sources, event.trace_id)
@@ -356,14 +423,29 @@ class InMemoryFixtureStore:
                 fixture.current = after
                 change = (fixture_id, "reverted", after)
             changed.append(change)
-            self._log(change[1], fixture_id, change[2])
-        active = tuple(
+            self._log(change[1], fixture_id, change[2], event)
+        return Withdrawal(event.pattern.pattern_id, tuple(changed), sourced=sourced)
+
+    @asynccontextmanager
+    async def active_fixtures(self, pattern_id: str) -> AsyncIterator[list[tuple[str, int]]]:
+        yield [
             (fid, f.current)
             for fid, f in sorted(self.fixtures.items())
-            if f.pattern_id == event.pattern.pattern_id and f.status == "active"
-        )
-        return Withdrawal(event.pattern.pattern_id, tuple(changed), active)
+            if f.pattern_id == pattern_id and f.status == "active"
+        ]
 
-    def _log(self, action: str, fixture_id: str, version: int) -> None:
-        if (action, fixture_id, version) not in self.gate_log:
-            self.gate_log.append((action, fixture_id, version))
+    def _promoted(self, version: _StoredVersion, policy_version: str) -> bool:
+        decided = self.decisions.get((version.source_trace_id, policy_version))
+        return decided is not None and decided[0] == "promote"
+
+    def _superseded(self, event: TraceScored) -> bool:
+        when = decision_time(event)
+        return any(
+            trace == event.trace_id and decision != "promote" and decided > when
+            for (trace, _), (decision, decided) in self.decisions.items()
+        )
+
+    def _log(self, action: str, fixture_id: str, version: int, event: TraceScored) -> None:
+        line = (action, fixture_id, version, event.policy_version, decision_time(event))
+        if line not in self.gate_log:
+            self.gate_log.append(line)

@@ -24,8 +24,9 @@ Choices, tuned so that clean redacted fixtures pass:
 
 from __future__ import annotations
 
-import functools
+import hashlib
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
@@ -47,15 +48,37 @@ def find_leaks(texts: Iterable[str]) -> list[str]:
     reasons: dict[str, None] = {}
     for text in texts:
         if text:
-            reasons.update(dict.fromkeys(_leaks_in(text)))
+            reasons.update(dict.fromkeys(_VERDICTS.leaks_in(text)))
     return list(reasons)
 
 
-# Promotions of one pattern repeat most of their strings (tool names, templated answers,
-# the agent's wording): profiling found 80 % of the strings analysed already seen. The
-# verdict on a string never changes, so it is kept for the next fixture.
-@functools.lru_cache(maxsize=VERDICT_CACHE_SIZE)
-def _leaks_in(text: str) -> tuple[str, ...]:
+class VerdictCache:
+    """Promotions of one pattern repeat most of their strings (tool names, templated
+    answers, the agent's wording): profiling found 80 % of the strings analysed already
+    seen. The verdict on a string never changes, so it is kept, by the string's digest
+    (a bounded memory whatever the strings' size), least recently used out first."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._verdicts: OrderedDict[bytes, tuple[str, ...]] = OrderedDict()
+
+    def leaks_in(self, text: str) -> tuple[str, ...]:
+        key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+        found = self._verdicts.get(key)
+        if found is not None:
+            self._verdicts.move_to_end(key)
+            return found
+        found = _analyse(text)
+        self._verdicts[key] = found
+        if len(self._verdicts) > self.size:
+            self._verdicts.popitem(last=False)
+        return found
+
+    def clear(self) -> None:
+        self._verdicts.clear()
+
+
+def _analyse(text: str) -> tuple[str, ...]:
     reasons: dict[str, None] = {}
     for result in _get_analyzer().analyze(
         text=text, language="en", entities=list(ENTITIES), score_threshold=SCORE_THRESHOLD
@@ -69,6 +92,9 @@ def _leaks_in(text: str) -> tuple[str, ...]:
     for index, _finding in resolve(_SECRET_SCANNER.findings(text, session)):
         reasons[f"{_SECRET_SCANNER.detectors[index].name} found by secret scan"] = None
     return tuple(reasons)
+
+
+_VERDICTS = VerdictCache(VERDICT_CACHE_SIZE)
 
 
 def _get_analyzer() -> Any:

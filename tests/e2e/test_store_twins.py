@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -73,51 +73,66 @@ def test_the_postgres_budget_store_counts_as_the_in_memory_one_does(infra: Endpo
 AT = datetime(2026, 3, 2, tzinfo=UTC)
 
 
-Written_ = tuple[int, bool, bool]  # version, created, restored
-Changes = tuple[list[tuple[str, str, int]], list[tuple[str, int]]]  # changed, active
+Written_ = tuple[int, bool, bool, bool]  # version, created, restored, superseded
+Changes = tuple[list[tuple[str, str, int]], list[tuple[str, int]]]  # changed, then active
 
 
 @dataclass(frozen=True)
 class Story:
     promoted: list[list[Written_]]
     withdrawn: list[Changes]
+    after_fall_back: list[Written_]
+    stale: list[Written_]
+    emptied: Changes
     restored: list[Written_]
 
 
 async def _promote(store: FixtureStore, event: TraceScored) -> list[Written_]:
     await store.record_decision(event, AT)
     written = [await store.write(d, event, AT) for d in build_fixtures(event)]
-    return [(w.version, w.created, w.restored) for w in written]
+    return [(w.version, w.created, w.restored, w.superseded) for w in written]
 
 
 async def _withdraw(store: FixtureStore, event: TraceScored) -> Changes:
-    await store.record_decision(event, AT)
     got = await store.withdraw(event, AT)
-    return sorted(got.changed), sorted(got.active)
+    async with store.active_fixtures(event.pattern.pattern_id) as active:
+        return sorted(got.changed), sorted(active)
 
 
 async def withdrawals(store: FixtureStore, nonce: str) -> Story:
-    """Two traces of one pattern promoted under policy A; B keeps the first and withdraws
-    the second (twice: a redelivery), then withdraws the first too; a replay under A again
-    restores the bodies."""
+    """Two traces of one pattern promoted under policy A (hours 1, 2); B keeps the first
+    (3) and withdraws the second (4, then redelivered); a third trace promoted under B (5)
+    versions after the fall-back; the second's A promotion redelivered is stale; C withdraws
+    the third and the first (6); a replay under A promotes the second again (7)."""
     first = refund_trace(f"{nonce}a".ljust(32, "0"), 120)
     second = refund_trace(f"{nonce}b".ljust(32, "0"), 999)
-    policy_b = f"B-{nonce}"
+    third = refund_trace(f"{nonce}c".ljust(32, "0"), 4321)
+    policy_b, policy_c = f"B-{nonce}", f"C-{nonce}"
 
-    def decided(trace: Trace, policy: str, decision: Decision) -> TraceScored:
-        return scored(trace, policy_version=policy, pattern_id=f"p-{nonce}", decision=decision)
+    def decided(trace: Trace, policy: str, decision: Decision, hour: int) -> TraceScored:
+        return scored(
+            trace,
+            policy_version=policy,
+            pattern_id=f"p-{nonce}",
+            decision=decision,
+            at=AT + timedelta(hours=hour),
+        )
 
     promoted = [
-        await _promote(store, decided(first, "A", Decision.PROMOTE)),
-        await _promote(store, decided(second, "A", Decision.PROMOTE)),
+        await _promote(store, decided(first, "A", Decision.PROMOTE, 1)),
+        await _promote(store, decided(second, "A", Decision.PROMOTE, 2)),
     ]
-    await store.record_decision(decided(first, policy_b, Decision.PROMOTE), AT)
+    await store.record_decision(decided(first, policy_b, Decision.PROMOTE, 3), AT)
     withdrawn = [
-        await _withdraw(store, decided(t, policy_b, Decision.REJECT))
-        for t in (second, second, first)
+        await _withdraw(store, decided(second, policy_b, Decision.REJECT, 4)),
+        await _withdraw(store, decided(second, policy_b, Decision.REJECT, 4)),
     ]
-    restored = await _promote(store, decided(second, "A", Decision.PROMOTE))
-    return Story(promoted, withdrawn, restored)
+    after_fall_back = await _promote(store, decided(third, policy_b, Decision.PROMOTE, 5))
+    stale = await _promote(store, decided(second, "A", Decision.PROMOTE, 2))
+    await _withdraw(store, decided(third, policy_c, Decision.HOLD, 6))
+    emptied = await _withdraw(store, decided(first, policy_c, Decision.REJECT, 6))
+    restored = await _promote(store, decided(second, "A", Decision.PROMOTE, 7))
+    return Story(promoted, withdrawn, after_fall_back, stale, emptied, restored)
 
 
 def test_the_postgres_fixture_store_withdraws_as_the_in_memory_one_does(infra: Endpoints) -> None:
@@ -132,9 +147,12 @@ def test_the_postgres_fixture_store_withdraws_as_the_in_memory_one_does(infra: E
 
     real = asyncio.run(on_postgres())
     assert real == asyncio.run(withdrawals(InMemoryFixtureStore(), nonce))
-    second, again, first = real.withdrawn
-    assert {action for _, action, _ in second[0]} == {"reverted"}, "the first trace stands"
-    assert again == ([], second[1]), "a redelivered withdrawal changes nothing"
-    assert {action for _, action, _ in first[0]} == {"retired"}
-    assert first[1] == [], "nothing of the pattern is left active"
-    assert real.restored and all(restored for _, _, restored in real.restored)
+    fell_back, again = real.withdrawn
+    assert {action for _, action, _ in fell_back[0]} == {"reverted"}, "the first trace stands"
+    assert again == ([], fell_back[1]), "a redelivered withdrawal changes nothing"
+    assert any(created and version == 3 for version, created, _, _ in real.after_fall_back), (
+        "a new body after a fall-back is the next version after the highest stored"
+    )
+    assert real.stale and all(superseded for *_, superseded in real.stale)
+    assert real.emptied[1] == [], "nothing of the pattern is left active"
+    assert real.restored and all(restored for _, _, restored, _ in real.restored)

@@ -95,3 +95,25 @@ def test_the_analyzer_is_built_without_touching_the_network(monkeypatch: Any) ->
     analyzer = second_pass._build_analyzer()
     results = analyzer.analyze(text="write to jane@example.com", language="en")
     assert [r.entity_type for r in results] == ["EMAIL_ADDRESS"]
+
+
+def test_the_verdict_cache_analyses_a_string_once_and_forgets_the_least_recently_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.redaction import second_pass
+
+    analysed: list[str] = []
+
+    def fake_analyse(text: str) -> tuple[str, ...]:
+        analysed.append(text)
+        return ("EMAIL_ADDRESS found by presidio",) if "@" in text else ()
+
+    monkeypatch.setattr(second_pass, "_analyse", fake_analyse)
+    cache = second_pass.VerdictCache(size=2)
+    assert cache.leaks_in("write to a@example.com") == ("EMAIL_ADDRESS found by presidio",)
+    assert cache.leaks_in("write to a@example.com") == ("EMAIL_ADDRESS found by presidio",)
+    assert cache.leaks_in("clean") == ()
+    assert analysed == ["write to a@example.com", "clean"], "a repeat is not analysed again"
+    cache.leaks_in("another")  # evicts the email, the least recently used
+    cache.leaks_in("write to a@example.com")
+    assert analysed[-1] == "write to a@example.com"

@@ -4,7 +4,7 @@ takes the fixtures that trace sourced out of the suite, on literal inputs."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -17,7 +17,7 @@ from services.fixture_writer.logic import (
     replayed,
     withdraws_promotion,
 )
-from services.fixture_writer.store import InMemoryFixtureStore
+from services.fixture_writer.store import InMemoryFixtureStore, Written
 from shared import topics
 from shared.events import Decision, TraceScored
 from tests.support.builders import refund_trace, scored
@@ -77,32 +77,45 @@ def test_coverage_after_retirement_lists_what_is_still_active_or_uncovers_the_pa
     assert not covers(none)
 
 
-async def _promote(store: InMemoryFixtureStore, event: TraceScored) -> None:
+async def _promote(store: InMemoryFixtureStore, event: TraceScored) -> list[Written]:
     await store.record_decision(event, AT)
-    for draft in build_fixtures(event):
-        await store.write(draft, event, AT)
+    return [await store.write(draft, event, AT) for draft in build_fixtures(event)]
+
+
+async def _active(store: InMemoryFixtureStore, pattern_id: str) -> list[tuple[str, int]]:
+    async with store.active_fixtures(pattern_id) as active:
+        return active
+
+
+def at(hour: int) -> datetime:
+    return AT + timedelta(hours=hour)
 
 
 def test_the_in_memory_store_retires_then_restores_a_fixture() -> None:
     async def scenario() -> None:
         store = InMemoryFixtureStore()
-        promoted = scored(refund_trace("a" * 32), policy_version="lenient")
+        trace = refund_trace("a" * 32)
+        promoted = scored(trace, policy_version="lenient", at=at(1))
         await _promote(store, promoted)
         ids = sorted(store.fixtures)
 
-        rejected = scored(refund_trace("a" * 32), policy_version="strict", decision=Decision.REJECT)
-        await store.record_decision(rejected, AT)
+        rejected = scored(trace, policy_version="strict", decision=Decision.REJECT, at=at(2))
         withdrawal = await store.withdraw(rejected, AT)
         assert [(f, a) for f, a, _ in withdrawal.changed] == [(f, "retired") for f in ids]
-        assert withdrawal.active == ()
+        assert withdrawal.sourced
+        assert await _active(store, promoted.pattern.pattern_id) == []
 
         again = await store.withdraw(rejected, AT)
-        assert again.changed == (), "a redelivered withdrawal changes nothing"
+        assert again.changed == () and again.sourced, "a redelivery changes nothing"
 
-        # Back to the first policy (say, a replay under it): the same bodies come back.
-        await _promote(store, scored(refund_trace("a" * 32), policy_version="lenient"))
+        stale = await _promote(store, promoted)
+        assert all(w.superseded for w in stale), "the old promotion, redelivered, is stale"
+        assert {f.status for f in store.fixtures.values()} == {"retired"}
+
+        # A replay under the first policy promotes the trace again: the bodies come back.
+        await _promote(store, scored(trace, policy_version="lenient", at=at(3)))
         assert {f: store.fixtures[f].status for f in ids} == dict.fromkeys(ids, "active")
-        assert [a for a, _, _ in store.gate_log].count("restored") == len(ids)
+        assert [line[0] for line in store.gate_log].count("restored") == len(ids)
 
     asyncio.run(scenario())
 
@@ -110,20 +123,22 @@ def test_the_in_memory_store_retires_then_restores_a_fixture() -> None:
 def test_the_in_memory_store_reverts_to_a_version_the_new_policy_still_promotes() -> None:
     async def scenario() -> None:
         store = InMemoryFixtureStore()
-        first = scored(refund_trace("a" * 32, amount=120), policy_version="lenient")
-        second = scored(refund_trace("b" * 32, amount=999), policy_version="lenient")
-        await _promote(store, first)
-        await _promote(store, second)
-        kept = scored(refund_trace("a" * 32, amount=120), policy_version="strict")
-        await store.record_decision(kept, AT)
+        first, second = refund_trace("a" * 32, amount=120), refund_trace("b" * 32, amount=999)
+        await _promote(store, scored(first, policy_version="lenient", at=at(1)))
+        await _promote(store, scored(second, policy_version="lenient", at=at(2)))
+        await store.record_decision(scored(first, policy_version="strict", at=at(3)), AT)
 
-        dropped = scored(
-            refund_trace("b" * 32, amount=999), policy_version="strict", decision=Decision.HOLD
-        )
+        dropped = scored(second, policy_version="strict", decision=Decision.HOLD, at=at(4))
         withdrawal = await store.withdraw(dropped, AT)
-        reverted = {f for f, action, version in withdrawal.changed if action == "reverted"}
+        reverted = {f for f, action, _ in withdrawal.changed if action == "reverted"}
         assert reverted, "fixtures whose body differs between the two traces fall back"
         assert all(store.fixtures[f].current == 1 for f in reverted)
-        assert {f for f, _ in withdrawal.active} == set(store.fixtures)
+        assert {f for f, _ in await _active(store, "p1-abc")} == set(store.fixtures)
+
+        # The next new body after a fall-back is a version of its own, after the highest.
+        third = refund_trace("c" * 32, amount=4321)
+        written = await _promote(store, scored(third, policy_version="strict", at=at(5)))
+        fresh = {w.fixture_id: w.version for w in written if w.created}
+        assert fresh and all(fresh[f] == 3 for f in reverted if f in fresh)
 
     asyncio.run(scenario())

@@ -99,10 +99,11 @@ def scored(
     policy_version: str = "test-policy",
     pattern_id: str = "p1-abc",
     decision: Decision = Decision.PROMOTE,
+    at: datetime = T0,
 ) -> TraceScored:
     return TraceScored(
         trace_id=trace.trace_id,
-        stages=(StageStamp(stage="scoring", version="test", at=T0),),
+        stages=(StageStamp(stage="scoring", version="test", at=at),),
         trace=trace,
         features=derive_features(trace),
         pattern=pattern_info(pattern_id),
