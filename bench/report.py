@@ -818,7 +818,7 @@ def _fixes(results: dict[str, Any]) -> list[str]:
         "counted the day's promotions for every trace now does so only under a policy with "
         "a daily cap: section 4 gives both costs. The promotions here are built without "
         "the per-pattern budget, so they repeat strings more than live promotions do: the "
-        "second-pass speedup is an upper bound for live traffic. The memo's \"before\" keeps "
+        'second-pass speedup is an upper bound for live traffic. The memo\'s "before" keeps '
         "repeats within one trace, so its speedup is a lower bound.",
         "",
         markdown_table(

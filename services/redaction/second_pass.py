@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from services.redaction.detectors import CREDENTIAL_DETECTORS, ip_kept
-from services.redaction.scanner import Scanner, resolve
+from services.redaction.scanner import Scanner, ScanSession, resolve
 
 ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS")
 SCORE_THRESHOLD = 0.4
@@ -46,9 +46,10 @@ _analyzer_lock = threading.Lock()
 def find_leaks(texts: Iterable[str]) -> list[str]:
     """Why these texts must not be stored, one reason per kind of hit; empty when clean."""
     reasons: dict[str, None] = {}
+    session = _SECRET_SCANNER.session()  # one scratch per check, as the first pass does
     for text in texts:
         if text:
-            reasons.update(dict.fromkeys(_VERDICTS.leaks_in(text)))
+            reasons.update(dict.fromkeys(_VERDICTS.leaks_in(text, session)))
     return list(reasons)
 
 
@@ -62,13 +63,13 @@ class VerdictCache:
         self.size = size
         self._verdicts: OrderedDict[bytes, tuple[str, ...]] = OrderedDict()
 
-    def leaks_in(self, text: str) -> tuple[str, ...]:
+    def leaks_in(self, text: str, session: ScanSession) -> tuple[str, ...]:
         key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
         found = self._verdicts.get(key)
         if found is not None:
             self._verdicts.move_to_end(key)
             return found
-        found = _analyse(text)
+        found = _analyse(text, session)
         self._verdicts[key] = found
         if len(self._verdicts) > self.size:
             self._verdicts.popitem(last=False)
@@ -78,7 +79,7 @@ class VerdictCache:
         self._verdicts.clear()
 
 
-def _analyse(text: str) -> tuple[str, ...]:
+def _analyse(text: str, session: ScanSession) -> tuple[str, ...]:
     reasons: dict[str, None] = {}
     for result in _get_analyzer().analyze(
         text=text, language="en", entities=list(ENTITIES), score_threshold=SCORE_THRESHOLD
@@ -88,7 +89,6 @@ def _analyse(text: str) -> tuple[str, ...]:
         reasons[f"{result.entity_type} found by presidio"] = None
     # Resolved like the first pass, so one key is reported by the detector that owns it
     # (an AWS key next to "key" is not also a high-entropy secret).
-    session = _SECRET_SCANNER.session()
     for index, _finding in resolve(_SECRET_SCANNER.findings(text, session)):
         reasons[f"{_SECRET_SCANNER.detectors[index].name} found by secret scan"] = None
     return tuple(reasons)

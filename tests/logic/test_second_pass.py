@@ -104,16 +104,17 @@ def test_the_verdict_cache_analyses_a_string_once_and_forgets_the_least_recently
 
     analysed: list[str] = []
 
-    def fake_analyse(text: str) -> tuple[str, ...]:
+    def fake_analyse(text: str, session: object) -> tuple[str, ...]:
         analysed.append(text)
         return ("EMAIL_ADDRESS found by presidio",) if "@" in text else ()
 
     monkeypatch.setattr(second_pass, "_analyse", fake_analyse)
     cache = second_pass.VerdictCache(size=2)
-    assert cache.leaks_in("write to a@example.com") == ("EMAIL_ADDRESS found by presidio",)
-    assert cache.leaks_in("write to a@example.com") == ("EMAIL_ADDRESS found by presidio",)
-    assert cache.leaks_in("clean") == ()
+    session = second_pass._SECRET_SCANNER.session()
+    assert cache.leaks_in("write to a@example.com", session) == ("EMAIL_ADDRESS found by presidio",)
+    assert cache.leaks_in("write to a@example.com", session) == ("EMAIL_ADDRESS found by presidio",)
+    assert cache.leaks_in("clean", session) == ()
     assert analysed == ["write to a@example.com", "clean"], "a repeat is not analysed again"
-    cache.leaks_in("another")  # evicts the email, the least recently used
-    cache.leaks_in("write to a@example.com")
+    cache.leaks_in("another", session)  # evicts the email, the least recently used
+    cache.leaks_in("write to a@example.com", session)
     assert analysed[-1] == "write to a@example.com"
