@@ -12,6 +12,7 @@ import asyncio
 import functools
 import hashlib
 import json
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -23,9 +24,9 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from shared import topics
+from shared import events, topics
 from shared.events import DeadLettered, StageStamp
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -100,7 +101,7 @@ class Stage:
         letter = DeadLettered(
             stage=self.name,
             error_class=type(error).__name__,
-            message=str(error)[:2000] or type(error).__name__,
+            message=safe_error_message(error),
             trace_id=trace_id,
             source_topic=getattr(record, "topic", "unknown"),
             source_partition=getattr(record, "partition", None),
@@ -135,7 +136,11 @@ class Stage:
             try:
                 await handler(*args, **kwargs)
             except TRANSIENT_ERRORS as error:
-                self.log.warning("transient_failure_will_retry", error=repr(error))
+                self.log.warning(
+                    "transient_failure_will_retry",
+                    error_class=type(error).__name__,
+                    error=safe_error_message(error),
+                )
                 await asyncio.sleep(TRANSIENT_RETRY_PAUSE_S)
                 raise
             except Exception as error:
@@ -144,19 +149,114 @@ class Stage:
         return run
 
 
+# --- error messages without input values -----------------------------------------------------
+#
+# An exception's text may quote what it failed on: pydantic's ValidationError prints
+# ``input_value=...``, a KeyError its key, an extra-forbidden key sits in the error's location.
+# A dead letter, the log line that goes with it and `promote dlq` keep only what is safe by
+# construction: the error class, a machine-readable reason, the validation errors' types and
+# location paths (a path part that is not a field of the event schema is shown as ``<key>``),
+# and where in the code the error was raised.
+
+MAX_VALIDATION_ERRORS = 5
+_SAFE_WORD = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+def _schema_fields() -> frozenset[str]:
+    names: set[str] = set()
+    for value in vars(events).values():
+        if isinstance(value, type) and issubclass(value, BaseModel):
+            names.update(value.model_fields)
+    return frozenset(names)
+
+
+SCHEMA_FIELDS = _schema_fields()
+
+
+def _loc_part(part: object) -> str:
+    if isinstance(part, int):
+        return str(part)
+    return str(part) if part in SCHEMA_FIELDS else "<key>"
+
+
+def describe_validation(error: ValidationError) -> str:
+    """Types and location paths of a ValidationError, never the offending input."""
+    found = error.errors(include_url=False, include_input=False, include_context=False)
+    parts = [
+        f"{'.'.join(_loc_part(p) for p in e['loc']) or '<root>'}: {e['type']}"
+        for e in found[:MAX_VALIDATION_ERRORS]
+    ]
+    more = len(found) - MAX_VALIDATION_ERRORS
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def _raised_at(error: BaseException) -> str | None:
+    """module:function:line of the innermost frame of the project's own code."""
+    tb = error.__traceback__
+    where = None
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        module = str(tb.tb_frame.f_globals.get("__name__", ""))
+        if module.split(".")[0] in ("services", "shared", "promoter", "corpus"):
+            where = f"{module}:{code.co_name}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return where
+
+
+def safe_error_message(error: BaseException) -> str:
+    """The dead letter's and log line's message for ``error``: no input value can be in it."""
+    pieces = [type(error).__name__]
+    reason = getattr(error, "reason", None)
+    if isinstance(reason, str) and _SAFE_WORD.fullmatch(reason):
+        pieces.append(reason)
+    # RedactionFailed's detail is built from class and detector names only (its contract).
+    if type(error).__name__ == "RedactionFailed":
+        detail = getattr(error, "detail", "")
+        if isinstance(detail, str) and detail:
+            pieces.append(re.sub(r"[^A-Za-z0-9_:<> .]", "", detail)[:200])
+    # `raise X from None` hides the context from the traceback, not from us.
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ValidationError):
+            pieces.append(f"{cause.title}: {describe_validation(cause)}")
+            break
+        if isinstance(cause, json.JSONDecodeError):
+            pieces.append(f"invalid JSON at line {cause.lineno} column {cause.colno}")
+            break
+        cause = cause.__cause__ or cause.__context__
+    where = _raised_at(error)
+    if where:
+        pieces.append(f"at {where}")
+    return ": ".join(pieces[:1]) + (" — " + "; ".join(pieces[1:]) if len(pieces) > 1 else "")
+
+
 def _trace_id_of(msg: KafkaMessage) -> str | None:
     """Best effort, on the failure path only: the body's trace_id if it is a JSON object
     that has one, else the key of topics keyed by trace id."""
     try:
         value = json.loads(msg.body)
         if isinstance(value, dict) and isinstance(value.get("trace_id"), str):
-            return str(value["trace_id"])[:64]
+            return _id_shaped(value["trace_id"])
     except (ValueError, TypeError):
         pass
     key = getattr(msg.raw_message, "key", None)
     if getattr(msg.raw_message, "topic", None) == topics.RAW and isinstance(key, bytes):
-        return key.decode(errors="replace")[:64] or None
+        return _id_shaped(key.decode(errors="replace"))
     return None
+
+
+_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.:-]{0,63}")
+
+
+def _id_shaped(value: str) -> str | None:
+    """A malformed event's trace id is kept only when it has an id's shape: it travels
+    unredacted (the DLQ key, the log line), so an address or a name in it must not."""
+    if not _ID.fullmatch(value):
+        return None
+    hexadecimal = all(c in "0123456789abcdefABCDEF-" for c in value)
+    return value if hexadecimal or any(c.isdigit() for c in value) else None
 
 
 async def undecoded(msg: StreamMessage[Any]) -> Any:
