@@ -58,6 +58,20 @@ def redact_password(url: str) -> str:
     return f"{scheme}://{user}@{host}"
 
 
+def make_private_dir(path: Path) -> None:
+    """The state folder holds the DSN, the ingest key, logs and the database: 0700."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.chmod(0o700)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Writes ``text`` to a file only its owner can read (0600), never readable meanwhile."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its old mode through O_CREAT
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+
+
 class Stack:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -67,7 +81,7 @@ class Stack:
 
     # -- infrastructure -------------------------------------------------------------
     def start_infrastructure(self) -> Endpoints:
-        self.state.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.state)
         kafka_managed = not self.settings.kafka_bootstrap_servers
         bootstrap = self.settings.kafka_bootstrap_servers or self.kafka.start()
         postgres_managed = not self.settings.database_url
@@ -77,7 +91,8 @@ class Stack:
         port = self.settings.ingest_http_port or free_port()
         receiver = receiver or f"http://{self.settings.ingest_http_host}:{port}/v1/traces"
         endpoints = Endpoints(bootstrap, dsn, kafka_managed, postgres_managed, receiver)
-        (self.state / ENDPOINTS_FILE).write_text(json.dumps(asdict(endpoints), indent=2))
+        # The DSN may carry the database password: owner-only, like the state folder.
+        write_private(self.state / ENDPOINTS_FILE, json.dumps(asdict(endpoints), indent=2))
         asyncio.run(self._prepare(bootstrap, dsn))
         return endpoints
 
@@ -85,10 +100,11 @@ class Stack:
         """The receiver's key: the setting, or one generated once into the state folder."""
         if self.settings.ingest_api_key:
             return self.settings.ingest_api_key
+        make_private_dir(self.state)
         path = self.state / API_KEY_FILE
         if not path.exists():
-            path.touch(mode=0o600)
-            path.write_text(secrets.token_urlsafe(32))
+            write_private(path, secrets.token_urlsafe(32))
+        path.chmod(0o600)  # a key file left readable by an older version is tightened
         return path.read_text().strip()
 
     async def _prepare(self, bootstrap: str, dsn: str) -> None:
