@@ -1,0 +1,2 @@
+"""Real agent runs (tau2-bench retail, wiki-search) as OpenTelemetry traces, and the
+evaluation of the pipeline's judgment on them (``python -m corpus.real --help``)."""
