@@ -26,37 +26,37 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 
-import phonenumbers
 import re2
 
+from services.redaction.base import (
+    PLACEHOLDER,
+    Detector,
+    Finding,
+    is_placeholder,
+)
+from services.redaction.base import after as _after
+from services.redaction.base import before as _before
+from services.redaction.base import glued as _glued
+from services.redaction.base import is_word as _is_word
+from services.redaction.identifiers import IDENTIFIER_DETECTOR
+from services.redaction.phones import PHONE_DETECTOR, normalise_phone
+from services.redaction.prose import ADDRESS_DETECTOR, PERSON_DETECTOR
 
-@dataclass(frozen=True, slots=True)
-class Finding:
-    start: int
-    end: int
-    kind: str
-    # The identity used to number placeholders: the same person, card or key written two
-    # ways must get one placeholder, so this is normalised (E.164, digits, lowercase ...).
-    value: str
-
-
-@dataclass(frozen=True)
-class Detector:
-    name: str
-    prefilters: tuple[str, ...]
-    extract: Callable[[str], Iterable[Finding]]
-    caseless: bool = False
-
-
-PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*_[0-9]+>")
-
-
-def is_placeholder(value: str) -> bool:
-    value = value.strip()
-    return len(value) <= 40 and PLACEHOLDER.fullmatch(value) is not None
+# Re-exported: logic, the scanner and tests import these from here.
+__all__ = [
+    "CREDENTIAL_DETECTORS",
+    "DEFAULT_DETECTORS",
+    "PII_DETECTORS",
+    "PLACEHOLDER",
+    "Detector",
+    "Finding",
+    "ip_kept",
+    "is_placeholder",
+    "normalise_phone",
+    "secret_like_value",
+]
 
 
 def shannon_entropy(value: str) -> float:
@@ -64,29 +64,6 @@ def shannon_entropy(value: str) -> float:
     if n == 0:
         return 0.0
     return -sum(c / n * math.log2(c / n) for c in Counter(value).values())
-
-
-def _is_word(ch: str) -> bool:
-    return ch.isalnum() or ch == "_"
-
-
-def _before(text: str, i: int) -> str:
-    return text[i - 1] if i > 0 else ""
-
-
-def _after(text: str, i: int) -> str:
-    return text[i] if i < len(text) else ""
-
-
-def _glued(text: str, start: int, end: int, joiners: str = ".-") -> bool:
-    """True when the match is one piece of a longer token (a UUID segment, a version, an id):
-    a word character right next to it, or a joiner followed by a word character."""
-    b, a = _before(text, start), _after(text, end)
-    if (b and _is_word(b)) or (a and _is_word(a)):
-        return True
-    if b and b in joiners and _is_word(_before(text, start - 1)):
-        return True
-    return bool(a and a in joiners and _is_word(_after(text, end + 1)))
 
 
 # ---------------------------------------------------------------------------------------
@@ -254,119 +231,6 @@ def _ssns(text: str) -> Iterator[Finding]:
         digits = m.group(1)
         if ssn_ok(digits):
             yield Finding(m.start(1), m.end(1), "SSN", digits)
-
-
-# A run of digits and the separators phone numbers are written with; windows of it are then
-# validated by libphonenumber (is_valid_number), which is what keeps precision.
-_PHONE_RUN = re.compile(r"\+?\(?[0-9][0-9 ().-]{5,24}[0-9]")
-_PHONE_CONTEXT = re.compile(
-    r"(?i)(?:phone|tel|call|mobile|cell|fax|sms|text|whatsapp|contact|dial)\b[^0-9\n]{0,12}$"
-)
-_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_PHONE_GROUP_SPLIT = re.compile(r"[^0-9]+")
-_PHONE_SEPARATOR_RUN = re.compile(r"[ ().-]{3}")
-_MAX_PHONE_PIECES = 6
-_NANP = re.compile(r"(?:1[.-])?[0-9]{3}([.-])[0-9]{3}\1[0-9]{4}")  # bounded input
-_DOTTED_QUAD = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
-
-
-def _phone_window_ok(candidate: str, text: str, start: int, end: int) -> str | None:
-    """E.164 of a valid number, or None. Cheap rejections first: libphonenumber's parse is
-    the expensive step, and a run like "1 1 1 1 1 1 1" must not reach it."""
-    if _glued(text, start, end):
-        return None
-    groups = _PHONE_GROUP_SPLIT.split(candidate.lstrip("+("))
-    digits = sum(len(g) for g in groups)
-    if not 7 <= digits <= 15 or len(groups) > 6 or sum(len(g) == 1 for g in groups) > 1:
-        return None
-    if _ISO_DATE.search(candidate) or _DOTTED_QUAD.fullmatch(candidate):
-        return None
-    if _PHONE_SEPARATOR_RUN.search(candidate) or candidate.count("(") != candidate.count(")"):
-        return None
-    international = candidate.startswith("+")
-    if not international:
-        # Read as a US number: only a NANP shape can be valid, and checking the shape here
-        # spares the ~70 µs parse for SSNs, card fragments and the like.
-        national = "".join(groups)
-        if len(national) == 11 and national[0] == "1":
-            national = national[1:]
-        if len(national) != 10 or national[0] in "01" or national[3] in "01":
-            return None
-    formatted = international or any(ch in candidate for ch in " ().-")
-    # A bare run of ten digits is far more often an id than a phone number: only with a
-    # word like "call" or "phone" right before it.
-    if not formatted and not _PHONE_CONTEXT.search(text[max(0, start - 40) : start]):
-        return None
-    try:
-        number = phonenumbers.parse(candidate, None if international else "US")
-    except phonenumbers.NumberParseException:
-        return None
-    if not _valid_phone(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def _valid_phone(number: phonenumbers.PhoneNumber) -> bool:
-    # is_valid_number tries every region sharing the country code (25 for +1); the main
-    # region first settles most numbers at a fraction of the cost.
-    main = phonenumbers.region_code_for_country_code(number.country_code or 0)
-    return phonenumbers.is_valid_number_for_region(number, main) or phonenumbers.is_valid_number(
-        number
-    )
-
-
-def normalise_phone(value: str) -> str:
-    """E.164 when libphonenumber can read it, else the digits: a seeded phone and the same
-    number found in prose must share a placeholder."""
-    try:
-        number = phonenumbers.parse(value, None if value.strip().startswith("+") else "US")
-        if phonenumbers.is_possible_number(number):
-            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    except phonenumbers.NumberParseException:
-        pass
-    return "".join(ch for ch in value if ch.isdigit()) or value.strip().casefold()
-
-
-def _phones(text: str) -> Iterator[Finding]:
-    for m in _PHONE_RUN.finditer(text):
-        run, base = m.group(), m.start()
-        whole = _phone_window_ok(run, text, base, m.end())
-        if whole is not None:
-            yield Finding(base, m.end(), "PHONE", whole)
-            continue
-        # "order 12345 (212) 555-0142", "212-555-0142 212-555-0199": try windows of whole
-        # space-separated pieces, left to right, longest first. Only windows with a phone's
-        # own shape ("+...", "(...)...", 212-555-0142) are parsed: a numeric table then costs
-        # integer comparisons per run, not a libphonenumber parse per window.
-        if " " not in run:
-            continue
-        spans: list[tuple[int, int]] = []  # pieces, as (start, end) within the run
-        digits_upto, singles_upto = [0], [0]  # prefix sums over the pieces
-        pos = 0
-        for part in run.split(" "):
-            if part:
-                spans.append((pos, pos + len(part)))
-                n = len(part) - part.count("(") - part.count(")") - part.count("-")
-                n -= part.count(".") + part.count("+")
-                digits_upto.append(digits_upto[-1] + n)
-                singles_upto.append(singles_upto[-1] + (n == 1))
-            pos += len(part) + 1
-        i = 0
-        while i < len(spans):
-            for j in range(min(len(spans), i + _MAX_PHONE_PIECES), i, -1):
-                digits = digits_upto[j] - digits_upto[i]
-                if not 7 <= digits <= 15 or singles_upto[j] - singles_upto[i] > 1:
-                    continue
-                s, e = spans[i][0], spans[j - 1][1]
-                if run[s] not in "+(" and not _NANP.fullmatch(run[s:e]):
-                    continue
-                e164 = _phone_window_ok(run[s:e], text, base + s, base + e)
-                if e164 is not None:
-                    yield Finding(base + s, base + e, "PHONE", e164)
-                    i = j
-                    break
-            else:
-                i += 1
 
 
 _IPV4 = re.compile(r"\b[0-9]{1,3}(?:\.[0-9]{1,3}){3}\b", re.ASCII)
@@ -686,13 +550,8 @@ PII_DETECTORS: tuple[Detector, ...] = (
         _ssns,
         caseless=True,
     ),
-    # Necessary shapes of what _phone_window_ok accepts: ten NANP digits (eleven with the
-    # leading 1 still contain ten), or "+" and at least seven. Dates and clock times stay out.
-    Detector(
-        "phone",
-        (r"[0-9](?:[ ().-]{0,2}[0-9]){9}", r"\+\(?[0-9](?:[ ().-]{0,2}[0-9]){6}"),
-        _phones,
-    ),
+    IDENTIFIER_DETECTOR,
+    PHONE_DETECTOR,
     Detector("ipv4", (r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}",), _ipv4s),
     # Two colons and a group of three or more hex digits before, between or after them:
     # what _ipv6s requires, and what clock times ("10:30:00") lack.
@@ -707,4 +566,7 @@ PII_DETECTORS: tuple[Detector, ...] = (
     ),
 )
 
-DEFAULT_DETECTORS: tuple[Detector, ...] = CREDENTIAL_DETECTORS + PII_DETECTORS
+# Prose detectors come last: a finding of a specific detector wins a tie.
+PROSE_DETECTORS: tuple[Detector, ...] = (ADDRESS_DETECTOR, PERSON_DETECTOR)
+
+DEFAULT_DETECTORS: tuple[Detector, ...] = CREDENTIAL_DETECTORS + PII_DETECTORS + PROSE_DETECTORS

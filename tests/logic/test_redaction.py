@@ -183,7 +183,6 @@ def test_spellings_of_one_card_share_a_placeholder() -> None:
         "python 3.11.4, release v1.2.3.4, version 10.4.1.2",
         "trace 4bf92f3577b34da6a3ce929d0e0e4736 span 00f067aa0ba902b7",
         "std::io::Error in x[::2]",
-        "mac 00:1A:2B:3C:4D:5E",
         "listening on 127.0.0.1:8080 and [::1]:8080 and 0.0.0.0",
         "max_tokens=512 token_count: 1234",
         "the token: expired",
