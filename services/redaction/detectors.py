@@ -112,6 +112,8 @@ def _card_brand_ok(d: str) -> bool:
     """Issuer prefixes and lengths: a Luhn check alone passes one random number in ten."""
     n = len(d)
     p2, p3, p4, p6 = int(d[:2]), int(d[:3]), int(d[:4]), int(d[:6])
+    if p4 in (1800, 2131):  # JCB's older fifteen-digit ranges
+        return n == 15
     if d[0] == "4":
         return n in (13, 16, 19)
     if 51 <= p2 <= 55 or 2221 <= p4 <= 2720:
@@ -124,6 +126,8 @@ def _card_brand_ok(d: str) -> bool:
         return 16 <= n <= 19
     if p4 == 6011 or p2 == 65 or 644 <= p3 <= 649 or 622126 <= p6 <= 622925 or p2 == 62:
         return 16 <= n <= 19
+    # Maestro also issues twelve-digit cards; a twelve-digit Luhn run is far more often an id
+    # (0.006 % of the tau2 tokens were tracking numbers read as cards).
     return (p2 == 50 or 56 <= p2 <= 69) and 13 <= n <= 19
 
 

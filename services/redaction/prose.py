@@ -129,22 +129,25 @@ def _people(text: str) -> Iterator[Finding]:
 # --- addresses --------------------------------------------------------------------------
 
 _EN_STREET_TYPES = (
-    r"street|st|road|rd|avenue|ave|av|lane|ln|drive|dr|boulevard|blvd|court|ct|place|pl|way"
-    r"|terrace|terr|close|crescent|cres|parkway|pkwy|parkways|square|sq|highway|hwy|circle|cir"
-    r"|trail|trl|junction|jct|park|parks|port|ports|pass|mission|mews|row|hill|hills|grove"
-    r"|gardens|gdns|walk|rise|view|vista|green|gate|wharf|quay|esplanade|parade|pde|loop"
-    r"|ridge|heights|hts|estate|estates|meadow|meadows|point|pt|plaza|plz|alley|bend|bridge"
-    r"|brook|brooks|burg|burgs|bypass|camp|canyon|cape|causeway|center|centre|ctr|club|common"
-    r"|commons|corner|corners|course|cove|creek|crossing|dale|dam|divide|expressway|falls"
-    r"|ferry|field|fields|flat|flats|ford|fords|forest|forge|forges|fork|forks|fort|freeway"
-    r"|glen|glens|harbor|harbors|haven|island|islands|isle|key|keys|knoll|knolls|lake|lakes"
-    r"|landing|light|lights|lock|locks|lodge|manor|manors|mill|mills|motorway|mount|mountain"
-    r"|mountains|neck|orchard|oval|pike|pine|pines|plain|plains|prairie|radial|ramp|ranch"
-    r"|rapid|rapids|rest|river|route|shoal|shoals|shore|shores|skyway|spring|springs|spur"
-    r"|station|stravenue|stream|summit|throughway|trace|track|trafficway|tunnel|turnpike"
-    r"|underpass|union|unions|valley|valleys|viaduct|ville|villes|village|villages|vista|wall"
-    r"|well|wells|ways|extension|extensions|fall|harbour|ranch|row|run|shoal|squares|streets"
-    r"|stream|summit|track|turnpike|villages"
+    # USPS street suffixes (Faker's en_US list) and British ones.
+    r"expressway|extensions|throughway|trafficway|boulevard|crossroad|esplanade|extension"
+    r"|junctions|mountains|stravenue|underpass|causeway|crescent|crossing|junction"
+    r"|motorway|mountain|overpass|parkways|turnpike|villages|centers|circles|commons"
+    r"|corners|estates|freeway|gardens|gateway|harbors|harbour|heights|highway|islands"
+    r"|landing|meadows|mission|orchard|parkway|passage|prairie|springs|squares|station"
+    r"|streets|terrace|valleys|viaduct|village|avenue|branch|bridge|brooks|bypass|canyon"
+    r"|center|centre|circle|cliffs|common|corner|course|courts|divide|drives|estate|fields"
+    r"|forest|forges|garden|greens|groves|harbor|hollow|island|knolls|lights|manors|meadow"
+    r"|parade|plains|points|radial|rapids|ridges|shoals|shores|skyway|spring|square|stream"
+    r"|street|summit|tunnel|unions|valley|villes|alley|brook|burgs|cliff|close|court|coves"
+    r"|creek|crest|curve|drive|falls|ferry|field|flats|fords|forge|forks|glens|green|grove"
+    r"|haven|hills|inlet|knoll|lakes|light|locks|lodge|manor|mills|mount|parks|pines|place"
+    r"|plain|plaza|point|ports|ranch|rapid|ridge|river|roads|route|shoal|shore|spurs|trace"
+    r"|track|trail|union|views|ville|vista|walks|wells|wharf|bend|blvd|burg|camp|cape|club"
+    r"|cove|cres|dale|fall|flat|ford|fork|fort|gate|gdns|glen|hill|isle|keys|lake|land"
+    r"|lane|loaf|lock|loop|mall|mews|mill|neck|oval|park|pass|path|pike|pine|pkwy|port"
+    r"|quay|ramp|rest|rise|road|spur|terr|view|walk|wall|ways|well|ave|cir|ctr|dam|hts|hwy"
+    r"|jct|key|pde|plz|row|rue|run|trl|via|way|av|ct|dr|ln|pl|pt|rd|sq|st|r"
 )
 _UNIT = (
     r"(?i:,?[ \t]+(?:apt\.?|apartment|suite|ste\.?|unit|flat|floor|fl\.?|room|rm\.?|#)[ \t]*"
@@ -159,7 +162,7 @@ _EN_ADDRESS = (
 _COMPOUND_SUFFIX = (
     r"straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|ufer|steig|pfad|chaussee|laan"
     r"|straat|gracht|singel|plein|kade|dijk|hof|vägen|gatan|gränd|väg|gata|vej|gade|veien"
-    r"|gaten|katu|tie|polku"
+    r"|gaten|katu|tie|polku|torget|torg|backen|stigen|plan"
 )
 _COMPOUND_ADDRESS = (
     r"\b[" + _UPPER + r"][" + _LOWER + r"-]*(?:" + _COMPOUND_SUFFIX + r")(?:[ \t]+"
@@ -171,10 +174,15 @@ _COMPOUND_SEPARATE = (
     r"(?:[ \t]?[-/][ \t]?[0-9]{1,5})?"
 )
 _ROMANCE_TYPES = (
-    r"calle|c/|avenida|avda\.?|av\.|plaza|pza\.?|paseo|pº|camino|carrer|carretera|ronda"
-    r"|pasaje|pasadizo|callejón|travesía|urbanización|glorieta|via|viale|piazza|piazzale"
-    r"|corso|largo|vicolo|strada|contrada|borgo|canale|rua|travessa|praça|alameda|rodovia"
-    r"|estrada|avenue|trecho|setor|quadra|ul\.|ulica|al\.|aleja|os\.|osiedle|pl\.|plac"
+    # Faker's es_ES, it_IT and pt_BR street types, Catalan, Polish abbreviations.
+    r"urbanización|residencial|condomínio|loteamento|aeroporto|esplanada|passarela"
+    r"|callejón|conjunto|contrada|distrito|glorieta|incrocio|pasadizo|travessa|alameda"
+    r"|avenida|chácara|colônia|estação|estrada|fazenda|ladeira|recanto|rodovia|rotonda"
+    r"|stretto|viaduto|acceso|camino|canale|cañada|cuesta|jardim|núcleo|parque|pasaje"
+    r"|piazza|quadra|rambla|strada|trecho|vereda|vicolo|borgo|calle|campo|feira|lagoa"
+    r"|largo|morro|paseo|plaza|praia|praça|pátio|ronda|setor|sítio|trevo|viale|viela|lago"
+    r"|vale|vial|vila|rua|via"
+    r"|c/|avda\.?|av\.|pza\.?|pº|carrer|carretera|travesía|piazzale|corso|ul\.|ulica|al\.|aleja|os\.|osiedle|pl\.|plac|avenue"
 )
 _ROMANCE_ADDRESS = (
     r"(?i:\b(?:" + _ROMANCE_TYPES + r"))[ \t]+(?:(?:de|del|de la|de las|de los|dos|das|da"
@@ -183,7 +191,7 @@ _ROMANCE_ADDRESS = (
     + r"'"+_RSQ+r".-]*){0,3},?[ \t]*(?:n[º°o.]?[ \t]*)?[0-9]{1,5}[a-zA-Z]?(?:[-/][0-9]{1,5})?"
 )  # fmt: skip
 _FRENCH_ADDRESS = (
-    r"\b[0-9]{1,4}(?:[ \t]?(?:bis|ter))?,?[ \t]+(?i:rue|avenue|av\.|boulevard|bd|place|chemin"
+    r"(?:\b[0-9]{1,4}(?:[ \t]?(?:bis|ter))?,?[ \t]+)?(?i:rue|avenue|av\.|boulevard|bd|place|chemin"
     r"|allée|impasse|quai|route|cours|square|passage|faubourg|voie)[ \t]+(?:(?:de la|de l'"
     r"|des|du|de|d'|la|le|les)[ \t]*)?[" + _UPPER + r"][" + _LOWER + r"'"+_RSQ+r"-]*(?:[ \t]+["
     + _UPPER + r"][" + _LOWER + r"'"+_RSQ+r"-]*){0,3}"
@@ -229,10 +237,13 @@ _ADDRESS = re.compile(
 )
 
 
+_FRENCH_STREET = re.compile(r"(?i:rue|boulevard|all\u00e9e|impasse|quai|chemin) (?:de|du|des|d')")
+
+
 def _addresses(text: str) -> Iterator[Finding]:
     for m in _ADDRESS.finditer(text):
         value = m.group().strip(" \t,")
-        if not value or not any(c.isdigit() for c in value):
+        if not value or not (any(c.isdigit() for c in value) or _FRENCH_STREET.match(value)):
             continue
         start = m.start() + (len(m.group()) - len(m.group().lstrip(" \t,")))
         yield Finding(start, start + len(value), "ADDRESS", " ".join(value.split()).casefold())
@@ -260,6 +271,7 @@ ADDRESS_DETECTOR = Detector(
     (
         r"[0-9][ \t,]{0,2}[A-Za-z\xc0-\xff]",
         r"[A-Za-z\x80-\xff][ \t.,]{0,2}[0-9]",
+        r"(?:rue|boulevard|impasse|quai|chemin|all\xc3\xa9e) d",
     ),
     _addresses,
 )
