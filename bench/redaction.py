@@ -348,3 +348,230 @@ def _quality(
         "unaligned_strings": unaligned,
         "presidio_second_threshold": SECOND_PASS_THRESHOLD,
     }
+
+
+# --- the canary set, the real corpora, and a run of just this part ----------------------------
+#
+# ``python -m bench.redaction [--out BENCHMARKS.md]`` measures, in one process and one run:
+# per-entity recall and precision of this project's redaction and of Presidio (every
+# predefined pattern recognizer it ships, English or not, loaded for English, no NLP engine)
+# on the same Faker canary strings; the over-redaction rate on the real corpora; and both
+# engines' throughput on the same real strings. It rewrites the "Redaction on the canary set"
+# section of the Markdown file in place (the rest of the file is left as it is).
+
+CANARY_SECTION = "## 3b. Redaction on the canary set and the real corpora"
+
+
+def build_presidio_all() -> tuple[Any, Any, list[str]]:
+    """Presidio with every predefined pattern recognizer (country-specific ones included)."""
+    import inspect
+
+    import presidio_analyzer.predefined_recognizers as predefined
+    from presidio_analyzer import PatternRecognizer
+
+    analyzer, anonymizer = build_presidio()
+    have = {r.name for r in analyzer.registry.recognizers}
+    for name in sorted(dir(predefined)):
+        cls = getattr(predefined, name)
+        if not (inspect.isclass(cls) and issubclass(cls, PatternRecognizer)) or name in have:
+            continue
+        if name == "EmailRecognizer":
+            continue
+        try:
+            analyzer.registry.add_recognizer(cls(supported_language="en"))  # type: ignore[call-arg]
+        except Exception:  # a recognizer that cannot load for English is left out
+            continue
+    entities = sorted({e for r in analyzer.registry.recognizers for e in r.supported_entities})
+    return analyzer, anonymizer, entities
+
+
+def _one_string_trace(text: str) -> Trace:
+    from datetime import UTC, datetime
+
+    from shared.events import Span
+
+    span = Span(span_id="0" * 16, name="step", start_time=datetime(2026, 1, 1, tzinfo=UTC))
+    return Trace(trace_id="c" * 32, spans=(span.model_copy(update={"input": text}),))
+
+
+def canary_quality(analyzer: Any, anonymizer: Any) -> dict[str, Any]:
+    from bench.redaction_canaries import LOCALES, canaries
+
+    items = canaries()
+    rows: dict[str, dict[str, int]] = {}
+    precision: dict[str, Counter[tuple[str, bool]]] = {"ours": Counter(), "presidio": Counter()}
+    for item in items:
+        row = rows.setdefault(item.kind, {"planted": 0, "ours": 0, "presidio": 0})
+        row["planted"] += 1
+        clean, _ = redact_trace(_one_string_trace(item.text))
+        ours_out = clean.spans[0].input or ""
+        row["ours"] += item.value not in ours_out
+        for label, text in replaced_values(item.text, ours_out) or []:
+            precision["ours"][(label, _overlaps(text, item.value))] += 1
+        results = analyzer.analyze(text=item.text, language="en")
+        presidio_out = anonymizer.anonymize(text=item.text, analyzer_results=results).text
+        row["presidio"] += item.value not in presidio_out
+        for r in results:
+            span = item.text[r.start : r.end]
+            precision["presidio"][(r.entity_type, _overlaps(span, item.value))] += 1
+    return {
+        "canaries": len(items),
+        "locales": list(LOCALES),
+        "recall": [
+            {
+                "type": kind,
+                "planted": row["planted"],
+                "ours": stats.ratio(row["ours"], row["planted"]),
+                "presidio": stats.ratio(row["presidio"], row["planted"]),
+            }
+            for kind, row in sorted(rows.items())
+        ],
+        "precision": {name: _precision_rows(c) for name, c in precision.items()},
+    }
+
+
+def real_throughput(analyzer: Any, anonymizer: Any, traces: int = 60) -> dict[str, Any]:
+    """Both engines on the same real strings: tau2 runs (dense with tool JSON) and wiki runs."""
+    from bench.redaction_corpora import DEFAULT_ROOT, tau2_runs, wiki_runs
+
+    chosen: list[Trace] = []
+    for source in (tau2_runs(DEFAULT_ROOT), wiki_runs(DEFAULT_ROOT, limit_per_model=5)):
+        for i, (trace, _) in enumerate(source):
+            if i >= traces // 2:
+                break
+            chosen.append(trace)
+    strings = [s for t in chosen for s in strings_of(t)]
+    _time_ours(chosen[:3])
+    _time_presidio(strings[:20], analyzer, anonymizer)
+    ours = [stats.rate(len(strings), _time_ours(chosen)) for _ in range(3)]
+    presidio = [stats.rate(len(strings), _time_presidio(strings, analyzer, anonymizer))]
+    return {
+        "traces": len(chosen),
+        "strings": len(strings),
+        "chars": sum(len(s) for s in strings),
+        "ours_strings_per_s": stats.measurement(ours, "strings/s"),
+        "presidio_strings_per_s": stats.measurement(presidio, "strings/s"),
+        "ratio": stats.ratio(sorted(ours)[1], presidio[0]),
+    }
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f} %"
+
+
+def canary_markdown(results: dict[str, Any]) -> str:
+    q, t, o = results["canary"], results["throughput"], results["over_redaction"]
+    lines = [
+        CANARY_SECTION,
+        "",
+        f"Run with `{results['command']}` ({results['seconds']:.0f} s). Canary set: "
+        f"{q['canaries']} values generated by Faker's locale providers for "
+        f"{len(q['locales'])} locales ({', '.join(q['locales'])}) plus check-digit-valid "
+        "identifiers Faker has no provider for (NHS, DE tax id, TFN, Medicare, NRIC) and "
+        "credentials, each in the sentence real traffic carries it in (an introduction, a "
+        "tool error, a signature, a labelled id). Presidio: every predefined pattern "
+        f"recognizer it ships ({results['presidio_recognizers']} recognizers, country-specific "
+        "ones loaded for English), no NLP engine, same strings, same run. A value counts as "
+        "found when it no longer appears in the output.",
+        "",
+        "| planted type | values | redaction | Presidio |",
+        "|---|---|---|---|",
+    ]
+    for row in q["recall"]:
+        lines.append(
+            f"| {row['type']} | {row['planted']} | {_pct(row['ours'])} | {_pct(row['presidio'])} |"
+        )
+    lines += [
+        "",
+        "Precision per detection label (correct when the detection overlaps the planted "
+        "value of its string):",
+        "",
+        "| engine | label | detections | correct | precision |",
+        "|---|---|---|---|---|",
+    ]
+    for engine, name in (("ours", "redaction"), ("presidio", "Presidio")):
+        for row in q["precision"][engine]:
+            lines.append(
+                f"| {name} | {row['label']} | {row['detections']} | {row['correct']} | "
+                f"{_pct(row['precision'])} |"
+            )
+    lines += [
+        "",
+        "Over-redaction on the real corpora (`../shared/corpora`, simulated people): every "
+        "run redacted as the stage does; a replaced token is personal when it overlaps a "
+        "value the run's own tool results hold under a personal key, or is an e-mail address; "
+        "any other replaced token is over-redaction.",
+        "",
+        "| corpus | runs | tokens | personal tokens replaced | non-personal tokens replaced "
+        "| over-redaction rate | by type | order ids / 10-digit ids / dates lost |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for corpus, r in o.items():
+        lost = r["kept_shapes_lost"]
+        lines.append(
+            f"| {corpus} | {r['traces']} | {r['tokens']:,} | {r['replaced_personal_tokens']:,} "
+            f"| {r['replaced_non_personal_tokens']:,} | {r['over_redaction_rate'] * 100:.3f} % "
+            f"| {', '.join(f'{k} {v}' for k, v in r['non_personal_by_type'].items()) or '-'} "
+            f"| {lost.get('order id', 0)} / {lost.get('10-digit item/product id', 0)} / "
+            f"{lost.get('date', 0)} |"
+        )
+    lines += [
+        "",
+        f"Throughput on the same {t['strings']:,} real strings ({t['chars']:,} characters of "
+        f"{t['traces']} tau2 and wiki-search runs), single-threaded: redaction "
+        f"{t['ours_strings_per_s']['median']:,.0f} strings/s, Presidio (all recognizers) "
+        f"{t['presidio_strings_per_s']['median']:,.0f} strings/s: **{t['ratio']:.1f}x**.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_section(path: Any, section: str) -> None:
+    from pathlib import Path
+
+    target = Path(path)
+    text = target.read_text() if target.exists() else ""
+    if CANARY_SECTION in text:
+        start = text.index(CANARY_SECTION)
+        nxt = text.find("\n## ", start + len(CANARY_SECTION))
+        text = text[:start] + section + ("\n" + text[nxt + 1 :] if nxt != -1 else "")
+    else:
+        anchor = text.find("\n## 4.")
+        text = (
+            text[: anchor + 1] + section + "\n" + text[anchor + 1 :]
+            if anchor != -1
+            else text + "\n" + section
+        )
+    target.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import json
+    from pathlib import Path
+
+    from bench.redaction_corpora import measure
+
+    parser = argparse.ArgumentParser(prog="python -m bench.redaction")
+    parser.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"))
+    parser.add_argument("--json", dest="json_out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    analyzer, anonymizer, _entities = build_presidio_all()
+    results: dict[str, Any] = {
+        "command": "python -m bench.redaction",
+        "presidio_recognizers": len(analyzer.registry.recognizers),
+        "canary": canary_quality(analyzer, anonymizer),
+        "over_redaction": measure(),
+        "throughput": real_throughput(analyzer, anonymizer),
+    }
+    results["seconds"] = time.perf_counter() - started
+    write_section(args.out, canary_markdown(results))
+    if args.json_out is not None:
+        args.json_out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(canary_markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

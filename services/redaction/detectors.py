@@ -95,7 +95,10 @@ def _emails(text: str) -> Iterator[Finding]:
         yield Finding(start, end, "EMAIL", f"{local}@{domain}".lower())
 
 
-_CARD = re.compile(r"\b[0-9](?:[ -]?[0-9]){12,18}\b", re.ASCII)
+_CARD = re.compile(r"\b[0-9](?:[ -]?[0-9]){11,18}\b", re.ASCII)
+_CARD_CONTEXT = re.compile(
+    r"(?i)\b(?:card|credit|debit|maestro|visa|mastercard|cc)\b[^0-9\n]{0,20}$"
+)
 
 
 def luhn_ok(digits: str) -> bool:
@@ -131,6 +134,9 @@ def _card_brand_ok(d: str) -> bool:
     return (p2 == 50 or 56 <= p2 <= 69) and 13 <= n <= 19
 
 
+_MAESTRO_12 = frozenset({"50", *(str(p) for p in range(56, 70))})
+
+
 def _card_digits_ok(digits: str) -> bool:
     return 13 <= len(digits) <= 19 and _card_brand_ok(digits) and luhn_ok(digits)
 
@@ -142,6 +148,11 @@ def _cards(text: str) -> Iterator[Finding]:
         digits = raw.replace(" ", "").replace("-", "")
         if _card_digits_ok(digits):
             yield Finding(start, end, "CARD", digits)
+            continue
+        if len(digits) == 12 and digits[:2] in _MAESTRO_12 and luhn_ok(digits):
+            # Twelve-digit Maestro cards: only after a card word (bare, they are ids).
+            if _CARD_CONTEXT.search(text, max(0, start - 40), start):
+                yield Finding(start, end, "CARD", digits)
             continue
         # A grouped number glued to a neighbouring group ("ref 1234 4111 1111 1111 1111"):
         # try the runs of whole groups inside it, longest first.
@@ -546,7 +557,7 @@ PII_DETECTORS: tuple[Detector, ...] = (
         (r"[A-Za-z0-9._%+-]@[A-Za-z0-9-]+\.[A-Za-z0-9-]", r"[A-Za-z0-9._%+-]%40[A-Za-z0-9-]+\."),
         _emails,
     ),
-    Detector("payment_card", (r"[0-9](?:[ -]?[0-9]){12}",), _cards),
+    Detector("payment_card", (r"[0-9](?:[ -]?[0-9]){11}",), _cards),
     Detector("iban", (r"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11}",), _ibans),
     Detector(
         "us_ssn",
