@@ -5,8 +5,8 @@ phone ("call me on", "tel", "mobile", "WhatsApp", "Handy", ...), any digit run o
 
 libphonenumber decides where it can: a national number is read in each of the configured
 default regions (``PROMOTE_REDACTION_PHONE_REGIONS``, eighteen by default) and the first
-region where it is valid gives its E.164 form, which numbers the placeholder (the same phone
-written two ways is one placeholder). Where no region validates it, the shape decides, failing
+region where it is valid gives its national significant number, which numbers the
+placeholder (the same phone written two ways is one placeholder). Where no region validates it, the shape decides, failing
 toward redaction: an international number libphonenumber finds *possible*, a separated number
 with a trunk prefix, a NANP-shaped number (generated and fictional ranges are not "valid" but
 are still phones) and, in a phone context, any run of 7 to 15 digits.
@@ -102,7 +102,7 @@ class PhoneReader:
             except phonenumbers.NumberParseException:
                 continue
             if phonenumbers.is_valid_number(number):
-                return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+                return _identity(number)
         return None
 
     def read(self, candidate: str, text: str, start: int, end: int, whole: bool) -> str | None:
@@ -135,7 +135,7 @@ class PhoneReader:
                 if found:
                     return found
                 if formatted and 9 <= n <= 12:
-                    return digits
+                    return digits[1:]
         elif formatted and whole:
             found = self._valid_e164(candidate, self._no_trunk)
             if found:
@@ -152,13 +152,13 @@ class PhoneReader:
                 else phonenumbers.parse(candidate, None)
             )
         except phonenumbers.NumberParseException:
-            return "+" + digits if lenient else None
-        e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+            return digits if lenient else None
+        e164 = _identity(number)
         if phonenumbers.is_valid_number(number):
             return e164
         if lenient and phonenumbers.is_possible_number(number):
             return e164
-        return "+" + digits if lenient else None
+        return digits if lenient else None
 
     def findings(self, text: str) -> Iterator[Finding]:
         for m in _RUN.finditer(text):
@@ -210,9 +210,13 @@ def _national_prefix(region: str) -> str | None:
 
 
 def _nanp_e164(digits: str) -> str:
-    if digits.startswith("001"):
-        digits = digits[2:]
-    return "+" + (digits if len(digits) == 11 else "1" + digits)
+    return digits[-10:]
+
+
+def _identity(number: phonenumbers.PhoneNumber) -> str:
+    """The national significant number: the same for "+49 30 56383626" and "030 563 83626"
+    whichever default region validated the national form first (several often do)."""
+    return str(phonenumbers.national_significant_number(number))
 
 
 READER = PhoneReader(configured_regions())
