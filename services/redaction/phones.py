@@ -5,11 +5,11 @@ phone ("call me on", "tel", "mobile", "WhatsApp", "Handy", ...), any digit run o
 
 libphonenumber decides where it can: a national number is read in each of the configured
 default regions (``PROMOTE_REDACTION_PHONE_REGIONS``, eighteen by default) and the first
-region where it is valid gives its national significant number, which numbers the
-placeholder (the same phone written two ways is one placeholder). Where no region validates it, the shape decides, failing
-toward redaction: an international number libphonenumber finds *possible*, a separated number
-with a trunk prefix, a NANP-shaped number (generated and fictional ranges are not "valid" but
-are still phones) and, in a phone context, any run of 7 to 15 digits.
+region where it is valid gives its national significant number, which numbers the placeholder
+(the same phone written two ways is one placeholder). Where no region validates it, the shape
+decides, failing toward redaction: an international number libphonenumber finds *possible*, a
+separated number with a trunk prefix, a NANP-shaped number (generated and fictional ranges are
+not "valid" but are still phones) and, in a phone context, any run of 7 to 15 digits.
 
 What stays: bare digit runs with no phone context and no trunk prefix (order and item ids,
 timestamps), dates (``2024-05-01``, ``01.02.2024``), dotted quads, versions, and digits glued
