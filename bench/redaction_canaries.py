@@ -155,8 +155,9 @@ def canaries(seed: int = 12, per_locale: int = 4) -> list[Canary]:
         out.append(Canary("CARD", card, f"card {card} was declined", "en_US"))
     for kind, value in _check_digit_ids(rng):
         out.append(Canary(kind, value, _ID_LABELS[kind].format(v=value), "-"))
-    for kind, value, template in _secrets(rng):
-        out.append(Canary(kind, value, template.format(v=value), "-"))
+    for _ in range(4):
+        for kind, value, template in _secrets(rng):
+            out.append(Canary(kind, value, template.format(v=value), "-"))
     return out
 
 
