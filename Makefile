@@ -7,7 +7,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test test-fast demo bench lint typecheck clean down
+.PHONY: setup test test-fast demo bench eval lint typecheck clean down
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -31,6 +31,9 @@ bench: setup
 
 bench-quick: setup
 	$(PY) -m bench --quick --out out/BENCHMARKS.quick.md --json out/bench.quick.json
+
+eval: setup
+	$(PY) -m corpus.real eval --out EVALUATION.md --json out/eval.json
 
 demo: setup
 	$(VENV)/bin/promote demo

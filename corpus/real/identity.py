@@ -96,6 +96,19 @@ class Originals:
                 self.user_ids.add(m.group(0))
         self.emails.update(m.group(0) for m in EMAIL_RE.finditer(text))
 
+    def values(self) -> set[str]:
+        people = {f"{first} {last}" for first, last in self.people}
+        return (
+            people
+            | self.user_ids
+            | self.emails
+            | self.zips
+            | self.streets
+            | self.suites
+            | (self.cities | self.orders | self.payments | self.last_fours | self.tracking)
+            | {f"W{digits}" for digits in self.orders}
+        )
+
     def finish(self) -> None:
         """People named only through a user id (``mia_garcia_4516``) are people too."""
         known = {(f.lower(), ln.lower()) for f, ln in self.people}
@@ -116,58 +129,74 @@ def seeded_faker(seed: int, run_id: str) -> Faker:
 class Pseudonyms:
     """Original identity value -> synthetic value, consistent within one run."""
 
-    def __init__(self, originals: Originals, fake: Faker) -> None:
+    def __init__(self, originals: Originals, fake: Faker, taken: set[str] | None = None) -> None:
+        """``taken``: values no synthetic value may equal, shared by the runs of one task and
+        updated here, so that no two runs of a task ever share a customer value."""
         self._fake = fake
         self.mapping: dict[str, str] = {}
-        self._taken: set[str] = set()
+        # Original value -> what it is (person, user_id, email, order, payment, street, ...).
+        self.kinds: dict[str, str] = {}
+        self._taken: set[str] = taken if taken is not None else set()
+        self._taken.update(originals.values())
         names: dict[tuple[str, str], tuple[str, str]] = {}
         for first, last in sorted(originals.people):
             key = (first.lower(), last.lower())
             if key in names:
                 continue
-            new = (self._name(fake.first_name, first), self._name(fake.last_name, last))
+            new = self._person(first, last)
             names[key] = new
-            self._put(f"{first} {last}", f"{new[0]} {new[1]}")
-            self._put(f"{first.lower()} {last.lower()}", f"{new[0].lower()} {new[1].lower()}")
+            self._put("person", f"{first} {last}", f"{new[0]} {new[1]}")
+            self._put(
+                "person_lowercase",
+                f"{first.lower()} {last.lower()}",
+                f"{new[0].lower()} {new[1].lower()}",
+            )
         # Single names after full ones, each mapped once (the first person holding it wins).
         for (first, last), (new_first, new_last) in sorted(names.items()):
-            self._put(first.capitalize(), new_first, overwrite=False)
-            self._put(last.capitalize(), new_last, overwrite=False)
+            self._put("first_name", first.capitalize(), new_first, overwrite=False)
+            self._put("last_name", last.capitalize(), new_last, overwrite=False)
         self._names = names
         for user_id in sorted(originals.user_ids):
             first, last, _ = user_id.split("_")
             new_first, new_last = names.get((first, last), (fake.first_name(), fake.last_name()))
-            self._put(user_id, f"{new_first.lower()}_{new_last.lower()}_{self._digits(4)}")
+            self._put(
+                "user_id", user_id, f"{new_first.lower()}_{new_last.lower()}_{self._digits(4)}"
+            )
         for email in sorted(originals.emails):
-            self._put(email, self._email(email))
+            self._put("email", email, self._email(email))
         for zip_code in sorted(originals.zips):
-            self._put(zip_code, self._fresh(lambda: fake.numerify("#####")))
+            self._put("zip", zip_code, self._fresh(lambda: fake.numerify("#####")))
         for street in sorted(originals.streets):
-            self._put(street, self._fresh(lambda: f"{fake.numerify('%##')} {fake.street_name()}"))
+            self._put(
+                "street",
+                street,
+                self._fresh(lambda: f"{fake.numerify('%##')} {fake.street_name()}"),
+            )
         for suite in sorted(originals.suites):
             match = _SUITE_RE.match(suite)
             assert match is not None
             number = self._digits(len(match.group(2)))
-            self._put(suite, f"{match.group(1)}{number}{match.group(3)}")
+            self._put("suite", suite, f"{match.group(1)}{number}{match.group(3)}")
         for city in sorted(originals.cities):
-            self._put(city, self._fresh(fake.city))
+            self._put("city", city, self._fresh(fake.city))
         for digits in sorted(originals.orders):
             new_digits = self._digits(7)
-            self._put(f"W{digits}", f"W{new_digits}")
-            self._put(digits, new_digits)
+            self._put("order", f"W{digits}", f"W{new_digits}")
+            self._put("order_digits", digits, new_digits)
         for payment in sorted(originals.payments):
             prefix = payment.rsplit("_", 1)[0]
-            self._put(payment, f"{prefix}_{self._digits(7)}")
+            self._put("payment", payment, f"{prefix}_{self._digits(7)}")
         for last_four in sorted(originals.last_fours):
-            self._put(last_four, self._digits(len(last_four)))
+            self._put("last_four", last_four, self._digits(len(last_four)))
         for number in sorted(originals.tracking):
-            self._put(number, self._digits(len(number)))
+            self._put("tracking", number, self._digits(len(number)))
         self._pattern = _alternation(self.mapping)
 
-    def _put(self, original: str, new: str, *, overwrite: bool = True) -> None:
+    def _put(self, kind: str, original: str, new: str, *, overwrite: bool = True) -> None:
         if not original or (not overwrite and original in self.mapping):
             return
         self.mapping[original] = new
+        self.kinds[original] = kind
         self._taken.add(new)
 
     def _fresh(self, make: Any) -> str:
@@ -180,11 +209,16 @@ class Pseudonyms:
     def _digits(self, n: int) -> str:
         return self._fresh(lambda: self._fake.numerify("%" + "#" * (n - 1)))
 
-    def _name(self, draw: Any, original: str) -> str:
+    def _person(self, first: str, last: str) -> tuple[str, str]:
         for _ in range(50):
-            value = str(draw())
-            if value.isalpha() and value.isascii() and value.lower() != original.lower():
-                return value
+            new_first, new_last = self._fake.first_name(), self._fake.last_name()
+            if (
+                all(n.isalpha() and n.isascii() for n in (new_first, new_last))
+                and new_first.lower() != first.lower()
+                and new_last.lower() != last.lower()
+                and f"{new_first} {new_last}" not in self._taken
+            ):
+                return new_first, new_last
         raise RuntimeError("could not draw a synthetic name")
 
     def _email(self, email: str) -> str:
@@ -246,17 +280,13 @@ def strings_of(value: Any) -> Iterator[str]:
             yield from strings_of(item)
 
 
-def distinctive(mapping: dict[str, str]) -> Iterable[tuple[str, str]]:
-    """The (original, synthetic) pairs that identify a customer on their own: user ids,
-    emails, full names, order and payment ids, street addresses (not zips, cities or single
-    names, which may recur by chance)."""
+# Values that identify a customer on their own; zips, cities, single names, card digits and
+# suite numbers may recur by chance.
+DISTINCTIVE_KINDS = frozenset({"person", "user_id", "email", "order", "payment", "street"})
+
+
+def distinctive(mapping: dict[str, str], kinds: dict[str, str]) -> Iterable[tuple[str, str]]:
+    """The (original, synthetic) pairs of distinctive kinds."""
     for original, new in mapping.items():
-        if (
-            USER_ID_RE.fullmatch(original)
-            or EMAIL_RE.fullmatch(original)
-            or PAYMENT_RE.fullmatch(original)
-            or re.fullmatch(r"W\d{7}", original)
-            or re.fullmatch(r"[A-Z][a-z]+ [A-Z][a-z]+", original)
-            or re.fullmatch(r"\d+ [A-Z].*", original)
-        ):
+        if kinds.get(original) in DISTINCTIVE_KINDS:
             yield original, new

@@ -77,9 +77,17 @@ class Run:
     evaluation_name: str = "evaluation"
     # Original identity value -> the run's own synthetic value (empty where none was needed).
     identity: dict[str, str] = field(default_factory=dict)
+    # Original identity value -> its kind (person, user_id, email, order, payment, ...).
+    identity_kinds: dict[str, str] = field(default_factory=dict)
 
     def user_turns(self) -> list[str]:
-        return [m.text for m in self.messages if m.role == "user" and m.text]
+        """The user's messages the agent saw: those a model call came after (a closing
+        message nobody answered reaches no model call, hence no span)."""
+        last_call = max(
+            (i for i, m in enumerate(self.messages) if m.role == "assistant" and m.model_call),
+            default=-1,
+        )
+        return [m.text for m in self.messages[:last_call] if m.role == "user" and m.text]
 
     def tool_names(self) -> list[str]:
         return [c.name for m in self.messages for c in m.tool_calls]

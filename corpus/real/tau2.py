@@ -33,6 +33,9 @@ def read_tau2(src: Path, seed: int = 0) -> Iterator[Run]:
     files = sorted(p for p in src.glob("*.json") if _FILE_RE.fullmatch(p.stem))
     if not files:
         raise FileNotFoundError(f"no tau2 results files (*_runN.json) in {src}")
+    # Per task, every value a run's customer holds, real or synthetic: no run of a task may
+    # draw one of them.
+    taken: dict[str, set[str]] = {}
     for path in files:
         match = _FILE_RE.fullmatch(path.stem)
         assert match is not None
@@ -40,9 +43,11 @@ def read_tau2(src: Path, seed: int = 0) -> Iterator[Run]:
         tasks = {str(t["id"]): t for t in document["tasks"]}
         model = document["info"]["agent_info"]["llm"]
         for simulation in document["simulations"]:
+            task_id = str(simulation["task_id"])
             yield _run(
                 simulation,
-                tasks[str(simulation["task_id"])],
+                tasks[task_id],
+                taken=taken.setdefault(task_id, set()),
                 version=match["version"],
                 run_number=int(match["run"]),
                 model=model,
@@ -104,6 +109,7 @@ def _run(
     simulation: dict[str, Any],
     task: dict[str, Any],
     *,
+    taken: set[str],
     version: str,
     run_number: int,
     model: str,
@@ -112,7 +118,7 @@ def _run(
     task_id = str(simulation["task_id"])
     run_id = f"tau2/{version}/run{run_number}/task{task_id}"
     fake = seeded_faker(seed, run_id)
-    pseudonyms = Pseudonyms(_originals(simulation, task), fake)
+    pseudonyms = Pseudonyms(_originals(simulation, task), fake, taken)
     messages = tuple(_message(m, pseudonyms) for m in simulation["messages"])
     primary = _primary_user(task, simulation)
     user_id = pseudonyms.mapping.get(primary or "") or f"{fake.user_name()}_{fake.numerify('####')}"
@@ -138,6 +144,7 @@ def _run(
         provider="openai",
         evaluation_name=EVALUATION_NAME,
         identity=dict(pseudonyms.mapping),
+        identity_kinds=dict(pseudonyms.kinds),
     )
 
 

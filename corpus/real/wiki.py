@@ -33,15 +33,18 @@ _SUFFIX = ".results.jsonl"
 _ERRORS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"Invalid section_id format\b"), "ValueError"),
     (re.compile(r"Section not found: "), "ValueError"),
-    (re.compile(r"got an unexpected keyword argument|missing \d+ required"), "TypeError"),
-    (re.compile(r"'[^'\n]*'"), "KeyError"),  # str(KeyError('x')) is "'x'"
+    (
+        re.compile(r".*\(\) (?:got an unexpected keyword argument|missing \d+ required)"),
+        "TypeError",
+    ),
+    (re.compile(r"'[^'\n]*'$"), "KeyError"),  # str(KeyError('x')) is "'x'"
     (re.compile(r"Error\b"), "ToolError"),
 )
 
 
 def tool_error_type(result: str) -> str | None:
     for pattern, error_type in _ERRORS:
-        if pattern.match(result) and (error_type != "KeyError" or pattern.fullmatch(result)):
+        if pattern.match(result):
             return error_type
     return None
 
