@@ -59,9 +59,13 @@ def redact_password(url: str) -> str:
 
 
 def make_private_dir(path: Path) -> None:
-    """The state folder holds the DSN, the ingest key, logs and the database: 0700."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.chmod(0o700)
+    """The state folder holds the DSN, the ingest key, logs and the database: 0700. As root
+    the embedded PostgreSQL server runs as a system user of its own, which must traverse
+    the folder to reach its data directory: 0711 then (no listing; every file in it that
+    holds a secret is 0600, and the logs folder is 0700)."""
+    mode = 0o711 if os.geteuid() == 0 else 0o700
+    path.mkdir(parents=True, exist_ok=True, mode=mode)
+    path.chmod(mode)
 
 
 def write_private(path: Path, text: str) -> None:
@@ -156,7 +160,7 @@ class Stack:
         if existing is not None:
             return existing
         (self.state / "run").mkdir(parents=True, exist_ok=True)
-        (self.state / "logs").mkdir(parents=True, exist_ok=True)
+        (self.state / "logs").mkdir(parents=True, exist_ok=True, mode=0o700)
         env = {
             **os.environ,
             **self._explicit_settings(),

@@ -48,6 +48,9 @@ _PERSON_COMPACT = GIVEN_NAME_KEYS | FAMILY_NAME_KEYS | {
     "accountholder", "accountholdername", "holdername", "legalname", "maidenname",
     "personname", "customername", "contactname", "patientname", "recipientname",
     "sendername",
+    # A bare value under these keys is a person (link and baggage attributes carry them).
+    "caller", "callee", "callername", "requester", "requestor", "requestedby", "assignee",
+    "reporter", "submitter", "submittedby", "speaker", "createdby", "updatedby",
 }  # fmt: skip
 _PERSON_PREFIX = frozenset(
     {

@@ -4,6 +4,7 @@ them open."""
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -15,18 +16,22 @@ from shared.settings import Settings
 pytestmark = pytest.mark.logic
 
 
+# As root the embedded PostgreSQL server's own user must traverse the folder (no listing).
+PRIVATE_DIR = 0o711 if os.geteuid() == 0 else 0o700
+
+
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_the_state_folder_is_made_owner_only_even_if_it_existed_open(tmp_path: Path) -> None:
+def test_the_state_folder_is_closed_to_others_even_if_it_existed_open(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir(mode=0o755)
     state.chmod(0o755)
 
     make_private_dir(state)
 
-    assert mode(state) == 0o700
+    assert mode(state) == PRIVATE_DIR
 
 
 def test_a_private_file_is_0600_even_when_it_existed_world_readable(tmp_path: Path) -> None:
@@ -46,7 +51,7 @@ def test_the_generated_ingest_key_is_owner_only_and_stable(tmp_path: Path) -> No
 
     key = stack.api_key()
 
-    assert mode(state) == 0o700
+    assert mode(state) == PRIVATE_DIR
     assert mode(state / API_KEY_FILE) == 0o600
     assert stack.api_key() == key
 
