@@ -169,6 +169,7 @@ async def upstream(trace: Trace, patterns: PatternStore) -> TraceRedacted | str:
         features=derive_features(clean),
         complete=is_complete(trace),
         pattern=pattern,
+        baseline=await patterns.baseline(observation.agent),
         redaction=report,
     )
 

@@ -125,6 +125,13 @@ class TraceFeatures(Frozen):
     outcome: Literal["success", "failure", "unknown"] = "unknown"
     negative_feedback: int = 0
     user_request: str | None = None
+    # Read from generic telemetry (see shared.signals): what users said and tools returned.
+    user_turns: int = 0
+    user_corrections: int = 0
+    user_frustration: int = 0
+    empty_results: int = 0
+    # A failed call followed by a different tool that worked: the wrong tool, then the right.
+    tool_corrections: int = 0
 
 
 class StageStamp(Frozen):
@@ -161,8 +168,25 @@ class PatternInfo(Frozen):
     covered_by_fixture: bool = False
 
 
+class MetricBaseline(Frozen):
+    """One measure of an agent's own traffic, on a log scale (latency, tokens and cost
+    are skewed: a geometric mean and a spread of ratios describe them)."""
+
+    traces: int
+    log_mean: float
+    log_sd: float
+
+
+class AgentBaseline(Frozen):
+    """What is usual for an agent, learned from its traffic by dedupe."""
+
+    agent: str
+    measures: dict[str, MetricBaseline] = Field(default_factory=dict)
+
+
 class TraceDeduped(TraceNormalized):
     pattern: PatternInfo
+    baseline: AgentBaseline | None = None
 
 
 class RedactionReport(Frozen):

@@ -7,11 +7,22 @@ feature (the user's request, error messages) carries a value redaction removed.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections import Counter
 from datetime import datetime
 
+from shared.conversation import user_turns
 from shared.events import Span, SpanKind, SpanStatus, ToolCall, Trace, TraceFeatures
+from shared.signals import (
+    approval_outcome,
+    is_approval_tool,
+    is_correction,
+    is_escalation_tool,
+    is_frustrated,
+    result_is_empty,
+    result_is_error,
+)
 from shared.templating import template_message
 
 # Tools whose effects outlive the run: a wrong call to one of these is a risk, not a typo.
@@ -52,8 +63,38 @@ def is_side_effecting(span: Span) -> bool:
     flagged = span.attributes.get("promote.tool.side_effecting")
     if isinstance(flagged, bool):
         return flagged
-    name = (span.tool_name or "").lower()
-    return any(verb in name for verb in SIDE_EFFECT_VERBS)
+    name = span.tool_name or ""
+    # Asking for permission is not an effect on the world, even from a tool named
+    # "create_approval_request". A hand-off is: it spends a person's time.
+    if is_approval_tool(name):
+        return False
+    return any(verb in name.lower() for verb in SIDE_EFFECT_VERBS)
+
+
+def tool_failed(span: Span) -> bool:
+    """A call failed when its span says so, or when its result reports an error (many
+    tools return an error payload with a successful span)."""
+    return span.status == SpanStatus.ERROR or result_is_error(span.tool_result)
+
+
+def approval_of(span: Span) -> str | None:
+    """The approval state a span records: ``promote.approval`` when set, else what an
+    approval tool's result says."""
+    if span.approval is not None:
+        return span.approval
+    if span.kind == SpanKind.TOOL and is_approval_tool(span.tool_name or span.name):
+        return approval_outcome(span.tool_result, span.status == SpanStatus.ERROR)
+    return None
+
+
+def escalates(span: Span) -> bool:
+    if span.escalated is not None:
+        return span.escalated
+    return span.kind == SpanKind.TOOL and is_escalation_tool(span.tool_name or span.name)
+
+
+def _tool_corrections(calls: tuple[ToolCall, ...]) -> int:
+    return sum(1 for a, b in itertools.pairwise(calls) if not a.ok and b.ok and a.name != b.name)
 
 
 def root_span(trace: Trace) -> Span | None:
@@ -78,7 +119,7 @@ def derive_features(trace: Trace) -> TraceFeatures:
         ToolCall(
             name=s.tool_name or s.name,
             arguments_fingerprint=arguments_fingerprint(s.tool_arguments),
-            ok=s.status != SpanStatus.ERROR,
+            ok=not tool_failed(s),
             side_effecting=is_side_effecting(s),
         )
         for s in tool_spans
@@ -91,8 +132,7 @@ def derive_features(trace: Trace) -> TraceFeatures:
     error_templates = tuple(
         sorted({template_message(s.error_message) for s in errors if s.error_message})
     )
-    approvals_requested = sum(1 for s in spans if s.approval is not None)
-    approvals_denied = sum(1 for s in spans if s.approval == "denied")
+    approvals = [a for a in map(approval_of, spans) if a is not None]
     human = sum(1 for s in spans if s.kind == SpanKind.APPROVAL) + sum(
         1 for f in trace.feedback if f.source in {"human", "reviewer"}
     )
@@ -102,6 +142,7 @@ def derive_features(trace: Trace) -> TraceFeatures:
         if s.guardrail_triggered or (s.kind == SpanKind.GUARDRAIL and s.status == SpanStatus.ERROR)
     )
     negative = sum(1 for f in trace.feedback if is_negative_feedback(f.score, f.label))
+    positive = sum(1 for f in trace.feedback if is_positive_feedback(f.score, f.label))
     root = root_span(trace)
     latency_ms = 0.0
     if root is not None and root.end_time is not None:
@@ -112,6 +153,7 @@ def derive_features(trace: Trace) -> TraceFeatures:
         for s in spans
         if s.usage is not None
     )
+    said = user_turns(trace)
     return TraceFeatures(
         step_count=len(spans),
         tool_calls=tool_calls,
@@ -120,17 +162,31 @@ def derive_features(trace: Trace) -> TraceFeatures:
         retries=retries,
         loops=loops,
         human_interventions=human,
-        approvals_requested=approvals_requested,
-        approvals_denied=approvals_denied,
-        escalated=any(s.escalated for s in spans),
+        approvals_requested=len(approvals),
+        approvals_denied=sum(1 for a in approvals if a == "denied"),
+        escalated=any(escalates(s) for s in spans),
         guardrail_hits=guardrail_hits,
         latency_ms=latency_ms,
         cost_usd=round(cost, 6),
         total_tokens=tokens,
-        outcome=_outcome(trace, root, negative),
+        outcome=_outcome(trace, root, negative, positive),
         negative_feedback=negative,
         user_request=root.input if root is not None else None,
+        user_turns=len(said),
+        user_corrections=sum(1 for text in said if is_correction(text)),
+        user_frustration=sum(1 for text in said if is_frustrated(text)),
+        empty_results=sum(1 for s in tool_spans if result_is_empty(s.tool_result)),
+        tool_corrections=_tool_corrections(tool_calls),
     )
+
+
+POSITIVE_LABELS = {"positive", "thumbs_up", "good", "correct", "pass", "passed", "success"}
+
+
+def is_positive_feedback(score: float | None, label: str | None) -> bool:
+    if label is not None:
+        return label.lower() in POSITIVE_LABELS
+    return score is not None and score >= 0.5
 
 
 def is_negative_feedback(score: float | None, label: str | None) -> bool:
@@ -139,7 +195,7 @@ def is_negative_feedback(score: float | None, label: str | None) -> bool:
     return score is not None and score < 0.5
 
 
-def _outcome(trace: Trace, root: Span | None, negative_feedback: int) -> str:
+def _outcome(trace: Trace, root: Span | None, negative_feedback: int, positive: int) -> str:
     if trace.outcome:
         return "success" if trace.outcome.lower() in {"success", "resolved", "ok"} else "failure"
     if root is not None and root.status == SpanStatus.ERROR:
@@ -147,6 +203,10 @@ def _outcome(trace: Trace, root: Span | None, negative_feedback: int) -> str:
     if negative_feedback:
         return "failure"
     if root is not None and root.status == SpanStatus.OK:
+        return "success"
+    # An online evaluator's passing grade is how most production runs learn they worked:
+    # instrumentations leave the root's status unset.
+    if positive:
         return "success"
     return "unknown"
 

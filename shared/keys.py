@@ -14,7 +14,7 @@ from shared.events import TraceFeatures
 
 
 def pattern_partition_key(agent_name: str | None, features: TraceFeatures) -> str:
-    # Agent plus the set of failure types: paths and wording may vary within a lesson,
-    # but a lesson does not change agent or the kind of failure it shows.
-    basis = "|".join([agent_name or "-", features.outcome, *features.error_types])
+    # Agent and outcome: paths, errors and wording vary within a lesson,
+    # but a lesson does not change agent or how the run ended.
+    basis = "|".join([agent_name or "-", features.outcome])
     return hashlib.sha256(basis.encode()).hexdigest()[:16]

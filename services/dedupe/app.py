@@ -47,7 +47,8 @@ async def on_normalized(msg: KafkaMessage, store: PatternStore = Context()) -> N
     recorded = await store.record(observation)
     pattern = await store.pattern(recorded.pattern_id)
     if logic.should_forward(recorded, pattern.covered_by_fixture):
-        out = advance(event, TraceDeduped, stage.stamp(), pattern=pattern)
+        baseline = await store.baseline(observation.agent)
+        out = advance(event, TraceDeduped, stage.stamp(), pattern=pattern, baseline=baseline)
         await deduped.publish(to_bytes(out), key=pattern.pattern_id.encode())
     await store.mark_forwarded(event.trace_id)
 

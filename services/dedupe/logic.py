@@ -1,40 +1,40 @@
 """Dedupe's functional core: pattern identity, near copies, and what to forward.
 
-Fingerprint v2 has two parts.
+A lesson is what the user wanted plus how the run ended, not the surface path. Real runs
+of one request differ in tool order, repeated lookups, detours and wording, while runs of
+different requests often share a tool shape (look up the user, look up the order, act).
+Fingerprint v3 therefore has two parts.
 
-**Structure** (hashed into the *bucket*): agent, outcome, error types, templated error
-messages, the steps that failed, the side-effecting tools the run called, whether it
-retrieved, which guardrails fired, the approval states it went through, and whether it
-escalated. Read-only lookups and the order and repetition of steps are left out on
-purpose: runs of one failing request fetch their context in different orders, repeat a
-lookup or add one (the corpus's "same intent, different path" trap does exactly that),
-whereas what a run *changed* and where it *broke* is the lesson. Every part of the bucket
-is also a part of the partition key or finer, so dedupe only ever refines that key.
+**Bucket**: the agent and the run's outcome (success, failure, unknown). It is also the
+partition key of traces.normalized, so every trace that could join a pattern reaches one
+dedupe instance, in one order, and N instances decide as one.
 
-**Intent** (a MinHash over normalised words): what the run was about, from the user's
-request and the agent's final answer. Structure alone merges different requests that
-happen to share a tool shape (the "same shape, different intent" trap: look up user →
-look up order → transfer to a human). The request alone splits one lesson by wording
-("pause my plan" / "freeze billing" / "suspend my membership" share no word); the agent's
-answer to one kind of request is far more stable than users' wording, so both together
-keep rewordings together and different requests apart. Words are lowercased, variable
-parts (numbers, ids, emails, URLs, ...) removed via ``shared.templating``, mid-sentence
-proper nouns (names, plans, places: values, not intent) and stopwords dropped, suffixes
-stripped.
+**Intent**: what the user asked for over the whole conversation (every user turn, see
+``shared.conversation``), as a set of normalised words weighted by their rarity in
+general English (``wordfreq``'s frequency lists, shipped inside the package: no model,
+no download, and the same weights on every instance). Rare words carry the request
+("lamp", "bottle", "utsuro-bune"); words every request shares ("order", "help", "need")
+weigh little. Values (numbers, ids, emails, URLs, quoted strings), stopwords and
+mid-sentence proper nouns (names: who asked is not what was asked) are dropped.
 
-Within one bucket a trace joins the pattern whose stored intent signatures it resembles
-most, if that Jaccard estimate reaches ``INTENT_THRESHOLD``; otherwise it founds a new
-pattern named after its own intent. The store does the lookup and records the answer per
-trace id, so a redelivery keeps its pattern; one bucket lives on one partition of
-traces.normalized, so N instances see its traces in the same order one would.
+Within a bucket a trace joins the pattern whose remembered intents it resembles most by
+weighted Jaccard similarity, if that reaches ``INTENT_THRESHOLD``; otherwise it founds a
+new pattern named after its own intent. The threshold was chosen on one real corpus and
+checked on another (EVALUATION.md). The store records the answer per trace id, so a
+redelivery keeps its pattern.
+
+The store never sees a word: an intent is a tuple of integer *codes*, each a digest of a
+word in its upper bits and the word's quantised weight in its low ``WEIGHT_BITS`` bits, so
+the weighted similarity can be computed from what the store keeps. The codes of an
+intent's rarest words index it for candidate lookup.
 
 Near copies: a content MinHash (request, tool calls with arguments and results, answer;
 values templated) lets a pattern keep up to k diverse exemplars and skip traces that are
 near copies of one it already has.
 
-The thresholds and sketch sizes are part of the identity, not settings: change them and
-``FINGERPRINT_VERSION`` must change too. The version is part of every pattern id, so a new
-version never silently merges with patterns of an old one.
+The thresholds, weights and sketch sizes are part of the identity, not settings: change
+them and ``FINGERPRINT_VERSION`` must change too. The version is part of every pattern id,
+so a new version never silently merges with patterns of an old one.
 """
 
 from __future__ import annotations
@@ -42,8 +42,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -51,29 +52,48 @@ from typing import Any
 
 import numpy as np
 from datasketch import MinHash
+from wordfreq import zipf_frequency
 
-from shared.events import FixtureIndexed, SpanKind, SpanStatus, Trace, TraceFeatures
+from shared.conversation import user_turns
+from shared.events import (
+    AgentBaseline,
+    FixtureIndexed,
+    MetricBaseline,
+    SpanKind,
+    Trace,
+    TraceFeatures,
+)
 from shared.features import root_span, started_at
 from shared.templating import template_message
 
-FINGERPRINT_VERSION = 2
+FINGERPRINT_VERSION = 3
 
 NUM_PERM = 128
-# The largest cross-lesson intent similarity inside one bucket of the corpus is about
-# 0.15, the typical similarity of two wordings of one lesson 0.3-0.6: 0.25 leaves room on
-# both sides for the MinHash estimate's noise (about ±0.04 at 128 permutations).
-INTENT_THRESHOLD = 0.25
+# Weighted Jaccard of two intents at or above which they are one request. Chosen on the
+# tau2 retail runs and checked on the wiki research runs (EVALUATION.md, "Threshold
+# choice").
+INTENT_THRESHOLD = 0.35
 # A pattern remembers up to this many wordings of its intent to compare new traces with.
 MAX_INTENTS = 8
 # An intent this close to one the pattern already remembers adds nothing to remember.
 SAME_WORDING = 0.9
 NEAR_COPY = 0.9
 DEFAULT_EXEMPLARS = 3
-# LSH bands over the intent sketch narrow the candidates a store must compare: with 2 rows
-# per band and 64 bands, a pattern at Jaccard 0.25 shares a band with probability > 0.98.
-BAND_ROWS = 2
+# A word's weight is how much rarer than common words it is: 8 minus its Zipf frequency
+# (Zipf 7 ≈ "the", 5.5 ≈ "order", 4 ≈ "lamp", 0 = not in the lists), quantised.
+WEIGHT_BITS = 6
+WEIGHT_SCALE = 4.0  # quantisation steps per unit of weight
+ZIPF_CEILING = 8.0
+# Words unknown to the frequency lists are often names, typos or tokens rather than the
+# request: they count as rare, not as the rarest.
+UNKNOWN_ZIPF = 1.5
+# The rarest words of an intent index it: a trace is compared with the patterns of its
+# bucket that share one of its rarest words.
+INDEX_WORDS = 12
 
 Sketch = tuple[int, ...]
+# Codes of an intent's words: digest in the upper bits, quantised weight in the low bits.
+Intent = tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -87,13 +107,16 @@ class Observation:
     seen_at: datetime
     # (dimension, value) pairs counted as distinct per pattern; ids are digests.
     members: tuple[tuple[str, str], ...]
-    intent: Sketch
+    intent: Intent
     content: Sketch
+    agent: str = "-"
+    # (measure, log value) pairs the agent's baseline learns from.
+    measures: tuple[tuple[str, float], ...] = ()
 
     @functools.cached_property
     def intent_bands(self) -> tuple[int, ...]:
-        # Cached: the store reads the bands to look candidates up and again to index them.
-        return bands(self.intent)
+        # Cached: the store reads the keys to look candidates up and again to index them.
+        return index_keys(self.intent)
 
 
 @dataclass(frozen=True)
@@ -101,7 +124,7 @@ class Candidate:
     """A pattern of the observation's bucket with the intents it remembers, in order."""
 
     pattern_id: str
-    intents: tuple[Sketch, ...]
+    intents: tuple[Intent, ...]
 
 
 @dataclass(frozen=True)
@@ -142,7 +165,6 @@ STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 _LETTERS = re.compile(r"[^\W\d_]+")
 _SUFFIXES = ("ations", "ation", "ings", "ing", "edly", "ed", "ies", "es", "s", "ly", "ment", "er")
-_SENTENCE_END = (".", "?", "!", ":", ";")
 _CASE_FLIP = re.compile(r"[a-z][A-Z]")
 
 
@@ -160,19 +182,34 @@ def stem(word: str) -> str:
     return word
 
 
+# Words after which a capitalised word names the speaker or someone's account: who asked,
+# not what was asked.
+_IDENTITY_CUES = frozenset(
+    {"name is", "i'm", "i am", "this is", "it's", "call me", "named", "name's", "am", "regards"}
+)
+
+
+# Punctuation and quotes around a word, typographic quotes included.
+_WRAPPERS = "\"'()[]{}.,;:!?¿¡*\u2018\u2019\u201c\u201d"
+
+
 def intent_words(text: str | None) -> list[str]:
-    """The words of a text that say what it is about, normalised; values removed."""
+    """The words of a text that say what it is about, normalised. Values (numbers, ids,
+    emails, URLs), stopwords and the names people give for themselves are dropped; other
+    proper nouns stay: a title, a place or a product is often what the request is about."""
     words: list[str] = []
-    sentence_start = True
+    previous: list[str] = []
+    naming = False
     for chunk in (text or "").split():
-        starts = sentence_start
-        sentence_start = chunk.endswith(_SENTENCE_END)
-        if template_message(chunk) != chunk:
-            continue  # a number, id, email, URL, quoted value ...: a value, not intent
-        bare = chunk.strip("\"'()[]{}.,;:!?¿¡*")
-        if not starts and bare[:1].isupper() and not bare.isupper():
-            continue  # a proper noun mid-sentence: a name, plan or place
-        for part in _LETTERS.findall(chunk.replace("\u2019", "'")):
+        bare = chunk.strip(_WRAPPERS)
+        cue = " ".join(previous[-2:]) in _IDENTITY_CUES or "".join(previous[-1:]) in _IDENTITY_CUES
+        previous = [*previous[-1:], chunk.casefold().strip(",.;:!?")]
+        naming = bare[:1].isupper() and not bare.isupper() and (cue or naming)
+        if naming:
+            continue  # "this is Ana Lima", "my name is Ana Lima": who, not what
+        if not bare or template_message(bare) != bare:
+            continue  # a number, id, email, URL ...: a value, not intent
+        for part in _LETTERS.findall(bare.replace("\u2019", "'")):
             if len(_CASE_FLIP.findall(part)) > 1:
                 continue  # mixed case like "egdEiavbyUz": a token or key, not a word
             word = part.casefold()
@@ -239,19 +276,53 @@ def similarity(a: Sketch, b: Sketch) -> float:
     return float(np.count_nonzero(np.asarray(a) == np.asarray(b))) / len(a)
 
 
-def bands(s: Sketch) -> tuple[int, ...]:
-    """LSH band keys of a sketch, as signed 64-bit integers (they go into int8 columns)."""
-    keys = []
-    for i in range(0, len(s), BAND_ROWS):
-        basis = f"{i}:" + ",".join(map(str, s[i : i + BAND_ROWS]))
-        keys.append(int.from_bytes(hashlib.sha256(basis.encode()).digest()[:8], "big", signed=True))
-    return tuple(keys)
+_MASK = (1 << 63) - 1
 
 
-def intent_sketch(trace: Trace, features: TraceFeatures) -> Sketch:
-    root = root_span(trace)
-    answer = root.output if root is not None else None
-    return sketch([*intent_words(features.user_request), *intent_words(answer)])
+@functools.lru_cache(maxsize=65536)
+def word_weight(word: str) -> int:
+    """A word's quantised rarity: the commoner the word, the less it says about the
+    request. Cached: a stream repeats its vocabulary."""
+    zipf = zipf_frequency(word, "en") or UNKNOWN_ZIPF
+    quantised = round(max(0.0, ZIPF_CEILING - zipf) * WEIGHT_SCALE)
+    return max(1, min(quantised, (1 << WEIGHT_BITS) - 1))
+
+
+def word_code(word: str) -> int:
+    digest = int.from_bytes(hashlib.sha256(word.encode()).digest()[:8], "big") & _MASK
+    code = (digest >> WEIGHT_BITS << WEIGHT_BITS) | word_weight(word)
+    # Signed 64-bit: the codes go into int8 columns.
+    return code - (1 << 63) if code >= 1 << 62 else code
+
+
+def code_weight(code: int) -> int:
+    return code & ((1 << WEIGHT_BITS) - 1)
+
+
+def intent_of(texts: Iterable[str | None]) -> Intent:
+    return tuple(sorted({word_code(w) for text in texts for w in intent_words(text)}))
+
+
+def intent_similarity(a: Intent, b: Intent) -> float:
+    """Weighted Jaccard: the weight of the words both share over the weight of all."""
+    if not a or not b:
+        return 0.0
+    shared = set(a) & set(b)
+    common = sum(code_weight(c) for c in shared)
+    union = sum(code_weight(c) for c in a) + sum(code_weight(c) for c in b) - common
+    return common / union
+
+
+def index_keys(intent: Intent, words: int = INDEX_WORDS) -> tuple[int, ...]:
+    """The codes of the intent's rarest words (ties broken by code, so every instance
+    picks the same)."""
+    return tuple(sorted(sorted(intent, key=lambda c: (-code_weight(c), c))[:words]))
+
+
+def intent_sketch(trace: Trace, features: TraceFeatures) -> Intent:
+    """Every user turn. The agent's answers are left out: on real runs a wrong answer
+    differs from run to run, and splits one lesson (measured in EVALUATION.md)."""
+    return intent_of(user_turns(trace) or [features.user_request])
 
 
 def content_sketch(trace: Trace, features: TraceFeatures) -> Sketch:
@@ -277,27 +348,9 @@ def content_sketch(trace: Trace, features: TraceFeatures) -> Sketch:
 
 
 def structure(trace: Trace, features: TraceFeatures) -> dict[str, str]:
-    spans = trace.spans
-    root = root_span(trace)
-    failing: set[str] = set()
-    for s in spans:
-        if s.status != SpanStatus.ERROR or s is root:
-            continue
-        failing.add(f"tool:{s.tool_name or s.name}" if s.kind == SpanKind.TOOL else s.kind.value)
-    return {
-        "agent": trace.agent_name or "-",
-        "outcome": features.outcome,
-        "errors": ",".join(features.error_types),
-        "messages": "|".join(features.error_templates),
-        "failing": ",".join(sorted(failing)),
-        "effects": ",".join(sorted({c.name for c in features.tool_calls if c.side_effecting})),
-        "retrieval": str(any(s.kind == SpanKind.RETRIEVAL for s in spans)),
-        "guardrails": ",".join(
-            sorted({template_message(s.name) for s in spans if s.guardrail_triggered})
-        ),
-        "approval": ",".join(sorted({s.approval for s in spans if s.approval is not None})),
-        "escalated": str(features.escalated),
-    }
+    """The bucket: agent and outcome. Paths, errors and side effects are left out on
+    purpose: different paths to one failure must meet (see the module docstring)."""
+    return {"agent": trace.agent_name or "-", "outcome": features.outcome}
 
 
 def fingerprint(trace: Trace, features: TraceFeatures) -> str:
@@ -315,13 +368,13 @@ def _sketch_digest(s: Sketch) -> str:
     return hashlib.sha256(",".join(map(str, s)).encode()).hexdigest()
 
 
-def pattern_id_of(bucket: str, founding_intent: Sketch) -> str:
+def pattern_id_of(bucket: str, founding_intent: Intent) -> str:
     """Named after the bucket and the founding trace's intent: two instances founding a
     pattern for the same intent during a rebalance name it alike."""
     return f"p{FINGERPRINT_VERSION}-{bucket[:12]}{_sketch_digest(founding_intent)[:8]}"
 
 
-def pattern_fingerprint(fingerprint_text: str, founding_intent: Sketch) -> str:
+def pattern_fingerprint(fingerprint_text: str, founding_intent: Intent) -> str:
     return f"{fingerprint_text}\nintent={_sketch_digest(founding_intent)[:16]}"
 
 
@@ -331,6 +384,46 @@ def digest(value: str) -> str:
 
 def content_sha256(trace: Trace) -> str:
     return hashlib.sha256(trace.model_dump_json().encode()).hexdigest()
+
+
+def measures(features: TraceFeatures) -> tuple[tuple[str, float], ...]:
+    """The log of each cost measure a trace has: a missing or zero measure (no token
+    counts recorded) teaches the baseline nothing."""
+    values = {
+        "latency_ms": features.latency_ms,
+        "total_tokens": float(features.total_tokens),
+        "cost_usd": features.cost_usd,
+        "tool_calls": float(len(features.tool_calls)),
+    }
+    return tuple((name, math.log(v)) for name, v in values.items() if v > 0)
+
+
+@dataclass(frozen=True)
+class MeasureSums:
+    """What the store keeps of a measure: count, sum and sum of squares of its logs."""
+
+    traces: int
+    total: float
+    squares: float
+
+
+# A spread below this (about ±10 %) is treated as this: an agent whose first traces
+# happen to be alike would otherwise make every small difference look extreme.
+MIN_LOG_SD = 0.1
+
+
+def baseline_of(agent: str, sums: Mapping[str, MeasureSums]) -> AgentBaseline:
+    out: dict[str, MetricBaseline] = {}
+    for name, s in sorted(sums.items()):
+        if s.traces <= 0:
+            continue
+        mean = s.total / s.traces
+        variance = max(0.0, s.squares / s.traces - mean * mean)
+        sd = max(
+            MIN_LOG_SD, math.sqrt(variance * s.traces / (s.traces - 1)) if s.traces > 1 else 0.0
+        )
+        out[name] = MetricBaseline(traces=s.traces, log_mean=round(mean, 6), log_sd=round(sd, 6))
+    return AgentBaseline(agent=agent, measures=out)
 
 
 def observe(trace: Trace, features: TraceFeatures) -> Observation:
@@ -353,6 +446,8 @@ def observe(trace: Trace, features: TraceFeatures) -> Observation:
         members=tuple(members),
         intent=intent_sketch(trace, features),
         content=content_sketch(trace, features),
+        agent=trace.agent_name or "-",
+        measures=measures(features),
     )
 
 
@@ -373,7 +468,7 @@ def assign(
     for c in candidates:
         if not c.intents:
             continue
-        score = max(similarity(obs.intent, i) for i in c.intents)
+        score = max(intent_similarity(obs.intent, i) for i in c.intents)
         if score >= threshold and (best is None or (-score, c.pattern_id) < (-best[0], best[1])):
             best, closest, remembered = (score, c.pattern_id), score, len(c.intents)
     if best is None:

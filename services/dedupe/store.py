@@ -19,17 +19,20 @@ import asyncpg
 
 from services.dedupe.logic import (
     DEFAULT_EXEMPLARS,
+    INTENT_THRESHOLD,
     Candidate,
+    MeasureSums,
     Observation,
     Recorded,
     Role,
     Sketch,
     assign,
+    baseline_of,
     exemplar_role,
     pattern_fingerprint,
 )
 from shared.db import Connection
-from shared.events import PatternInfo
+from shared.events import AgentBaseline, PatternInfo
 
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
@@ -41,6 +44,7 @@ class PatternStore(Protocol):
     async def mark_forwarded(self, trace_id: str) -> None: ...
     async def set_coverage(self, pattern_id: str, fixture_version: int, at: datetime) -> None: ...
     async def clear_coverage(self, pattern_id: str) -> None: ...
+    async def baseline(self, agent: str) -> AgentBaseline: ...
 
 
 class PostgresPatternStore:
@@ -110,6 +114,14 @@ class PostgresPatternStore:
                 """INSERT INTO pattern_members (pattern_id, dimension, value) VALUES ($1, $2, $3)
                    ON CONFLICT DO NOTHING""",
                 [(assigned.pattern_id, d, v) for d, v in obs.members],
+            )
+            await conn.executemany(
+                """INSERT INTO agent_baselines AS b (agent, measure, traces, total, squares)
+                   VALUES ($1, $2, 1, $3, $3 * $3)
+                   ON CONFLICT (agent, measure) DO UPDATE
+                   SET traces = b.traces + 1, total = b.total + EXCLUDED.total,
+                       squares = b.squares + EXCLUDED.squares""",
+                [(obs.agent, name, value) for name, value in obs.measures],
             )
             if assigned.remember_intent:
                 await conn.execute(
@@ -224,6 +236,14 @@ class PostgresPatternStore:
     async def clear_coverage(self, pattern_id: str) -> None:
         await self._pool.execute("DELETE FROM pattern_coverage WHERE pattern_id = $1", pattern_id)
 
+    async def baseline(self, agent: str) -> AgentBaseline:
+        rows = await self._pool.fetch(
+            "SELECT measure, traces, total, squares FROM agent_baselines WHERE agent = $1", agent
+        )
+        return baseline_of(
+            agent, {r["measure"]: MeasureSums(r["traces"], r["total"], r["squares"]) for r in rows}
+        )
+
 
 @dataclass
 class _TraceRow:
@@ -239,6 +259,8 @@ class InMemoryPatternStore:
     """The same decisions as the PostgreSQL store, for tests and the evaluation scripts."""
 
     max_exemplars: int = DEFAULT_EXEMPLARS
+    # Only evaluations change it: a threshold sweep runs the twin, never the live store.
+    intent_threshold: float = INTENT_THRESHOLD
     traces: dict[str, _TraceRow] = field(default_factory=dict)
     patterns: dict[str, tuple[int, str, int, datetime, datetime]] = field(default_factory=dict)
     members: set[tuple[str, str, str]] = field(default_factory=set)
@@ -246,6 +268,7 @@ class InMemoryPatternStore:
     intents: dict[str, list[Sketch]] = field(default_factory=dict)
     intent_bands: dict[tuple[str, int], set[str]] = field(default_factory=dict)
     exemplars: dict[str, list[tuple[str, Sketch]]] = field(default_factory=dict)
+    measures: dict[tuple[str, str], MeasureSums] = field(default_factory=dict)
 
     async def record(self, obs: Observation) -> Recorded:
         existing = self.traces.get(obs.trace_id)
@@ -262,7 +285,9 @@ class InMemoryPatternStore:
         near = sorted(
             {p for key in obs.intent_bands for p in self.intent_bands.get((obs.bucket, key), ())}
         )
-        assigned = assign(obs, [Candidate(p, tuple(self.intents[p])) for p in near])
+        assigned = assign(
+            obs, [Candidate(p, tuple(self.intents[p])) for p in near], self.intent_threshold
+        )
         pattern_id = assigned.pattern_id
         kept = self.exemplars.setdefault(pattern_id, [])
         role = exemplar_role(obs.content, [s for _, s in kept], self.max_exemplars)
@@ -292,6 +317,11 @@ class InMemoryPatternStore:
                 max(last, obs.seen_at),
             )
         self.members.update((pattern_id, d, v) for d, v in obs.members)
+        for name, value in obs.measures:
+            old_sums = self.measures.get((obs.agent, name), MeasureSums(0, 0.0, 0.0))
+            self.measures[(obs.agent, name)] = MeasureSums(
+                old_sums.traces + 1, old_sums.total + value, old_sums.squares + value * value
+            )
         if assigned.remember_intent:
             self.intents.setdefault(pattern_id, []).append(obs.intent)
             for key in obs.intent_bands:
@@ -336,3 +366,6 @@ class InMemoryPatternStore:
 
     async def clear_coverage(self, pattern_id: str) -> None:
         self.coverage.pop(pattern_id, None)
+
+    async def baseline(self, agent: str) -> AgentBaseline:
+        return baseline_of(agent, {m: s for (a, m), s in self.measures.items() if a == agent})

@@ -17,8 +17,9 @@ The decision, in order:
 5. total below the promote threshold → hold;
 6. a gated criterion in its hold band (between ``reject_below`` and ``hold_below``) →
    hold: worth promoting, but a person should confirm it can be explained or taught;
-7. the daily budget spent → hold, so that tomorrow's budget can still take it;
-8. otherwise promote.
+7. the run succeeded with risk below the policy's success line → hold;
+8. the daily budget spent → hold, so that tomorrow's budget can still take it;
+9. otherwise promote.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from services.scoring.policy import Gate, Policy
+from services.scoring.policy import Baseline, Gate, Policy
 from shared.events import (
+    AgentBaseline,
     CriterionScore,
     Decision,
     Feedback,
@@ -87,21 +89,27 @@ RISK_SIGNALS = {
     "side_effect_in_failed_trace": 0.6,
     "escalated": 0.5,
     "negative_feedback": 0.5,
+    "user_frustrated": 0.5,
     "outcome_failure": 0.3,
 }
 
 # How clean an artifact each kind of evidence yields; the best one counts.
 TEACHABLE_SIGNALS = {
     "correction": 1.0,
+    "user_correction": 0.8,
     "failed_side_effect_assertion": 0.9,
     "denied_approval_boundary": 0.9,
     "guardrail_block": 0.8,
     "loop_cap": 0.7,
+    "tool_correction": 0.7,
     "failed_tool_assertion": 0.6,
     "labelled_negative_feedback": 0.5,
     "latency_or_cost_budget": 0.5,
     "failing_output_as_negative": 0.4,
 }
+
+# What a pattern that recurs at all (min occurrences from min sessions) scores at least.
+RECURRING_FLOOR = 0.5
 
 # A pattern first seen today is not yet proven to last, but nothing says it will not:
 # this prior keeps new, non-transient patterns above the enduring gate.
@@ -131,6 +139,13 @@ def _clamp(x: float) -> float:
 def _ramp(value: float, low: float, high: float) -> float:
     """0 at ``low``, 1 at ``high``, linear between."""
     return _clamp((value - low) / (high - low))
+
+
+def _log_ramp(value: float, low: float, high: float) -> float:
+    """0 at ``low``, 1 at ``high``, on a log scale between (both at least 1)."""
+    if high <= low:
+        return 1.0 if value >= high else 0.0
+    return _clamp(math.log(max(value, 1) / low) / math.log(high / low))
 
 
 def _noisy_or(values: Iterable[float]) -> float:
@@ -221,11 +236,16 @@ def patterned(p: PatternInfo, policy: Policy) -> CriterionScore:
             one_off=True,
             **evidence,
         )
-    recurrence = _ramp(p.count_7d, 1, w.full_count_7d)
+    # Log scales: the second and third occurrence say far more than the ninth and tenth.
+    recurrence = _log_ramp(p.count_7d, w.min_occurrences, w.full_count_7d)
     # Without session or user ids the spread is unknown, neither evidence for nor against.
-    spread_part = _ramp(spread, 1, w.full_spread) if identities_known else 0.5
+    spread_part = _log_ramp(spread, w.min_sessions, w.full_spread) if identities_known else 0.5
     days_part = _ramp(p.distinct_days, 1, w.full_days)
-    score = 0.5 * recurrence + 0.35 * spread_part + 0.15 * days_part
+    # Recurring at all is most of the evidence: a lesson seen twice, from two sessions, is
+    # a pattern; more occurrences, sessions and days make it a stronger one.
+    score = RECURRING_FLOOR + (1.0 - RECURRING_FLOOR) * (
+        0.5 * recurrence + 0.35 * spread_part + 0.15 * days_part
+    )
     who = (
         f"from {_plural(p.distinct_sessions, 'session')}, {_plural(p.distinct_users, 'user')}"
         if identities_known
@@ -280,6 +300,12 @@ def risk_bearing(features: TraceFeatures, trace: Trace) -> CriterionScore:
     if features.negative_feedback:
         signals["negative_feedback"] = RISK_SIGNALS["negative_feedback"]
         notes.append(_plural(features.negative_feedback, "negative feedback", "negative feedbacks"))
+    if features.user_frustration:
+        signals["user_frustrated"] = RISK_SIGNALS["user_frustrated"]
+        notes.append(
+            f"the user showed frustration or asked for a person in"
+            f" {_plural(features.user_frustration, 'turn')}"
+        )
     if features.outcome == "failure":
         signals["outcome_failure"] = RISK_SIGNALS["outcome_failure"]
         notes.append("outcome failure")
@@ -294,25 +320,122 @@ def risk_bearing(features: TraceFeatures, trace: Trace) -> CriterionScore:
         approvals_denied=features.approvals_denied,
         escalated=features.escalated,
         negative_feedback=features.negative_feedback,
+        user_frustration=features.user_frustration,
         policy_flags=flags,
         outcome=features.outcome,
     )
 
 
-def operationally_costly(
-    features: TraceFeatures, agent_name: str | None, policy: Policy
-) -> CriterionScore:
+_MEASURE_WORDS = {
+    "latency_ms": "latency",
+    "total_tokens": "tokens",
+    "cost_usd": "cost",
+    "tool_calls": "tool calls",
+}
+
+
+def _measure_values(features: TraceFeatures) -> dict[str, float]:
+    return {
+        "latency_ms": features.latency_ms,
+        "total_tokens": float(features.total_tokens),
+        "cost_usd": features.cost_usd,
+        "tool_calls": float(len(features.tool_calls)),
+    }
+
+
+def _against_learned(
+    features: TraceFeatures, baseline: AgentBaseline | None, policy: Policy
+) -> tuple[dict[str, float], list[str], dict[str, Any]]:
+    """How far each measure sits above the agent's own usual, in standard deviations of
+    its log: a 33-step run is normal for an agent whose runs take 30 steps."""
     c = policy.costly
-    baseline_name, base = policy.baseline_for(agent_name)
+    parts: dict[str, float] = {}
+    notes: list[str] = []
+    evidence: dict[str, Any] = {}
+    learned = baseline.measures if baseline is not None else {}
+    for name, value in _measure_values(features).items():
+        known = learned.get(name)
+        if value <= 0 or known is None or known.traces < c.min_baseline_traces:
+            continue
+        z = (math.log(value) - known.log_mean) / known.log_sd
+        ratio = value / math.exp(known.log_mean)
+        parts[name] = _ramp(z, c.z_start, c.z_full)
+        evidence[name] = {
+            "value": _r(value),
+            "ratio": _r(ratio),
+            "z": _r(z),
+            "traces": known.traces,
+        }
+        if parts[name] > 0:
+            notes.append(
+                f"{_MEASURE_WORDS[name]} {ratio:.1f}x this agent's usual ({z:.1f} sd above"
+                f" its mean over {known.traces} traces)"
+            )
+    if not evidence:
+        seen = max((m.traces for m in learned.values()), default=0)
+        evidence["no_baseline"] = (
+            f"{_plural(seen, 'trace')} of this agent seen, {c.min_baseline_traces} needed"
+        )
+    return parts, notes, evidence
+
+
+def _against_fixed(
+    features: TraceFeatures, base: Baseline, policy: Policy
+) -> tuple[dict[str, float], list[str], dict[str, Any]]:
+    c = policy.costly
     latency_ratio = features.latency_ms / base.latency_ms
     cost_ratio = features.cost_usd / base.cost_usd
     parts = {
+        "latency_ms": _ramp(latency_ratio, 1.0, c.latency_multiplier),
+        "cost_usd": _ramp(cost_ratio, 1.0, c.cost_multiplier),
+    }
+    notes = []
+    if parts["latency_ms"] > 0:
+        notes.append(f"latency {latency_ratio:.1f}x the policy's baseline ({base.latency_ms:g} ms)")
+    if parts["cost_usd"] > 0:
+        notes.append(f"cost {cost_ratio:.1f}x the policy's baseline (${base.cost_usd:g})")
+    evidence = {
+        "policy_baseline": {"latency_ms": base.latency_ms, "cost_usd": base.cost_usd},
+        "latency_ratio": _r(latency_ratio),
+        "cost_ratio": _r(cost_ratio),
+    }
+    return parts, notes, evidence
+
+
+def _over_baseline(
+    features: TraceFeatures,
+    agent_name: str | None,
+    baseline: AgentBaseline | None,
+    policy: Policy,
+) -> tuple[dict[str, float], list[str], dict[str, Any]]:
+    """A baseline the policy names for this very agent wins; then the learned one; then
+    the policy's ``default`` entry, if it has one."""
+    if agent_name and agent_name in policy.baselines:
+        return _against_fixed(features, policy.baselines[agent_name], policy)
+    parts, notes, evidence = _against_learned(features, baseline, policy)
+    fixed = policy.baseline_for(None)
+    if "no_baseline" in evidence and fixed is not None:
+        return _against_fixed(features, fixed, policy)
+    return parts, notes, evidence
+
+
+def operationally_costly(
+    features: TraceFeatures,
+    agent_name: str | None,
+    policy: Policy,
+    baseline: AgentBaseline | None = None,
+) -> CriterionScore:
+    c = policy.costly
+    effort = {
         "retries": _ramp(features.retries, 0, c.retries_full),
         "loops": _ramp(features.loops, 0, c.loops_full),
         "human_interventions": _ramp(features.human_interventions, 0, c.human_full),
-        "latency": _ramp(latency_ratio, 1.0, c.latency_multiplier),
-        "cost": _ramp(cost_ratio, 1.0, c.cost_multiplier),
+        "user_corrections": _ramp(features.user_corrections, 0, c.corrections_full),
+        "tool_corrections": _ramp(features.tool_corrections, 0, c.loops_full),
     }
+    measured, measured_notes, measured_evidence = _over_baseline(
+        features, agent_name, baseline, policy
+    )
     notes = []
     if features.retries:
         notes.append(_plural(features.retries, "retry", "retries"))
@@ -320,12 +443,12 @@ def operationally_costly(
         notes.append(_plural(features.loops, "repeated tool call"))
     if features.human_interventions:
         notes.append(_plural(features.human_interventions, "human intervention"))
-    if parts["latency"] > 0:
-        notes.append(
-            f"latency {latency_ratio:.1f}x the {baseline_name} baseline ({base.latency_ms:g} ms)"
-        )
-    if parts["cost"] > 0:
-        notes.append(f"cost {cost_ratio:.1f}x the {baseline_name} baseline (${base.cost_usd:g})")
+    if features.user_corrections:
+        notes.append(f"the user corrected the agent {features.user_corrections}x")
+    if features.tool_corrections:
+        notes.append(_plural(features.tool_corrections, "failed call followed by another tool"))
+    notes += measured_notes
+    parts = {**effort, **measured}
     return _result(
         _noisy_or(parts.values()),
         ", ".join(notes) if notes else "within the agent's usual cost and effort",
@@ -333,15 +456,12 @@ def operationally_costly(
         retries=features.retries,
         loops=features.loops,
         human_interventions=features.human_interventions,
+        user_corrections=features.user_corrections,
+        tool_corrections=features.tool_corrections,
         latency_ms=features.latency_ms,
         cost_usd=features.cost_usd,
-        baseline=baseline_name,
-        baseline_latency_ms=base.latency_ms,
-        baseline_cost_usd=base.cost_usd,
-        latency_ratio=_r(latency_ratio),
-        cost_ratio=_r(cost_ratio),
-        latency_multiplier=c.latency_multiplier,
-        cost_multiplier=c.cost_multiplier,
+        total_tokens=features.total_tokens,
+        baseline=measured_evidence,
     )
 
 
@@ -411,7 +531,12 @@ def observable(trace: Trace, features: TraceFeatures, complete: bool) -> Criteri
     )
 
 
-def teachable(trace: Trace, features: TraceFeatures, policy: Policy) -> CriterionScore:
+def teachable(
+    trace: Trace,
+    features: TraceFeatures,
+    policy: Policy,
+    baseline: AgentBaseline | None = None,
+) -> CriterionScore:
     found: dict[str, float] = {}
     notes: list[str] = []
 
@@ -423,13 +548,14 @@ def teachable(trace: Trace, features: TraceFeatures, policy: Policy) -> Criterio
     failed = [c for c in features.tool_calls if not c.ok]
     failed_side = sorted({c.name for c in failed if c.side_effecting})
     failed_other = sorted({c.name for c in failed if not c.side_effecting})
-    _, base = policy.baseline_for(trace.agent_name)
-    over_budget = (
-        features.latency_ms >= base.latency_ms * policy.costly.latency_multiplier
-        or features.cost_usd >= base.cost_usd * policy.costly.cost_multiplier
-    )
+    measured, _, _ = _over_baseline(features, trace.agent_name, baseline, policy)
+    over_budget = any(part >= 1.0 for part in measured.values())
     if corrections:
         add("correction", f"{_plural(len(corrections), 'correction')} with an explanation")
+    if features.user_corrections:
+        add("user_correction", "the user's own correction says what was wanted")
+    if features.tool_corrections:
+        add("tool_correction", "the tool that worked after a failed one is the expected call")
     if failed_side:
         add("failed_side_effect_assertion", f"tool-use assertion on {_names(failed_side)}")
     if features.approvals_denied:
@@ -535,10 +661,10 @@ def criteria_scores(event: TraceRedacted, policy: Policy) -> dict[str, Criterion
     return {
         "patterned": patterned(p, policy),
         "risk_bearing": risk_bearing(f, t),
-        "operationally_costly": operationally_costly(f, t.agent_name, policy),
+        "operationally_costly": operationally_costly(f, t.agent_name, policy, event.baseline),
         "missed_offline": missed_offline(p, f),
         "observable": observable(t, f, event.complete),
-        "teachable": teachable(t, f, policy),
+        "teachable": teachable(t, f, policy, event.baseline),
         "enduring": enduring(t, f, p, policy),
     }
 
@@ -583,6 +709,7 @@ def decide(
     budget: BudgetState,
     redaction_passed: bool,
     pattern_id: str,
+    outcome: str = "unknown",
 ) -> tuple[Decision, str]:
     v, th = policy.version, policy.thresholds
     gates: dict[str, Gate] = policy.gates.by_criterion()
@@ -626,6 +753,17 @@ def decide(
             f"Held for review ({total:.2f} ≥ {th.promote:.2f} under policy {v}, but close to a"
             f" gate: {misses}): a person should confirm it can be used. For it — {carried}."
         )
+    risk_line = policy.gates.success_hold_below_risk
+    if (
+        risk_line is not None
+        and outcome == "success"
+        and scores["risk_bearing"].score < risk_line
+    ):
+        return Decision.HOLD, (
+            f"Held for review ({total:.2f} ≥ {th.promote:.2f} under policy {v}, but the run"
+            f" succeeded with risk {scores['risk_bearing'].score:.2f} < {risk_line:.2f}:"
+            f" whether a success is worth suite space is a person's call). For it — {carried}."
+        )
     daily = policy.budgets.daily
     if daily is not None and budget.promoted_today >= daily:
         return Decision.HOLD, (
@@ -642,7 +780,13 @@ def score(event: TraceRedacted, policy: Policy, budget: BudgetState) -> Verdict:
     scores = criteria_scores(event, policy)
     total = weighted_total(scores, policy)
     decision, reason = decide(
-        scores, total, policy, budget, event.redaction.passed, event.pattern.pattern_id
+        scores,
+        total,
+        policy,
+        budget,
+        event.redaction.passed,
+        event.pattern.pattern_id,
+        outcome=event.features.outcome,
     )
     return Verdict(scores=scores, total=total, decision=decision, reason=reason)
 

@@ -82,6 +82,11 @@ class Gate(_Closed):
 
 class Gates(_Closed):
     redaction_must_pass: bool = True
+    # A run its evaluator or user called a success is at most held (whether a success
+    # teaches enough to take suite space is a person's call) unless its risk reaches this
+    # line: a run that "succeeded" after repeated denied approvals or a failed side effect
+    # is boundary stress worth a fixture. None: successes are judged like any run.
+    success_hold_below_risk: UnitFloat | None = 0.85
     patterned: Gate | None = None
     risk_bearing: Gate | None = None
     operationally_costly: Gate | None = None
@@ -114,12 +119,26 @@ class Budgets(_Closed):
 
 
 class Costly(_Closed):
-    # A ratio to the agent's baseline at which latency or cost counts as fully costly.
+    # A ratio to a baseline set in this policy at which latency or cost counts as fully
+    # costly (only for agents the policy names under ``baselines``).
     latency_multiplier: float = Field(gt=1.0)
     cost_multiplier: float = Field(gt=1.0)
     retries_full: int = Field(ge=1)
     loops_full: int = Field(ge=1)
     human_full: int = Field(ge=1)
+    # Against the baseline learned from the agent's own traffic: a measure starts to count
+    # at ``z_start`` standard deviations (log scale) above the agent's mean and counts
+    # fully at ``z_full``; below ``min_baseline_traces`` traces there is no baseline yet.
+    min_baseline_traces: int = Field(default=30, ge=2)
+    z_start: float = Field(default=2.0, gt=0.0)
+    z_full: float = Field(default=3.5, gt=0.0)
+    corrections_full: int = Field(default=2, ge=1)
+
+    @model_validator(mode="after")
+    def _z_ordered(self) -> Costly:
+        if self.z_full <= self.z_start:
+            raise ValueError(f"z_full ({self.z_full}) must be above z_start ({self.z_start})")
+        return self
 
 
 class Baseline(_Closed):
@@ -135,7 +154,9 @@ class Policy(_Closed):
     windows: Windows
     budgets: Budgets
     costly: Costly
-    baselines: dict[str, Baseline]
+    # Optional fixed baselines for named agents; every other agent is judged against the
+    # baseline learned from its own traffic.
+    baselines: dict[str, Baseline] = Field(default_factory=dict)
     max_steps: int = Field(ge=1)
     # Matched case-insensitively against error types and (templated) error messages.
     transient_errors: tuple[re.Pattern[str], ...] = ()
@@ -155,17 +176,10 @@ class Policy(_Closed):
                 raise ValueError(f"item {i} {item!r} is not a valid regex: {exc}") from exc
         return tuple(compiled)
 
-    @field_validator("baselines")
-    @classmethod
-    def _has_default(cls, value: dict[str, Baseline]) -> dict[str, Baseline]:
-        if "default" not in value:
-            raise ValueError("needs a 'default' entry for agents without their own baseline")
-        return value
-
-    def baseline_for(self, agent_name: str | None) -> tuple[str, Baseline]:
+    def baseline_for(self, agent_name: str | None) -> Baseline | None:
         if agent_name and agent_name in self.baselines:
-            return agent_name, self.baselines[agent_name]
-        return "default", self.baselines["default"]
+            return self.baselines[agent_name]
+        return self.baselines.get("default")
 
 
 def _where(loc: tuple[int | str, ...]) -> str:

@@ -39,7 +39,7 @@ def edited(**changes: object) -> str:
 
 def test_the_default_policy_loads_with_its_version() -> None:
     policy = load_policy(DEFAULT_POLICY_PATH)
-    assert policy.version == "2026.11-a"
+    assert policy.version == "2026.12-a"
     assert policy.thresholds.hold < policy.thresholds.promote
     assert policy.budgets.per_pattern >= 1
     assert policy.transient_errors
@@ -58,7 +58,7 @@ def test_the_policy_files_are_found_next_to_the_module_from_any_directory(
     monkeypatch.chdir(tmp_path)
     assert DEFAULT_POLICY_PATH.is_absolute()
     assert DEFAULT_POLICY_PATH.parent.parent.name == "scoring"
-    assert load_policy(DEFAULT_POLICY_PATH).version == "2026.11-a"
+    assert load_policy(DEFAULT_POLICY_PATH).version == "2026.12-a"
 
 
 def test_the_policy_version_is_stamped_into_every_reason() -> None:
@@ -144,9 +144,15 @@ def test_transient_error_regexes_are_compiled_case_insensitively() -> None:
     assert policy.transient_errors[0].search("SERVICE UNAVAILABLE")
 
 
-def test_baselines_need_a_default_entry() -> None:
-    with pytest.raises(PolicyError, match=r"'baselines'.*needs a 'default' entry"):
-        parse_policy(edited(baselines={"support-agent": {"latency_ms": 1, "cost_usd": 1}}))
+def test_fixed_baselines_are_optional_and_only_for_the_agents_named() -> None:
+    policy = parse_policy(edited(baselines={"support-agent": {"latency_ms": 1, "cost_usd": 1}}))
+    assert policy.baseline_for("support-agent") is not None
+    assert policy.baseline_for("another-agent") is None
+
+
+def test_learned_baseline_lines_must_be_ordered() -> None:
+    with pytest.raises(PolicyError, match="z_full"):
+        parse_policy(edited(costly__z_full=1.0))
 
 
 def test_text_that_is_not_a_yaml_mapping_is_refused_clearly() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,8 +12,16 @@ from hypothesis import strategies as st
 
 from services.scoring import logic
 from services.scoring.logic import CRITERIA, BudgetState
-from services.scoring.policy import DEFAULT_POLICY_PATH, STRICT_POLICY_PATH, Policy, load_policy
+from services.scoring.policy import (
+    DEFAULT_POLICY_PATH,
+    STRICT_POLICY_PATH,
+    Baseline,
+    Policy,
+    load_policy,
+)
 from shared.events import (
+    AgentBaseline,
+    MetricBaseline,
     Decision,
     Feedback,
     PatternInfo,
@@ -35,6 +44,7 @@ pytestmark = pytest.mark.logic
 
 T0 = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
 POLICY = load_policy(DEFAULT_POLICY_PATH)
+
 STRICT = load_policy(STRICT_POLICY_PATH)
 FRESH = BudgetState(promoted_for_pattern=0, promoted_today=0)
 
@@ -246,16 +256,18 @@ def test_a_pattern_recurring_across_sessions_and_days_scores_high() -> None:
     assert "14 occurrences" in result.evidence["summary"]
 
 
-def test_a_pattern_just_past_the_minimum_scores_low_but_not_zero() -> None:
-    few = make_pattern(
-        occurrences=3,
-        count_7d=3,
-        count_24h=3,
+def test_a_lesson_seen_twice_from_two_sessions_is_a_pattern_but_a_weak_one() -> None:
+    twice = make_pattern(
+        occurrences=2,
+        count_7d=2,
+        count_24h=2,
         distinct_sessions=2,
         distinct_users=2,
         distinct_days=1,
     )
-    assert 0.0 < logic.patterned(few, POLICY).score < 0.3
+    score = logic.patterned(twice, POLICY).score
+    assert logic.RECURRING_FLOOR <= score < logic.patterned(make_pattern(), POLICY).score
+    assert score < 0.6
 
 
 def test_unknown_sessions_and_users_count_neither_for_nor_against() -> None:
@@ -323,20 +335,49 @@ def test_a_grader_flagging_a_policy_violation_counts_as_risk() -> None:
 # --- Operationally costly ----------------------------------------------------------
 
 
-def test_latency_and_cost_far_above_the_agents_baseline_are_costly() -> None:
+def learned(traces: int = 200, latency_ms: float = 6_000, cost_usd: float = 0.015) -> AgentBaseline:
+    """An agent whose runs vary by about a third around the given values."""
+    return AgentBaseline(
+        agent="support-agent",
+        measures={
+            "latency_ms": MetricBaseline(traces=traces, log_mean=math.log(latency_ms), log_sd=0.3),
+            "cost_usd": MetricBaseline(traces=traces, log_mean=math.log(cost_usd), log_sd=0.3),
+        },
+    )
+
+
+def test_latency_and_cost_far_above_the_agents_learned_usual_are_costly() -> None:
     slow = features(latency_ms=24_000, cost_usd=0.06, outcome="success")
-    result = logic.operationally_costly(slow, "support-agent", POLICY)
+    result = logic.operationally_costly(slow, "support-agent", POLICY, learned())
     assert result.score >= 0.99
-    assert result.evidence["baseline"] == "support-agent"
-    assert result.evidence["latency_ratio"] == 4.0
-    assert "latency 4.0x the support-agent baseline" in result.evidence["summary"]
+    assert result.evidence["baseline"]["latency_ms"]["ratio"] == 4.0
+    assert "latency 4.0x this agent's usual" in result.evidence["summary"]
 
 
-def test_an_unknown_agent_is_measured_against_the_default_baseline() -> None:
-    result = logic.operationally_costly(features(latency_ms=8_000), "new-agent", POLICY)
-    assert result.evidence["baseline"] == "default"
-    assert result.evidence["latency_ratio"] == 1.0
+def test_a_long_run_is_not_costly_for_an_agent_whose_runs_are_all_long() -> None:
+    long_run = features(latency_ms=33_000)
+    usual = logic.operationally_costly(long_run, "coder", POLICY, learned(latency_ms=30_000))
+    assert usual.score == 0.0
+    unusual = logic.operationally_costly(long_run, "support", POLICY, learned(latency_ms=6_000))
+    assert unusual.score > 0.9
+
+
+def test_without_enough_traffic_there_is_no_baseline_and_no_cost_evidence() -> None:
+    few = learned(traces=POLICY.costly.min_baseline_traces - 1)
+    result = logic.operationally_costly(features(latency_ms=80_000), "new-agent", POLICY, few)
     assert result.score == 0.0
+    assert "needed" in result.evidence["baseline"]["no_baseline"]
+
+
+def test_a_baseline_the_policy_names_for_an_agent_wins_over_the_learned_one() -> None:
+    fixed = POLICY.model_copy(
+        update={"baselines": {"support-agent": Baseline(latency_ms=1_000, cost_usd=1.0)}}
+    )
+    result = logic.operationally_costly(
+        features(latency_ms=6_000), "support-agent", fixed, learned()
+    )
+    assert result.score >= 0.99
+    assert "the policy's baseline" in result.evidence["summary"]
 
 
 def test_retries_loops_and_human_interventions_add_up() -> None:
@@ -350,7 +391,7 @@ def test_retries_loops_and_human_interventions_add_up() -> None:
 
 def test_a_trace_within_its_baseline_costs_nothing() -> None:
     result = logic.operationally_costly(
-        features(latency_ms=3_000, cost_usd=0.01), "support-agent", POLICY
+        features(latency_ms=3_000, cost_usd=0.01), "support-agent", POLICY, learned()
     )
     assert result.score == 0.0
     assert result.evidence["summary"] == "within the agent's usual cost and effort"
@@ -568,7 +609,7 @@ def test_a_transient_outage_is_not_promoted() -> None:
     assert "look transient" in verdict.reason
 
 
-def test_a_costly_but_successful_trace_is_promoted() -> None:
+def test_a_costly_but_successful_trace_is_held_for_a_person() -> None:
     trace = make_trace(
         root(duration_ms=26_000, output="Your order 4471 ships tomorrow."),
         tool("a", "get_order", usage=Usage(cost_usd=0.02)),
@@ -579,7 +620,8 @@ def test_a_costly_but_successful_trace_is_promoted() -> None:
     verdict = logic.score(make_event(trace), POLICY, FRESH)
     assert verdict.scores["risk_bearing"].score == 0.0
     assert verdict.scores["operationally_costly"].score >= 0.9
-    assert verdict.decision == Decision.PROMOTE, verdict.reason
+    assert verdict.decision == Decision.HOLD, verdict.reason
+    assert "the run succeeded" in verdict.reason
     assert "operationally costly" in verdict.reason
 
 

@@ -75,20 +75,20 @@ def trace_of(*spans: Span, trace_id: str = "t" * 32, outcome: str | None = None)
     return Trace(trace_id=trace_id, agent_name="billing-agent", spans=spans, outcome=outcome)
 
 
-def test_the_structure_keeps_failing_steps_and_side_effects_and_leaves_out_lookups() -> None:
+def test_the_structure_is_the_agent_and_outcome_and_leaves_out_the_path() -> None:
     trace = trace_of(
         span(0, SpanKind.AGENT, "agent"),
         span(1, SpanKind.LLM, "chat"),
         span(2, SpanKind.TOOL, "lookup_user"),
-        span(3, SpanKind.TOOL, "lookup_user"),
-        span(4, SpanKind.RETRIEVAL, "search"),
+        span(3, SpanKind.RETRIEVAL, "search"),
         span(5, SpanKind.TOOL, "issue_refund", error="amount 120 exceeds 100"),
     )
-    parts = structure(trace, derive_features(trace))
-    assert parts["failing"] == "tool:issue_refund"
-    assert parts["effects"] == "issue_refund"
-    assert parts["retrieval"] == "True"
-    assert "lookup_user" not in fingerprint(trace, derive_features(trace))
+    assert structure(trace, derive_features(trace)) == {
+        "agent": "billing-agent",
+        "outcome": "success",
+    }
+    text = fingerprint(trace, derive_features(trace))
+    assert "lookup_user" not in text and "120" not in text and "issue_refund" not in text
 
 
 def test_the_same_failure_with_other_values_has_the_same_pattern_id() -> None:
@@ -104,7 +104,7 @@ def test_the_same_failure_with_other_values_has_the_same_pattern_id() -> None:
     assert observe(a, derive_features(a)).bucket == observe(b, derive_features(b)).bucket
 
 
-def test_a_different_error_type_or_outcome_makes_a_different_pattern() -> None:
+def test_a_different_outcome_makes_a_different_pattern_another_error_does_not() -> None:
     base = trace_of(
         span(0, SpanKind.AGENT, "agent"),
         span(1, SpanKind.TOOL, "issue_refund", error="amount 120 exceeds 100"),
@@ -115,7 +115,7 @@ def test_a_different_error_type_or_outcome_makes_a_different_pattern() -> None:
         span(1, SpanKind.TOOL, "issue_refund", error="account 7 is closed"),
         outcome="failure",
     )
-    assert fingerprint(base, derive_features(base)) != fingerprint(
+    assert fingerprint(base, derive_features(base)) == fingerprint(
         other_error, derive_features(other_error)
     )
     other_outcome = trace_of(*base.spans, outcome="success")
@@ -125,8 +125,8 @@ def test_a_different_error_type_or_outcome_makes_a_different_pattern() -> None:
 
 
 def test_pattern_ids_carry_the_fingerprint_version() -> None:
-    assert FINGERPRINT_VERSION == 2
-    assert pattern_id_of("a" * 20, (1, 2, 3)).startswith("p2-")
+    assert FINGERPRINT_VERSION == 3
+    assert pattern_id_of("a" * 20, (1, 2, 3)).startswith("p3-")
 
 
 def test_session_and_user_ids_are_kept_only_as_digests() -> None:
