@@ -264,7 +264,12 @@ def evaluate(items: Sequence[Item], facts: StackFacts) -> dict[str, Any]:
         "no_decision": no_decision(items, facts),
         "dead_letters": {
             "attributed": dict(
-                sorted(Counter(f"{d.stage}: {d.error_class}" for d in facts.dead.values()).items())
+                sorted(
+                    Counter(
+                        f"{d.stage}: {d.error_class}: {d.message[:160]}"
+                        for d in facts.dead.values()
+                    ).items()
+                )
             ),
             "unattributed": facts.unattributed_dead_letters,
         },

@@ -230,7 +230,8 @@ def markdown(report: Mapping[str, Any]) -> str:
         "task is one with at least two failed runs. The grouping baselines promote the first "
         "failed run of each group; their fixture counts are estimated as promotions times the "
         "pipeline's fixtures per promoted pattern (one fixture per kind), so that the "
-        "comparison is like for like. The floors apply to the pipeline.",
+        "comparison is like for like. A run the pipeline never grouped (dead-lettered or "
+        "missing) counts as a pattern of its own. The floors apply to the pipeline.",
         "",
     ]
     for name, figures in report["corpora"].items():

@@ -35,6 +35,9 @@ from shared.settings import Settings
 class Grouped:
     pattern_id: str
     near_copy: bool
+    # dedupe_traces.forwarded: dedupe has handled the trace (set whether or not it went on;
+    # what went on is read from traces.deduped).
+    forwarded: bool = True
 
 
 @dataclass(frozen=True)
@@ -124,11 +127,13 @@ async def collect_facts(
     facts = StackFacts()
     for row in await _rows(
         dsn,
-        """SELECT trace_id, pattern_id, near_copy FROM dedupe_traces
+        """SELECT trace_id, pattern_id, near_copy, forwarded FROM dedupe_traces
            WHERE trace_id = ANY($1::text[])""",
         wanted,
     ):
-        facts.grouped[row["trace_id"]] = Grouped(row["pattern_id"], row["near_copy"])
+        facts.grouped[row["trace_id"]] = Grouped(
+            row["pattern_id"], row["near_copy"], row["forwarded"]
+        )
     for document in _json_values(await read_topic(bootstrap, topics.SCORED)):
         trace_id = document.get("trace_id")
         if trace_id in ours:

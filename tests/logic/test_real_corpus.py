@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from corpus.real.convert import convert_tau2, convert_wiki
-from corpus.real.evaluation import DEFAULT_CORPORA, item_from_document, item_of
+from corpus.real.evaluation import DEFAULT_CORPORA, inputs, item_from_document, item_of
 from corpus.real.identity import distinctive
 from corpus.real.metrics import (
     FLOORS,
@@ -448,6 +448,18 @@ def test_baseline_inputs_read_back_from_committed_documents(
         assert item.user_turns and item.user_turns[0] == root_of(decode(document)).input
         if label["corpus"] == "tau2":
             assert item.tool_names, "every tau2 run calls tools"
+
+
+def test_quick_inputs_are_the_slice_by_corpus(
+    committed: list[tuple[dict[str, Any], dict[str, Any]]],
+) -> None:
+    quick = inputs(quick=True, corpora=Path("/nonexistent"), seed=0)
+    assert list(quick) == ["tau2", "wiki"]
+    for corpus, (documents, items) in quick.items():
+        labels = [label for _, label in committed if label["corpus"] == corpus]
+        assert [i.trace_id for i in items] == [label["trace_id"] for label in labels]
+        assert [read_back(d).trace_id for d in documents] == [i.trace_id for i in items]
+        assert {i.outcome for i in items} == {"success", "failure"}
 
 
 # --- the full corpora ---------------------------------------------------------------------------
