@@ -40,9 +40,9 @@ from services.redaction.base import after as _after
 from services.redaction.base import before as _before
 from services.redaction.base import glued as _glued
 from services.redaction.base import is_word as _is_word
-from services.redaction.identifiers import IDENTIFIER_DETECTOR
+from services.redaction.identifiers import IDENTIFIER_DETECTORS
 from services.redaction.phones import PHONE_DETECTOR, normalise_phone
-from services.redaction.prose import ADDRESS_DETECTOR, PERSON_DETECTOR
+from services.redaction.prose import ADDRESS_DETECTORS, PERSON_DETECTOR
 
 # Re-exported: logic, the scanner and tests import these from here.
 __all__ = [
@@ -565,7 +565,7 @@ PII_DETECTORS: tuple[Detector, ...] = (
         _ssns,
         caseless=True,
     ),
-    IDENTIFIER_DETECTOR,
+    *IDENTIFIER_DETECTORS,
     PHONE_DETECTOR,
     Detector("ipv4", (r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}",), _ipv4s),
     # Two colons and a group of three or more hex digits before, between or after them:
@@ -582,6 +582,6 @@ PII_DETECTORS: tuple[Detector, ...] = (
 )
 
 # Prose detectors come last: a finding of a specific detector wins a tie.
-PROSE_DETECTORS: tuple[Detector, ...] = (ADDRESS_DETECTOR, PERSON_DETECTOR)
+PROSE_DETECTORS: tuple[Detector, ...] = (*ADDRESS_DETECTORS, PERSON_DETECTOR)
 
 DEFAULT_DETECTORS: tuple[Detector, ...] = CREDENTIAL_DETECTORS + PII_DETECTORS + PROSE_DETECTORS

@@ -96,7 +96,16 @@ class IdRule:
     lenient_in_context: bool = False
 
 
+_CONTEXT_WORDS: dict[str, str] = {}  # a context pattern's source -> its words (prefilters)
+
+
 def _ctx(words: str) -> re.Pattern[str]:
+    pattern = _ctx_pattern(words)
+    _CONTEXT_WORDS[pattern.pattern] = words
+    return pattern
+
+
+def _ctx_pattern(words: str) -> re.Pattern[str]:
     return re.compile(
         r"(?i)\b(?:" + words + r")\b[^A-Za-z0-9\n]{0,6}(?:[a-z.#]+[^A-Za-z0-9\n]{1,3}){0,3}$"
     )
@@ -257,41 +266,40 @@ def _labelled_ids(text: str) -> Iterator[Finding]:
         yield Finding(start, start + len(value), "NATIONAL_ID", value.replace(" ", "").upper())
 
 
-def _rule_findings(text: str) -> Iterator[Finding]:
-    for rule in RULES:
-        for m in rule.pattern.finditer(text):
-            start, end = m.span()
-            if glued(text, start, end, joiners="-./"):
-                continue
-            value = m.group()
-            in_context = rule.context is not None and (
-                rule.context.search(text, max(0, start - 48), start) is not None
-            )
-            if rule.context is not None and not in_context:
-                continue
-            if rule.valid(value) or (in_context and rule.lenient_in_context):
-                yield Finding(start, end, rule.kind, value.replace(" ", "").upper())
+def _rule_findings(rule: IdRule, text: str) -> Iterator[Finding]:
+    for m in rule.pattern.finditer(text):
+        start, end = m.span()
+        if glued(text, start, end, joiners="-./"):
+            continue
+        value = m.group()
+        in_context = rule.context is not None and (
+            rule.context.search(text, max(0, start - 48), start) is not None
+        )
+        if rule.context is not None and not in_context:
+            continue
+        if rule.valid(value) or (in_context and rule.lenient_in_context):
+            yield Finding(start, end, rule.kind, value.replace(" ", "").upper())
 
 
-def _identifiers(text: str) -> Iterator[Finding]:
-    yield from _rule_findings(text)
-    yield from _labelled_ids(text)
+def _detector(index: int, rule: IdRule) -> Detector:
+    """One detector per rule, so the prefilter scan says which rules can match at all: a
+    rule's own pattern, or, where it needs a context word, the word (hot path: most strings
+    with a long number are ids, and only the rules that fired run)."""
+    if rule.context is not None:
+        words = _CONTEXT_WORDS[rule.context.pattern].replace("-?", "-?")
+        prefilter = r"(?:" + words + r")"
+        caseless = True
+    else:
+        prefilter = rule.pattern.pattern
+        caseless = bool(rule.pattern.flags & re.IGNORECASE)
+
+    def extract(text: str) -> Iterator[Finding]:
+        return _rule_findings(rule, text)
+
+    return Detector(f"id_{rule.kind.lower()}_{index}", (prefilter,), extract, caseless)
 
 
-# Necessary conditions of every rule above, for the one-pass prefilter.
-IDENTIFIER_DETECTOR = Detector(
-    "national_identifier",
-    (
-        r"[0-9]{3}[ .-]?[0-9]{2,4}[ .-]?[0-9]{2,4}",  # every numeric format has 8+ digits
-        r"[A-Z]{2} ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-Z]",  # NINO
-        r"[XYZ]-?[0-9]{7}-?[A-Z]",  # NIE
-        r"[A-Z]{6}[0-9LMNP-V]{2}[A-Z][0-9LMNP-V]{2}[A-Z]",  # codice fiscale
-        r"[A-Z]{5}[0-9]{4}[A-Z]",  # PAN
-        r"[STFGM][0-9]{7}[A-Z]",  # NRIC
-        r"[0-9A-Fa-f]{2}[:-][0-9A-Fa-f]{2}[:-][0-9A-Fa-f]{2}[:-][0-9A-Fa-f]{2}[:-]",  # MAC
-        r"(?:^|[^A-Za-z0-9])(?:[13][1-9A-HJ-NP-Za-km-z]{25}|bc1[02-9ac-hj-np-z]{11})",
-        LABEL_PREFILTER,
-    ),
-    _identifiers,
-    caseless=True,
+IDENTIFIER_DETECTORS: tuple[Detector, ...] = (
+    *(_detector(i, rule) for i, rule in enumerate(RULES)),
+    Detector("labelled_identifier", (LABEL_PREFILTER,), _labelled_ids, caseless=True),
 )

@@ -20,7 +20,7 @@ PL, BR, JP, US ZIP after a state, five-digit codes before a town name).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from services.redaction.base import Detector, Finding
 
@@ -220,33 +220,30 @@ _US_STATE_ZIP = (
     r"|S[CD]|T[NX]|UT|V[AT]|W[AIVY]|NSW|VIC|QLD|WA|SA|TAS|ACT|NT|ON|QC|BC|AB|MB|SK|NS|NB|NL"
     r"|PE)\.?,?[ \t]+[0-9]{4,5}(?:-[0-9]{4})?\b"
 )
-_ADDRESS = re.compile(
-    "|".join(
-        "(?:" + p + ")"
-        for p in (
-            _EN_ADDRESS,
-            _COMPOUND_SEPARATE,
-            _COMPOUND_ADDRESS,
-            _FRENCH_ADDRESS,
-            _ROMANCE_ADDRESS,
-            _POSTCODES,
-            _US_STATE_ZIP,
-            _POSTCODE_BEFORE_TOWN,
-        )
-    )
-)
-
-
 _FRENCH_STREET = re.compile(r"(?i:rue|boulevard|all\u00e9e|impasse|quai|chemin) (?:de|du|des|d')")
 
 
-def _addresses(text: str) -> Iterator[Finding]:
-    for m in _ADDRESS.finditer(text):
-        value = m.group().strip(" \t,")
-        if not value or not (any(c.isdigit() for c in value) or _FRENCH_STREET.match(value)):
-            continue
-        start = m.start() + (len(m.group()) - len(m.group().lstrip(" \t,")))
-        yield Finding(start, start + len(value), "ADDRESS", " ".join(value.split()).casefold())
+def _address_extractor(pattern: str) -> Callable[[str], Iterator[Finding]]:
+    compiled = re.compile(pattern)
+
+    def extract(text: str) -> Iterator[Finding]:
+        for m in compiled.finditer(text):
+            value = m.group().strip(" \t,")
+            if not value or not (any(c.isdigit() for c in value) or _FRENCH_STREET.match(value)):
+                continue
+            start = m.start() + (len(m.group()) - len(m.group().lstrip(" \t,")))
+            canonical = " ".join(value.split()).casefold()
+            yield Finding(start, start + len(value), "ADDRESS", canonical)
+
+    return extract
+
+
+def _utf8(pattern: str) -> str:
+    """A prefilter pattern for the byte-mode scan: non-ASCII letters spelled as their UTF-8
+    bytes (only used on alternations of words, never inside a character class)."""
+    return "".join(
+        ch if ord(ch) < 128 else "".join(f"\\x{b:02x}" for b in ch.encode()) for ch in pattern
+    )
 
 
 # The prefilters are necessary conditions on ASCII bytes: a cue word for names, a digit next
@@ -266,12 +263,50 @@ PERSON_DETECTOR = Detector(
     _people,
     caseless=False,
 )
-ADDRESS_DETECTOR = Detector(
-    "address_in_prose",
-    (
-        r"[0-9][ \t,]{0,2}[A-Za-z\xc0-\xff]",
-        r"[A-Za-z\x80-\xff][ \t.,]{0,2}[0-9]",
-        r"(?:rue|boulevard|impasse|quai|chemin|all\xc3\xa9e) d",
+_FRENCH_WORDS = (
+    r"rue|avenue|av\.|boulevard|bd|place|chemin|"
+    + "all\u00e9e"
+    + r"|impasse|quai|route|cours|square"
+    r"|passage|faubourg|voie"
+)
+# One detector per address family, each behind a prefilter of its own necessary words or
+# shapes: only the families whose prefilter fired run their (Python) pattern.
+ADDRESS_DETECTORS: tuple[Detector, ...] = (
+    Detector(
+        "address_street_number_first",
+        (_utf8(r"[0-9][^\n]{1,80}\b(?:" + _EN_STREET_TYPES + r")\b"),),
+        _address_extractor(_EN_ADDRESS),
+        caseless=True,
     ),
-    _addresses,
+    Detector(
+        "address_compound_street",
+        (_utf8(r"(?:" + _COMPOUND_SUFFIX + r")[ \t]+[0-9]"),),
+        _address_extractor("(?:" + _COMPOUND_SEPARATE + ")|(?:" + _COMPOUND_ADDRESS + ")"),
+        caseless=True,
+    ),
+    Detector(
+        "address_street_type_first",
+        (_utf8(r"(?:" + _ROMANCE_TYPES + r")[ \t]"),),
+        _address_extractor(_ROMANCE_ADDRESS),
+        caseless=True,
+    ),
+    Detector(
+        "address_french",
+        (_utf8(r"(?:" + _FRENCH_WORDS + r")[ \t]"),),
+        _address_extractor(_FRENCH_ADDRESS),
+        caseless=True,
+    ),
+    Detector(
+        "postcode",
+        (
+            r"[A-Z][A-Z0-9]{1,3} ?[0-9][A-Z]{2}",
+            r"[A-Z][0-9][A-Z] ?[0-9][A-Z][0-9]",
+            r"[A-Z][0-9]{2}[0-9W] ?[0-9A-Z]{4}",
+            r"[A-Z]{2,3}\.?,?[ \t]+[0-9]{4,5}",
+            r"[,\n][ \t]*[0-9]{2,5}",
+        ),
+        _address_extractor(
+            "|".join("(?:" + p + ")" for p in (_POSTCODES, _US_STATE_ZIP, _POSTCODE_BEFORE_TOWN))
+        ),
+    ),
 )
