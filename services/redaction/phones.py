@@ -229,10 +229,14 @@ def normalise_phone(value: str) -> str:
 PHONE_DETECTOR = Detector(
     "phone",
     (
-        # Eight digits with separators (national numbers are at least that long outside a
-        # phone context), "+" or "00" and seven, or a phone word and seven.
-        r"[0-9](?:[ ().-]{0,2}[0-9]){7}",
+        # What ``read`` can accept outside a phone context: "+" or "00" and seven digits, a
+        # trunk "0" and eight, or separated groups; a bare run of digits without a trunk "0"
+        # (an order id, a timestamp) is never a phone there, so it does not fire.
         r"\+\(?[0-9](?:[ ().-]{0,2}[0-9]){6}",
+        r"(?:^|[^0-9])00[1-9](?:[ ().-]{0,2}[0-9]){6}",
+        r"(?:^|[^0-9])\(?0[0-9]{1,4}\)?[ ().-]{0,2}[0-9](?:[ ().-]{0,2}[0-9]){5}",
+        r"[0-9]{2,5}[ ().-]{1,2}[0-9]{2,5}[ ().-]{1,2}[0-9]{2,5}",
+        r"[0-9]{3,5}\)?[ .-][0-9]{4,8}",
         CONTEXT_PREFILTER,
     ),
     READER.findings,

@@ -22,6 +22,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
+import re2
+
 from services.redaction.base import Detector, Finding
 
 # --- names ------------------------------------------------------------------------------
@@ -48,7 +50,7 @@ _INTRO = (
     r"|sig\.ra|signor|signora|dott|ing|mnr|mevr|pan|pani|je m'appelle|me llamo|mi chiamo"
     r"|ich heiße|ich bin|name ist|je suis|soy|sono|meu nome é|mi nombre es"
 )
-_NAME_IN_PROSE = re.compile(
+_NAME_IN_PROSE = re2.compile(
     r"(?i:\b(?:" + _INTRO + r"))\b\.?,?(?:[ \t]+|[ \t]*\n[ \t]*)(?:[-" + _DASHES + r"][ \t]*)?"
     r"(?:(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Herr|Frau|Mme|Mlle|Sr|Sra|Sig)\.?[ \t]+)?"
     r"(" + _NAME + r")"
