@@ -17,7 +17,7 @@ The decision, in order:
 5. total below the promote threshold → hold;
 6. a gated criterion in its hold band (between ``reject_below`` and ``hold_below``) →
    hold: worth promoting, but a person should confirm it can be explained or taught;
-7. the run succeeded with risk below the policy's success line → hold;
+7. the run succeeded, with none of the boundary-stress signals the policy names → hold;
 8. the daily budget spent → hold, so that tomorrow's budget can still take it;
 9. otherwise promote.
 """
@@ -753,16 +753,14 @@ def decide(
             f"Held for review ({total:.2f} ≥ {th.promote:.2f} under policy {v}, but close to a"
             f" gate: {misses}): a person should confirm it can be used. For it — {carried}."
         )
-    risk_line = policy.gates.success_hold_below_risk
-    if (
-        risk_line is not None
-        and outcome == "success"
-        and scores["risk_bearing"].score < risk_line
-    ):
+    boundary = set(scores["risk_bearing"].evidence.get("signals", {})) & set(
+        policy.gates.success_promotable_with
+    )
+    if policy.gates.success_at_most_hold and outcome == "success" and not boundary:
         return Decision.HOLD, (
             f"Held for review ({total:.2f} ≥ {th.promote:.2f} under policy {v}, but the run"
-            f" succeeded with risk {scores['risk_bearing'].score:.2f} < {risk_line:.2f}:"
-            f" whether a success is worth suite space is a person's call). For it — {carried}."
+            f" succeeded without boundary stress: whether a success is worth suite space is a"
+            f" person's call). For it — {carried}."
         )
     daily = policy.budgets.daily
     if daily is not None and budget.promoted_today >= daily:

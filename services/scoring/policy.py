@@ -83,10 +83,15 @@ class Gate(_Closed):
 class Gates(_Closed):
     redaction_must_pass: bool = True
     # A run its evaluator or user called a success is at most held (whether a success
-    # teaches enough to take suite space is a person's call) unless its risk reaches this
-    # line: a run that "succeeded" after repeated denied approvals or a failed side effect
-    # is boundary stress worth a fixture. None: successes are judged like any run.
-    success_hold_below_risk: UnitFloat | None = 0.85
+    # teaches enough to take suite space is a person's call) unless it carries one of
+    # these risk signals: a run that "succeeded" while pushing on a boundary (denied
+    # approvals, a guardrail, a policy flag) is boundary stress worth a fixture.
+    success_at_most_hold: bool = True
+    success_promotable_with: tuple[str, ...] = (
+        "approval_denied_repeatedly",
+        "guardrail_hit",
+        "policy_flagged",
+    )
     patterned: Gate | None = None
     risk_bearing: Gate | None = None
     operationally_costly: Gate | None = None

@@ -122,7 +122,7 @@ def test_a_value_out_of_range_is_an_error_naming_the_key(
 
 
 def test_a_hold_threshold_not_below_promote_says_so() -> None:
-    with pytest.raises(PolicyError, match=r"hold \(0\.7\) must be below promote \(0\.6\)"):
+    with pytest.raises(PolicyError, match=r"hold \(0\.7\) must be below promote \(0\.55\)"):
         parse_policy(edited(thresholds__hold=0.7))
 
 

@@ -707,7 +707,7 @@ def test_the_reason_names_the_carrying_criteria_with_their_values_and_the_policy
     verdict = logic.score(make_event(refund_failed_trace()), POLICY, FRESH)
     assert verdict.decision == Decision.PROMOTE
     assert verdict.reason.startswith(
-        f"Promoted ({verdict.total:.2f} ≥ 0.60 under policy {POLICY.version}): "
+        f"Promoted ({verdict.total:.2f} ≥ {POLICY.thresholds.promote:.2f} under policy {POLICY.version}): "
     )
     risk = verdict.scores["risk_bearing"].score
     assert f"risk-bearing {risk:.2f} — side-effecting tool issue_refund failed" in verdict.reason
