@@ -117,7 +117,7 @@ class PostgresPatternStore:
             )
             await conn.executemany(
                 """INSERT INTO agent_baselines AS b (agent, measure, traces, total, squares)
-                   VALUES ($1, $2, 1, $3, $3 * $3)
+                   VALUES ($1, $2, 1, $3::float8, $3::float8 * $3::float8)
                    ON CONFLICT (agent, measure) DO UPDATE
                    SET traces = b.traces + 1, total = b.total + EXCLUDED.total,
                        squares = b.squares + EXCLUDED.squares""",

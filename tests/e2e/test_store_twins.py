@@ -1,27 +1,36 @@
-"""Stores on the real database answer as their in-memory twins do: scoring's budgets (with
+"""Stores on the real database answer as their in-memory twins do: dedupe's pattern store
+(assignment, counts, exemplars, learned baselines) on real runs, scoring's budgets (with
 and without counting the day's promotions), and the fixture store withdrawing, reverting,
 retiring and restoring fixtures."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 
+from corpus.real.slice import read_slice
 from promoter.supervisor import Endpoints
+from services.dedupe import logic as dedupe
+from services.dedupe.logic import Observation
+from services.dedupe.store import InMemoryPatternStore, PatternStore, PostgresPatternStore
 from services.fixture_writer.logic import build_fixtures
 from services.fixture_writer.store import (
     FixtureStore,
     InMemoryFixtureStore,
     PostgresFixtureStore,
 )
+from services.ingest.decode import decode_payload
 from services.scoring.logic import BudgetState
 from services.scoring.store import BudgetStore, InMemoryBudgetStore, PostgresBudgetStore
-from shared.db import connect_pool
+from shared.db import connect_pool, migrate
 from shared.events import Decision, Trace, TraceScored
+from shared.features import derive_features
 from tests.support.builders import refund_trace, scored
 
 pytestmark = pytest.mark.e2e
@@ -156,3 +165,46 @@ def test_the_postgres_fixture_store_withdraws_as_the_in_memory_one_does(infra: E
     assert real.stale and all(superseded for *_, superseded in real.stale)
     assert real.emptied[1] == [], "nothing of the pattern is left active"
     assert real.restored and all(restored for _, _, restored, _ in real.restored)
+
+
+def slice_observations(token: str) -> list[Observation]:
+    """The committed real runs, each under a trace id and agent of this test's own, so
+    the shared store holds nothing else in their buckets."""
+    observations = []
+    for document, _label in read_slice():
+        (trace,) = decode_payload(json.dumps(document).encode(), "application/json")
+        mine = trace.model_copy(
+            update={
+                "trace_id": f"{token}-{trace.trace_id}"[:64],
+                "agent_name": f"{trace.agent_name}-{token}",
+            }
+        )
+        observations.append(dedupe.observe(mine, derive_features(mine)))
+    return observations
+
+
+async def record_all(store: PatternStore, observations: list[Observation]) -> list[Any]:
+    facts: list[Any] = []
+    for obs in [*observations, observations[0]]:  # the last one is a redelivery
+        recorded = await store.record(obs)
+        facts.append((recorded, await store.pattern(recorded.pattern_id)))
+    for agent in sorted({o.agent for o in observations}):
+        facts.append(await store.baseline(agent))
+    return facts
+
+
+def test_the_postgres_pattern_store_groups_as_the_in_memory_one_does(infra: Endpoints) -> None:
+    observations = slice_observations(secrets.token_hex(4))
+
+    async def on_postgres() -> list[Any]:
+        pool = await connect_pool(infra.database_url)
+        try:
+            await migrate(pool)
+            return await record_all(PostgresPatternStore(pool), observations)
+        finally:
+            await pool.close()
+
+    on_db = asyncio.run(on_postgres())
+    in_memory = asyncio.run(record_all(InMemoryPatternStore(), observations))
+    assert len({recorded.pattern_id for recorded, _ in on_db[: len(observations)]}) > 1
+    assert on_db == in_memory
