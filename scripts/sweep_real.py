@@ -112,6 +112,57 @@ def promotion_figures(items, grouped, decisions) -> dict[str, Any]:  # type: ign
     }
 
 
+def f1(scores: dict[str, Any]) -> float:
+    p, r = scores["precision"] or 0.0, scores["recall"] or 0.0
+    return 2 * p * r / (p + r) if p + r else 0.0
+
+
+def choose(rows: dict[float, dict[str, Any]]) -> float:
+    """The threshold with the best pairwise F1 over all runs; ties to the lower one."""
+    return max(sorted(rows), key=lambda t: (round(f1(rows[t]["all"]), 4), -t))
+
+
+def sweep(root: Path, corpora: tuple[str, ...] = ("tau2", "wiki")) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for corpus in corpora:
+        items = load(corpus, root)
+        out[corpus] = {t: asyncio.run(run(items, t, None)) for t in THRESHOLDS}
+    return out
+
+
+def threshold_choice_markdown(rows: dict[str, dict[float, dict[str, Any]]]) -> str:
+    """The sweep as a table, the threshold each corpus would choose, and what that choice
+    gives on the other corpus."""
+    corpora = list(rows)
+    lines = [
+        "| threshold | "
+        + " | ".join(f"{c}: all P / R | {c}: failed P / R" for c in corpora)
+        + " |",
+        "|---|" + "---|---|" * len(corpora),
+    ]
+    for t in THRESHOLDS:
+        cells = []
+        for c in corpora:
+            r = rows[c][t]
+            cells.append(f"{r['all']['precision']} / {r['all']['recall']}")
+            cells.append(f"{r['failed']['precision']} / {r['failed']['recall']}")
+        mark = " (product)" if t == INTENT_THRESHOLD else ""
+        lines.append(f"| {t:.2f}{mark} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for chooser in corpora:
+        t = choose(rows[chooser])
+        for other in corpora:
+            if other == chooser:
+                continue
+            r = rows[other][t]
+            lines.append(
+                f"- Chosen on **{chooser}** (best all-runs F1): {t:.2f}; on **{other}** it gives"
+                f" all runs P {r['all']['precision']} / R {r['all']['recall']}, failed runs"
+                f" P {r['failed']['precision']} / R {r['failed']['recall']}."
+            )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--corpora", type=Path, default=Path("../shared/corpora"))
