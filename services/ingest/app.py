@@ -78,7 +78,11 @@ async def on_raw(msg: KafkaMessage) -> None:
         return
     async with buffer_lock:
         assembler.add(traces, source, len(msg.body), now())
-    stage.log.info("buffered", trace_ids=[t.trace_id for t in traces], offset=record.offset)
+    stage.log.info(
+        "buffered",
+        trace_ids=[logic.loggable_trace_id(t.trace_id) for t in traces],
+        offset=record.offset,
+    )
 
 
 def single_record(msg: KafkaMessage) -> ConsumerRecord[bytes, bytes]:
@@ -113,7 +117,10 @@ async def flush() -> None:
             assembler.forget([e.trace_id for e in events])
             for e in events:
                 stage.log.info(
-                    "assembled", trace_id=e.trace_id, spans=len(e.trace.spans), complete=e.complete
+                    "assembled",
+                    trace_id=logic.loggable_trace_id(e.trace_id),
+                    spans=len(e.trace.spans),
+                    complete=e.complete,
                 )
         await commit_safe_offsets()
     if not assembler.full():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 
 from shared.events import StageStamp, Trace, TraceNormalized
@@ -33,6 +35,22 @@ def trace_id_hint(key: bytes | None) -> str | None:
         return None
     text = key.decode("utf-8", errors="replace").strip()
     return text[:64] or None
+
+
+# Hexadecimal with at least one letter (an all-digit id could be a phone or a card number),
+# or a UUID.
+_HEX_ID = re.compile(
+    r"(?=[0-9]*[a-fA-F])[0-9a-fA-F]{8,64}|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}"
+)
+
+
+def loggable_trace_id(trace_id: str) -> str:
+    """What a log line may say about a trace id before redaction: a hexadecimal id or a UUID
+    as it is, anything else (a native id can be any string: an e-mail, a name) as a digest
+    of it, so the line still correlates with the trace without carrying its text."""
+    if _HEX_ID.fullmatch(trace_id):
+        return trace_id
+    return "sha256:" + hashlib.sha256(trace_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def authorized(headers: Mapping[str, str], api_key: str) -> bool:
