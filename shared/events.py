@@ -150,6 +150,8 @@ class TraceNormalized(Envelope):
     trace: Trace
     features: TraceFeatures
     complete: bool = True
+    # Ingest cut the longest strings to fit the Kafka size limit (README "Large traces").
+    truncated: bool = False
 
 
 class PatternInfo(Frozen):

@@ -4,15 +4,85 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import ssl
 from collections.abc import Iterable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import GroupCoordinatorNotAvailableError, KafkaError, TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from shared import topics
 from shared.settings import Settings
+
+# Headroom over the largest record for the request and batch framing around it.
+FRAMING_BYTES = 64 * 1024
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context of every Kafka client, or None on a PLAINTEXT/SASL_PLAINTEXT link."""
+    if settings.kafka_security_protocol not in ("SSL", "SASL_SSL"):
+        return None
+    context = ssl.create_default_context(
+        cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+    )
+    context.check_hostname = settings.kafka_ssl_check_hostname
+    if settings.kafka_ssl_certfile:
+        context.load_cert_chain(
+            str(settings.kafka_ssl_certfile),
+            str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None,
+        )
+    return context
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for every aiokafka client the project creates (producer, consumer,
+    admin): security protocol, TLS context and SASL credentials."""
+    protocol = settings.kafka_security_protocol
+    options: dict[str, Any] = {"security_protocol": protocol}
+    context = ssl_context(settings)
+    if context is not None:
+        options["ssl_context"] = context
+    if protocol.startswith("SASL"):
+        if not settings.kafka_sasl_username or settings.kafka_sasl_password is None:
+            raise RuntimeError(
+                f"{protocol} needs PROMOTE_KAFKA_SASL_USERNAME and PROMOTE_KAFKA_SASL_PASSWORD"
+            )
+        options.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=settings.kafka_sasl_password.get_secret_value(),
+        )
+    return options
+
+
+def broker_security(settings: Settings) -> BaseSecurity | None:
+    """The same settings in FastStream's terms."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = ssl_context(settings)
+    use_ssl = protocol in ("SSL", "SASL_SSL")
+    if protocol == "SSL":
+        return BaseSecurity(ssl_context=context, use_ssl=True)
+    options = client_options(settings)
+    kinds: dict[str, type[SASLPlaintext | SASLScram256 | SASLScram512]] = {
+        "PLAIN": SASLPlaintext,
+        "SCRAM-SHA-256": SASLScram256,
+        "SCRAM-SHA-512": SASLScram512,
+    }
+    return kinds[settings.kafka_sasl_mechanism](
+        username=options["sasl_plain_username"],
+        password=options["sasl_plain_password"],
+        ssl_context=context,
+        use_ssl=use_ssl,
+    )
+
+
+def max_request_bytes(settings: Settings) -> int:
+    return settings.kafka_max_message_bytes + FRAMING_BYTES
 
 
 def make_broker(settings: Settings, client_id: str, logger: logging.Logger) -> KafkaBroker:
@@ -26,7 +96,9 @@ def make_broker(settings: Settings, client_id: str, logger: logging.Logger) -> K
         allow_auto_create_topics=False,
         # Each stage awaits every publish before the next message: lingering only adds delay.
         linger_ms=0,
+        max_request_size=max_request_bytes(settings),
         graceful_timeout=20.0,
+        security=broker_security(settings),
         logger=logger,
     )
 
@@ -34,7 +106,9 @@ def make_broker(settings: Settings, client_id: str, logger: logging.Logger) -> K
 async def ensure_topics(bootstrap: str, settings: Settings) -> list[str]:
     """Creates missing pipeline topics; returns the names it created. Never relies on
     broker auto-creation, so partition counts and retention are always what was asked."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="promote-admin")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="promote-admin", **client_options(settings)
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -45,6 +119,8 @@ async def ensure_topics(bootstrap: str, settings: Settings) -> list[str]:
             config = {"retention.ms": str(spec.retention_ms)}
             if spec.compacted:
                 config = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1"}
+            # The size rule (README "Large traces"): the topic takes what producers may send.
+            config["max.message.bytes"] = str(max_request_bytes(settings))
             wanted.append(
                 NewTopic(
                     spec.name,
@@ -71,9 +147,14 @@ async def groups_lag(
 ) -> dict[str, dict[str, int]]:
     """Records not yet committed, per consumer group and topic (a group that never
     committed counts everything from the earliest retained offset)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="promote-admin")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="promote-admin", **_options()
+    )
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **_options(),
     )
     await admin.start()
     await consumer.start()
@@ -121,7 +202,9 @@ async def group_lag(bootstrap: str, group: str, topic_names: Iterable[str]) -> d
 
 async def read_topic(bootstrap: str, topic: str) -> list[bytes]:
     """Everything currently retained in a topic, without joining any consumer group."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="promote-admin")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="promote-admin", **_options()
+    )
     await admin.start()
     try:
         tps = (await partitions_of(admin, {topic}))[topic]
@@ -130,7 +213,10 @@ async def read_topic(bootstrap: str, topic: str) -> list[bytes]:
     if not tps:
         return []
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **_options(),
     )
     await consumer.start()
     try:
@@ -152,7 +238,9 @@ async def read_topic(bootstrap: str, topic: str) -> list[bytes]:
 async def group_members(bootstrap: str, group: str) -> tuple[str, int]:
     """The consumer group's state ("Stable", "PreparingRebalance", "Empty", ...) and how
     many members it has."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="promote-admin")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="promote-admin", **_options()
+    )
     await admin.start()
     try:
         (response,) = await admin.describe_consumer_groups([group])
@@ -163,3 +251,10 @@ async def group_members(bootstrap: str, group: str) -> tuple[str, int]:
         await admin.close()
     described = response.to_object()["groups"][0]
     return described["state"], len(described["members"])
+
+
+def _options() -> dict[str, Any]:
+    """Security options from the process's settings, for the helpers called without them."""
+    from shared.settings import get_settings
+
+    return client_options(get_settings())

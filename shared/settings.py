@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared import topics
@@ -49,6 +50,44 @@ class Settings(BaseSettings):
 
     # Diverse exemplars a pattern keeps; near-copies of one are counted, not forwarded.
     dedupe_max_exemplars: int = Field(default=3, ge=1)
+
+    # Reliability (README "Delivery guarantees" and RELIABILITY.md).
+    # One size rule: producer requests, topic max.message.bytes, the local broker's
+    # message.max.bytes and consumer fetches are all raised to this cap; ingest cuts an
+    # event's longest strings to fit within 3/4 of it and marks it truncated.
+    kafka_max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024 * 1024, le=64 << 20)
+    # Kafka security for every client (stages, receiver, admin, CLI): PLAINTEXT, SSL,
+    # SASL_PLAINTEXT or SASL_SSL; SASL mechanism SCRAM-SHA-256/512 or PLAIN.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_check_hostname: bool = True
+
+    # PostgreSQL timeouts: connecting, one command (client side), one statement (server
+    # side), and a transaction left idle.
+    db_connect_timeout_s: float = Field(default=10.0, gt=0)
+    db_command_timeout_s: float = Field(default=30.0, gt=0)
+    db_statement_timeout_ms: int = Field(default=30_000, ge=0)
+    db_idle_in_transaction_timeout_ms: int = Field(default=60_000, ge=0)
+
+    # Retention of per-trace rows, in days (0 keeps them for ever). dedupe_traces must
+    # outlive the Kafka retention of traces.normalized (a redelivery must still be seen
+    # as one); decisions and scoring_promotions are the audit trail and budget history.
+    retention_dedupe_traces_days: int = Field(default=30, ge=0)
+    retention_decisions_days: int = Field(default=180, ge=0)
+    retention_scoring_promotions_days: int = Field(default=180, ge=0)
+    retention_interval_s: float = Field(default=3600.0, gt=0)
+
+    # The OTLP/HTTP receiver's back-pressure.
+    ingest_http_max_concurrency: int = Field(default=8, ge=1)
+    ingest_http_max_spans: int = Field(default=20_000, ge=1)
+    ingest_http_max_attribute_bytes: int = Field(default=256 * 1024, ge=1024)
+    ingest_http_send_timeout_s: float = Field(default=10.0, gt=0)
+    ingest_http_retry_after_s: int = Field(default=5, ge=1)
 
     policy_path: Path | None = None
     log_level: str = "INFO"

@@ -8,7 +8,6 @@ becomes a dead letter and the message is acknowledged, so a poison message never
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import json
@@ -17,9 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import asyncpg
 import structlog
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NotLeaderForPartitionError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -27,24 +24,12 @@ from faststream.message import StreamMessage
 from pydantic import BaseModel, ValidationError
 
 from shared import events, topics
+from shared.errors import is_transient, transient_retrying
 from shared.events import DeadLettered, StageStamp
 
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    ConnectionError,
-    TimeoutError,
-    asyncio.TimeoutError,
-    KafkaConnectionError,
-    KafkaTimeoutError,
-    NotLeaderForPartitionError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.InterfaceError,
-    asyncpg.SerializationError,
-    asyncpg.DeadlockDetectedError,
-)
-
-TRANSIENT_RETRY_PAUSE_S = 1.0
+# How long one message is retried in place before it is released (nacked) and re-read:
+# well under the consumer's max poll interval (300 s), so the member stays in its group.
+TRANSIENT_RETRY_WINDOW_S = 60.0
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -81,6 +66,10 @@ class Stage:
     ) -> Any:
         """The stage's subscription to a topic: its own consumer group, offsets committed
         only after the handler finished, history read from the start the first time."""
+        from shared.kafka import max_request_bytes
+        from shared.settings import get_settings
+
+        options.setdefault("max_partition_fetch_bytes", max_request_bytes(get_settings()))
         return self._broker.subscriber(
             topic,
             group_id=topics.consumer_group(self.name, purpose),
@@ -98,14 +87,35 @@ class Stage:
     ) -> DeadLettered:
         record = msg.raw_message
         body = msg.body if isinstance(msg.body, bytes) else bytes(msg.body)
+        return await self.dead_letter_body(
+            body,
+            error,
+            trace_id=trace_id,
+            source_topic=getattr(record, "topic", "unknown"),
+            source_partition=getattr(record, "partition", None),
+            source_offset=getattr(record, "offset", None),
+        )
+
+    async def dead_letter_body(
+        self,
+        body: bytes,
+        error: BaseException,
+        *,
+        trace_id: str | None,
+        source_topic: str,
+        source_partition: int | None = None,
+        source_offset: int | None = None,
+    ) -> DeadLettered:
+        """A dead letter for ``body`` (a consumed message, or an output that could not be
+        published): a digest and size of it, never its content."""
         letter = DeadLettered(
             stage=self.name,
             error_class=type(error).__name__,
             message=safe_error_message(error),
             trace_id=trace_id,
-            source_topic=getattr(record, "topic", "unknown"),
-            source_partition=getattr(record, "partition", None),
-            source_offset=getattr(record, "offset", None),
+            source_topic=source_topic,
+            source_partition=source_partition,
+            source_offset=source_offset,
             payload_sha256=hashlib.sha256(body).hexdigest(),
             payload_bytes=len(body),
             at=now(),
@@ -134,16 +144,25 @@ class Stage:
         async def run(*args: Any, **kwargs: Any) -> None:
             msg: KafkaMessage = kwargs["msg"] if "msg" in kwargs else args[0]
             try:
-                await handler(*args, **kwargs)
-            except TRANSIENT_ERRORS as error:
-                self.log.warning(
-                    "transient_failure_will_retry",
-                    error_class=type(error).__name__,
-                    error=safe_error_message(error),
-                )
-                await asyncio.sleep(TRANSIENT_RETRY_PAUSE_S)
-                raise
+                # A transient failure (outage) is retried in place with backoff and jitter;
+                # past the window it re-raises, the message is nacked and read again: an
+                # outage never turns a message into a dead letter.
+                async for attempt in transient_retrying(
+                    self.name, max_delay_s=TRANSIENT_RETRY_WINDOW_S
+                ):
+                    with attempt:
+                        await handler(*args, **kwargs)
             except Exception as error:
+                if is_transient(error):
+                    self.log.warning(
+                        "transient_failure_released",
+                        error_class=type(error).__name__,
+                        error=safe_error_message(error),
+                    )
+                    raise
+                # Permanent for this message: a dead letter, then the offset is committed.
+                # If the dead letter itself cannot be published (transient), the message is
+                # nacked and re-read, and will be dead-lettered then.
                 await self.dead_letter(msg, error, trace_id=_trace_id_of(msg))
 
         return run
@@ -238,19 +257,21 @@ def _trace_id_of(msg: KafkaMessage) -> str | None:
     try:
         value = json.loads(msg.body)
         if isinstance(value, dict) and isinstance(value.get("trace_id"), str):
-            return _id_shaped(value["trace_id"])
-    except (ValueError, TypeError):
+            return id_shaped(value["trace_id"])
+    except (ValueError, TypeError, RecursionError, MemoryError):
+        # RecursionError: deeply nested JSON. Raised here, inside the dead-letter branch,
+        # it would escape the guard and the message would be nacked and re-read forever.
         pass
     key = getattr(msg.raw_message, "key", None)
     if getattr(msg.raw_message, "topic", None) == topics.RAW and isinstance(key, bytes):
-        return _id_shaped(key.decode(errors="replace"))
+        return id_shaped(key.decode(errors="replace"))
     return None
 
 
 _ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.:-]{0,63}")
 
 
-def _id_shaped(value: str) -> str | None:
+def id_shaped(value: str) -> str | None:
     """A malformed event's trace id is kept only when it has an id's shape: it travels
     unredacted (the DLQ key, the log line), so an address or a name in it must not."""
     if not _ID.fullmatch(value):

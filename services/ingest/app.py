@@ -18,13 +18,15 @@ from faststream import AckPolicy, FastStream
 from faststream.kafka.annotations import KafkaMessage
 
 from services.ingest import logic
-from services.ingest.assembly import Assembler
+from services.ingest.assembly import Assembler, decoded_size
 from services.ingest.decode import decode_payload
 from shared import __version__, topics
+from shared.errors import is_transient, retry_transient
+from shared.events import TraceNormalized
 from shared.kafka import make_broker
 from shared.log import configure_logging
 from shared.settings import get_settings
-from shared.stage import TRANSIENT_ERRORS, Stage, now, to_bytes
+from shared.stage import Stage, id_shaped, now, to_bytes
 
 FLUSH_INTERVAL_S = 0.2
 
@@ -77,7 +79,8 @@ async def on_raw(msg: KafkaMessage) -> None:
             assembler.mark_consumed(source)
         return
     async with buffer_lock:
-        assembler.add(traces, source, len(msg.body), now())
+        # Counted decoded (a gzipped body is ~70x smaller than what it holds in memory).
+        assembler.add(traces, source, max(len(msg.body), decoded_size(traces)), now())
     stage.log.info(
         "buffered",
         trace_ids=[logic.loggable_trace_id(t.trace_id) for t in traces],
@@ -92,39 +95,79 @@ def single_record(msg: KafkaMessage) -> ConsumerRecord[bytes, bytes]:
 
 async def dead_letter_until_acknowledged(msg: KafkaMessage, error: Exception) -> None:
     """The offset will be committed past this message, so its dead letter must land."""
-    while True:
-        try:
-            trace_id = logic.trace_id_hint(single_record(msg).key)
-            await stage.dead_letter(msg, error, trace_id=trace_id)
-            return
-        except TRANSIENT_ERRORS as failure:
-            stage.log.warning("dead_letter_retry", error=repr(failure))
-            await asyncio.sleep(1.0)
+    trace_id = logic.trace_id_hint(single_record(msg).key)
+    await retry_transient(
+        "ingest dead letter",
+        lambda: stage.dead_letter(msg, error, trace_id=trace_id),
+        max_delay_s=None,
+    )
+
+
+def fitted(event: TraceNormalized) -> TraceNormalized | Exception:
+    try:
+        return logic.fit(event, logic.event_limit(settings.kafka_max_message_bytes))
+    except logic.EventTooLarge as error:
+        return error
 
 
 async def flush() -> None:
+    """Publishes the traces the assembler releases. A trace whose publish failed
+    transiently stays buffered (the next tick retries it, its offsets stay uncommitted);
+    one that failed permanently is dead-lettered and forgotten: nothing here can make the
+    flusher stop, and the buffer always drains."""
     async with buffer_lock:
         released = assembler.release(now())
         if released:
             stamp = stage.stamp()
-            events = logic.normalize([r.trace for r in released], stamp)
-            await asyncio.gather(
+            events = [fitted(e) for e in logic.normalize([r.trace for r in released], stamp)]
+            results = await asyncio.gather(
                 *(
                     normalized.publish(to_bytes(e), key=logic.partition_key(e).encode())
                     for e in events
-                )
+                    if isinstance(e, TraceNormalized)
+                ),
+                return_exceptions=True,
             )
-            assembler.forget([e.trace_id for e in events])
-            for e in events:
-                stage.log.info(
-                    "assembled",
-                    trace_id=logic.loggable_trace_id(e.trace_id),
-                    spans=len(e.trace.spans),
-                    complete=e.complete,
-                )
+            outcomes = iter(results)
+            done: list[str] = []
+            pending_error: BaseException | None = None
+            for trace, e in zip((r.trace for r in released), events, strict=True):
+                failure = e if isinstance(e, Exception) else next(outcomes)
+                if isinstance(failure, BaseException) and not isinstance(failure, Exception):
+                    raise failure  # cancellation
+                if failure is None:
+                    assert isinstance(e, TraceNormalized)
+                    stage.log.info(
+                        "assembled",
+                        trace_id=logic.loggable_trace_id(e.trace_id),
+                        spans=len(e.trace.spans),
+                        complete=e.complete,
+                        truncated=e.truncated,
+                    )
+                elif is_transient(failure):
+                    pending_error = failure
+                    continue
+                else:
+                    await dead_letter_output(trace.trace_id, failure)
+                done.append(trace.trace_id)
+            assembler.forget(done)
+            if pending_error is not None:
+                await commit_safe_offsets()
+                raise pending_error
         await commit_safe_offsets()
     if not assembler.full():
         room.set()
+
+
+async def dead_letter_output(trace_id: str, error: Exception) -> None:
+    """A released trace that can never be published (e.g. too large even truncated)."""
+    await retry_transient(
+        "ingest dead letter",
+        lambda: stage.dead_letter_body(
+            b"", error, trace_id=id_shaped(trace_id), source_topic=topics.NORMALIZED
+        ),
+        max_delay_s=None,
+    )
 
 
 async def commit_safe_offsets() -> None:
@@ -152,9 +195,12 @@ async def flush_forever() -> None:
         await asyncio.sleep(FLUSH_INTERVAL_S)
         try:
             await flush()
-        except TRANSIENT_ERRORS as error:
-            # Nothing was forgotten or committed: the next tick tries the same traces.
-            stage.log.warning("flush_retry", error=repr(error))
+        except Exception as error:
+            # Nothing unpublished was forgotten or committed: the next tick tries the same
+            # traces. Whatever the error, the flusher lives on (a dead flusher would leave
+            # the handler waiting for room for ever while the process looks alive).
+            event = "flush_retry" if is_transient(error) else "flush_failed"
+            stage.log.warning(event, error_class=type(error).__name__)
 
 
 flusher: asyncio.Task[None] | None = None

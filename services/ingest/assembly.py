@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from shared.events import Feedback, Span, Trace
 from shared.features import is_complete
@@ -41,8 +42,8 @@ def merge(a: Trace, b: Trace) -> Trace:
         known = spans.get(s.span_id)
         if known is None or (known.end_time is None and s.end_time is not None):
             spans[s.span_id] = s
-    earlier: list[Feedback] = list(a.feedback)
-    feedback = earlier + [f for f in b.feedback if f not in earlier]
+    earlier: set[Feedback] = set(a.feedback)  # a list here made merging quadratic
+    feedback = [*a.feedback, *(f for f in b.feedback if f not in earlier)]
     return a.model_copy(
         update={
             "session_id": a.session_id or b.session_id,
@@ -55,6 +56,36 @@ def merge(a: Trace, b: Trace) -> Trace:
             "resource": {**b.resource, **a.resource},
         }
     )
+
+
+_SPAN_TEXT = ("name", "input", "output", "tool_arguments", "tool_result", "error_message")
+SPAN_OVERHEAD = 512  # a span's fixed fields and object headers, roughly
+
+
+def _deep_size(value: Any, depth: int = 0) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if depth > 64:
+        return 8
+    if isinstance(value, dict):
+        return sum(len(str(k)) + _deep_size(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return sum(_deep_size(v, depth + 1) for v in value)
+    return 8
+
+
+def decoded_size(traces: list[Trace]) -> int:
+    """About how many bytes the decoded traces hold: what the buffer bound must count (a
+    gzipped body is ~70x smaller than the traces it holds)."""
+    total = 0
+    for trace in traces:
+        total += _deep_size(trace.resource)
+        for span in trace.spans:
+            total += SPAN_OVERHEAD + sum(len(getattr(span, f) or "") for f in _SPAN_TEXT)
+            total += _deep_size(span.attributes)
+            total += sum(len(d.content or "") for d in span.documents)
+        total += sum(len(f.explanation or "") + 64 for f in trace.feedback)
+    return total
 
 
 @dataclass

@@ -422,7 +422,8 @@ def _merge(parts: list[Trace]) -> Trace:
             if _supersedes(span, spans.get(span.span_id)):
                 spans[span.span_id] = span
         # Feedback repeated by a resent fragment counts once; repeats within one part are kept.
-        earlier = list(feedback)
+        # A set of what earlier parts held: a list made this quadratic (issue 13).
+        earlier = set(feedback)
         feedback.extend(f for f in part.feedback if f not in earlier)
         for key, value in part.resource.items():
             resource.setdefault(key, value)

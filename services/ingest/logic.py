@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping
+from typing import Any
 
 from shared.events import StageStamp, Trace, TraceNormalized
 from shared.features import derive_features, is_complete
@@ -68,3 +69,92 @@ def response_media_type(request_content_type: str | None) -> str:
     """OTLP answers in the encoding it was spoken to."""
     media = (request_content_type or "").split(";", 1)[0].strip().lower()
     return "application/x-protobuf" if media == "application/x-protobuf" else "application/json"
+
+
+# --- events over the size limit ---------------------------------------------------------
+#
+# One rule for large events (README "Large traces"): every Kafka limit (producer request,
+# topic max.message.bytes, broker message.max.bytes, consumer fetch) is raised together to
+# PROMOTE_KAFKA_MAX_MESSAGE_BYTES. Ingest keeps a normalized event within a share of it
+# (the later stages add a pattern, a redaction report and scores): above that, its longest
+# strings are cut, halving the cap until it fits, the cut strings end with
+# TRUNCATION_MARKER and the event says ``truncated: true``. An event that still does not
+# fit (e.g. hundreds of thousands of spans) is dead-lettered with reason ``too_large``.
+
+TRUNCATION_MARKER = " …[truncated]"
+NORMALIZED_SHARE = 0.75
+MIN_STRING_CAP = 64
+
+
+class EventTooLarge(ValueError):
+    reason = "too_large"
+
+
+def event_limit(max_message_bytes: int) -> int:
+    return int(max_message_bytes * NORMALIZED_SHARE)
+
+
+def _cut(value: str, cap: int) -> str:
+    return value if len(value) <= cap else value[:cap] + TRUNCATION_MARKER
+
+
+def _cut_any(value: Any, cap: int) -> Any:
+    if isinstance(value, str):
+        return _cut(value, cap)
+    if isinstance(value, dict):
+        return {k: _cut_any(v, cap) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_cut_any(v, cap) for v in value]
+    return value
+
+
+_SPAN_TEXT = ("input", "output", "tool_arguments", "tool_result", "error_message", "name")
+
+
+def truncate_strings(trace: Trace, cap: int) -> Trace:
+    spans = []
+    for span in trace.spans:
+        update: dict[str, Any] = {
+            f: _cut(getattr(span, f), cap) for f in _SPAN_TEXT if getattr(span, f) is not None
+        }
+        update["attributes"] = _cut_any(span.attributes, cap)
+        update["documents"] = tuple(
+            d.model_copy(update={"content": _cut(d.content, cap)}) if d.content else d
+            for d in span.documents
+        )
+        spans.append(span.model_copy(update=update))
+    feedback = tuple(
+        f.model_copy(update={"explanation": _cut(f.explanation, cap)}) if f.explanation else f
+        for f in trace.feedback
+    )
+    return trace.model_copy(
+        update={
+            "spans": tuple(spans),
+            "feedback": feedback,
+            "resource": _cut_any(trace.resource, cap),
+        }
+    )
+
+
+def _size(event: TraceNormalized) -> int:
+    return len(event.model_dump_json().encode())
+
+
+def fit(event: TraceNormalized, limit: int) -> TraceNormalized:
+    """``event`` if its JSON is within ``limit`` bytes, else a truncated copy that is, marked
+    ``truncated``; EventTooLarge if even strings of MIN_STRING_CAP characters do not fit."""
+    size = _size(event)
+    if size <= limit:
+        return event
+    cap = max(MIN_STRING_CAP, (limit // 4) // max(len(event.trace.spans), 1))
+    while True:
+        trace = truncate_strings(event.trace, cap)
+        smaller = event.model_copy(
+            update={"trace": trace, "features": derive_features(trace), "truncated": True}
+        )
+        size = _size(smaller)
+        if size <= limit:
+            return smaller
+        if cap <= MIN_STRING_CAP:
+            raise EventTooLarge(f"normalized event of {size} bytes over the {limit} limit")
+        cap = max(MIN_STRING_CAP, cap // 2)

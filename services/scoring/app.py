@@ -54,7 +54,10 @@ async def on_redacted(msg: KafkaMessage, store: BudgetStore = Context()) -> None
     body, key = to_bytes(out), pattern_id.encode()
     headers = {topics.DECIDED_BY_HEADER: stage.name}
     if out.decision == Decision.PROMOTE:
-        # Recorded before publishing: a crash in between re-decides the same way.
-        await store.record_promotion(event.trace_id, pattern_id, policy.version, day)
+        # Published, then recorded: a publish that fails spends no slot of the pattern's
+        # budget. A crash in between re-reads the trace; its budget query excludes the
+        # trace itself, so it re-decides the same way and the fixture writer absorbs the
+        # second copy (idempotent by trace and fixture).
         await promoted.publish(body, key=key, headers=headers)
+        await store.record_promotion(event.trace_id, pattern_id, policy.version, day)
     await scored.publish(body, key=key, headers=headers)
