@@ -153,8 +153,11 @@ async def upstream(trace: Trace, patterns: PatternStore) -> TraceRedacted | str:
     features = derive_features(trace)
     observation = dedupe.observe(trace, features)
     recorded = await patterns.record(observation)
-    pattern = await patterns.pattern(recorded.pattern_id)
-    forward = dedupe.should_forward(recorded, pattern.covered_by_fixture)
+    today = observation.seen_at.date()
+    days = await patterns.days(recorded.pattern_id, observation.agent, today)
+    pattern = dedupe.with_trend(await patterns.pattern(recorded.pattern_id), days, today)
+    rising = pattern.trend is not None and pattern.trend.rising
+    forward = dedupe.should_forward(recorded, pattern.covered_by_fixture, rising)
     await patterns.mark_forwarded(trace.trace_id)
     if not forward:
         return DROPPED_DUPLICATE if recorded.already_forwarded else NOT_FORWARDED

@@ -8,7 +8,7 @@ send exactly this shape.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Literal, TypeVar
 
@@ -154,6 +154,23 @@ class TraceNormalized(Envelope):
     truncated: bool = False
 
 
+class PatternTrend(Frozen):
+    """The pattern against its own past: its share of the agent's traffic in the recent
+    window against the baseline window, and its rescue load per occurrence likewise."""
+
+    rising: bool
+    rate_ratio: float
+    p_value: float
+    recent_share: float
+    baseline_share: float
+    recent_days: int
+    baseline_days: int
+    since: date
+    rescue_rising: bool = False
+    rescue_ratio: float = 0.0
+    rescue_p_value: float = 1.0
+
+
 class PatternInfo(Frozen):
     pattern_id: str
     fingerprint_version: int
@@ -168,6 +185,7 @@ class PatternInfo(Frozen):
     count_24h: int
     count_7d: int
     covered_by_fixture: bool = False
+    trend: PatternTrend | None = None
 
 
 class MetricBaseline(Frozen):

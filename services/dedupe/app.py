@@ -45,8 +45,11 @@ async def on_normalized(msg: KafkaMessage, store: PatternStore = Context()) -> N
     event = parse(TraceNormalized, msg)
     observation = logic.observe(event.trace, event.features)
     recorded = await store.record(observation)
-    pattern = await store.pattern(recorded.pattern_id)
-    if logic.should_forward(recorded, pattern.covered_by_fixture):
+    today = observation.seen_at.date()
+    days = await store.days(recorded.pattern_id, observation.agent, today)
+    pattern = logic.with_trend(await store.pattern(recorded.pattern_id), days, today)
+    rising = pattern.trend is not None and pattern.trend.rising
+    if logic.should_forward(recorded, pattern.covered_by_fixture, rising):
         baseline = await store.baseline(observation.agent)
         out = advance(event, TraceDeduped, stage.stamp(), pattern=pattern, baseline=baseline)
         await deduped.publish(to_bytes(out), key=pattern.pattern_id.encode())

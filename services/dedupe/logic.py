@@ -46,7 +46,7 @@ import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -54,11 +54,13 @@ import numpy as np
 from datasketch import MinHash
 from wordfreq import zipf_frequency
 
+from services.dedupe.trends import DayCount, trend
 from shared.conversation import user_turns
 from shared.events import (
     AgentBaseline,
     FixtureIndexed,
     MetricBaseline,
+    PatternInfo,
     SpanKind,
     Trace,
     TraceFeatures,
@@ -97,6 +99,45 @@ Intent = tuple[int, ...]
 
 
 @dataclass(frozen=True)
+class SeriesPoint:
+    """What one trace adds to its pattern's hourly and daily series."""
+
+    agent_version: str
+    failed: bool
+    retries: int
+    # People pulled in: human interventions, user corrections and an escalation.
+    rescues: int
+    escalated: bool
+    latency_ms: float
+    tokens: int
+
+    @staticmethod
+    def of(trace: Trace, features: TraceFeatures) -> SeriesPoint:
+        return SeriesPoint(
+            agent_version=trace.agent_version or "-",
+            failed=features.outcome == "failure",
+            retries=features.retries + features.loops,
+            rescues=features.human_interventions
+            + features.user_corrections
+            + int(features.escalated),
+            escalated=features.escalated,
+            latency_ms=features.latency_ms,
+            tokens=features.total_tokens,
+        )
+
+
+def series_starts(seen_at: datetime) -> tuple[tuple[str, datetime], ...]:
+    """The hour and the day a trace falls in, in UTC."""
+    utc = seen_at.astimezone(UTC)
+    hour = utc.replace(minute=0, second=0, microsecond=0)
+    return (("hour", hour), ("day", hour.replace(hour=0)))
+
+
+def with_trend(pattern: PatternInfo, days: Sequence[DayCount], today: date) -> PatternInfo:
+    return pattern.model_copy(update={"trend": trend(days, today)})
+
+
+@dataclass(frozen=True)
 class Observation:
     trace_id: str
     content_sha256: str
@@ -112,6 +153,7 @@ class Observation:
     agent: str = "-"
     # (measure, log value) pairs the agent's baseline learns from.
     measures: tuple[tuple[str, float], ...] = ()
+    point: SeriesPoint | None = None
 
     @functools.cached_property
     def intent_bands(self) -> tuple[int, ...]:
@@ -448,6 +490,7 @@ def observe(trace: Trace, features: TraceFeatures) -> Observation:
         content=content_sketch(trace, features),
         agent=trace.agent_name or "-",
         measures=measures(features),
+        point=SeriesPoint.of(trace, features),
     )
 
 
@@ -489,13 +532,13 @@ def exemplar_role(
     return Role.EXEMPLAR if len(exemplars) < k else Role.SURPLUS
 
 
-def should_forward(recorded: Recorded, covered: bool) -> bool:
+def should_forward(recorded: Recorded, covered: bool, rising: bool = False) -> bool:
     """Forward what can still teach something: not a redelivery already passed on, not a
     near copy of an exemplar, and not a pattern the suite already covers (its statistics
-    are updated all the same)."""
+    are updated all the same) unless it keeps rising: covered but not protected."""
     if recorded.already_forwarded or recorded.near_copy:
         return False
-    return not covered
+    return not covered or rising
 
 
 def covers(indexed: FixtureIndexed) -> bool:

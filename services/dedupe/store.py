@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Protocol
 
 import asyncpg
@@ -25,12 +25,15 @@ from services.dedupe.logic import (
     Observation,
     Recorded,
     Role,
+    SeriesPoint,
     Sketch,
     assign,
     baseline_of,
     exemplar_role,
     pattern_fingerprint,
+    series_starts,
 )
+from services.dedupe.trends import BASELINE_DAYS, RECENT_DAYS, DayCount
 from shared.db import Connection
 from shared.events import AgentBaseline, PatternInfo
 
@@ -45,6 +48,7 @@ class PatternStore(Protocol):
     async def set_coverage(self, pattern_id: str, fixture_version: int, at: datetime) -> None: ...
     async def clear_coverage(self, pattern_id: str) -> None: ...
     async def baseline(self, agent: str) -> AgentBaseline: ...
+    async def days(self, pattern_id: str, agent: str, until: date) -> list[DayCount]: ...
 
 
 class PostgresPatternStore:
@@ -123,6 +127,8 @@ class PostgresPatternStore:
                        squares = b.squares + EXCLUDED.squares""",
                 [(obs.agent, name, value) for name, value in obs.measures],
             )
+            if obs.point is not None:
+                await self._add_to_series(conn, obs, assigned.pattern_id, obs.point)
             if assigned.remember_intent:
                 await conn.execute(
                     """INSERT INTO pattern_intents (pattern_id, position, bucket, signature)
@@ -157,6 +163,66 @@ class PostgresPatternStore:
                 already_forwarded=False,
                 near_copy=role == Role.NEAR_COPY,
             )
+
+    @staticmethod
+    async def _add_to_series(
+        conn: Connection, obs: Observation, pattern_id: str, point: SeriesPoint
+    ) -> None:
+        starts = series_starts(obs.seen_at)
+        await conn.executemany(
+            """INSERT INTO pattern_series AS s (pattern_id, grain, start, agent_version,
+                   occurrences, failures, retries, rescues, escalations, latency_ms, tokens)
+               VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, $10)
+               ON CONFLICT (pattern_id, grain, start, agent_version) DO UPDATE
+               SET occurrences = s.occurrences + 1, failures = s.failures + EXCLUDED.failures,
+                   retries = s.retries + EXCLUDED.retries,
+                   rescues = s.rescues + EXCLUDED.rescues,
+                   escalations = s.escalations + EXCLUDED.escalations,
+                   latency_ms = s.latency_ms + EXCLUDED.latency_ms,
+                   tokens = s.tokens + EXCLUDED.tokens""",
+            [
+                (
+                    pattern_id,
+                    grain,
+                    start,
+                    point.agent_version,
+                    int(point.failed),
+                    point.retries,
+                    point.rescues,
+                    int(point.escalated),
+                    point.latency_ms,
+                    point.tokens,
+                )
+                for grain, start in starts
+            ],
+        )
+        await conn.executemany(
+            """INSERT INTO agent_series AS a (agent, grain, start, agent_version, traces)
+               VALUES ($1, $2, $3, $4, 1)
+               ON CONFLICT (agent, grain, start, agent_version) DO UPDATE
+               SET traces = a.traces + 1""",
+            [(obs.agent, grain, start, point.agent_version) for grain, start in starts],
+        )
+
+    async def days(self, pattern_id: str, agent: str, until: date) -> list[DayCount]:
+        since = until - timedelta(days=RECENT_DAYS + BASELINE_DAYS)
+        rows = await self._pool.fetch(
+            """SELECT a.day, coalesce(p.occurrences, 0) AS occurrences, a.traces,
+                      coalesce(p.rescues, 0) AS rescues
+               FROM (SELECT start::date AS day, sum(traces)::int AS traces FROM agent_series
+                     WHERE agent = $2 AND grain = 'day' AND start::date BETWEEN $3 AND $4
+                     GROUP BY 1) a
+               LEFT JOIN (SELECT start::date AS day, sum(occurrences)::int AS occurrences,
+                                 sum(rescues)::int AS rescues
+                          FROM pattern_series WHERE pattern_id = $1 AND grain = 'day'
+                            AND start::date BETWEEN $3 AND $4 GROUP BY 1) p USING (day)
+               ORDER BY a.day""",
+            pattern_id,
+            agent,
+            since,
+            until,
+        )
+        return [DayCount(r["day"], r["occurrences"], r["traces"], r["rescues"]) for r in rows]
 
     @staticmethod
     async def _redelivery(conn: Connection, obs: Observation) -> Recorded | None:
@@ -269,6 +335,10 @@ class InMemoryPatternStore:
     intent_bands: dict[tuple[str, int], set[str]] = field(default_factory=dict)
     exemplars: dict[str, list[tuple[str, Sketch]]] = field(default_factory=dict)
     measures: dict[tuple[str, str], MeasureSums] = field(default_factory=dict)
+    # (pattern, grain, start, version) -> [occurrences, failures, retries, rescues,
+    # escalations, latency_ms, tokens]; (agent, grain, start, version) -> traces
+    series: dict[tuple[str, str, datetime, str], list[float]] = field(default_factory=dict)
+    agent_series: dict[tuple[str, str, datetime, str], int] = field(default_factory=dict)
 
     async def record(self, obs: Observation) -> Recorded:
         existing = self.traces.get(obs.trace_id)
@@ -317,6 +387,17 @@ class InMemoryPatternStore:
                 max(last, obs.seen_at),
             )
         self.members.update((pattern_id, d, v) for d, v in obs.members)
+        if obs.point is not None:
+            p = obs.point
+            for grain, start in series_starts(obs.seen_at):
+                row = self.series.setdefault(
+                    (pattern_id, grain, start, p.agent_version), [0, 0, 0, 0, 0, 0.0, 0]
+                )
+                added = (1, int(p.failed), p.retries, p.rescues, int(p.escalated))
+                for i, value in enumerate((*added, p.latency_ms, p.tokens)):
+                    row[i] += value
+                key = (obs.agent, grain, start, p.agent_version)
+                self.agent_series[key] = self.agent_series.get(key, 0) + 1
         for name, value in obs.measures:
             old_sums = self.measures.get((obs.agent, name), MeasureSums(0, 0.0, 0.0))
             self.measures[(obs.agent, name)] = MeasureSums(
@@ -369,3 +450,16 @@ class InMemoryPatternStore:
 
     async def baseline(self, agent: str) -> AgentBaseline:
         return baseline_of(agent, {m: s for (a, m), s in self.measures.items() if a == agent})
+
+    async def days(self, pattern_id: str, agent: str, until: date) -> list[DayCount]:
+        since = until - timedelta(days=RECENT_DAYS + BASELINE_DAYS)
+        traces: dict[date, int] = defaultdict(int)
+        for (a, grain, start, _), n in self.agent_series.items():
+            if a == agent and grain == "day" and since <= start.date() <= until:
+                traces[start.date()] += n
+        seen: dict[date, list[int]] = defaultdict(lambda: [0, 0])
+        for (p, grain, start, _), row in self.series.items():
+            if p == pattern_id and grain == "day" and since <= start.date() <= until:
+                seen[start.date()][0] += int(row[0])
+                seen[start.date()][1] += int(row[3])
+        return [DayCount(d, seen[d][0], traces[d], seen[d][1]) for d in sorted(traces)]

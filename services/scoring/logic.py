@@ -38,6 +38,7 @@ from shared.events import (
     Decision,
     Feedback,
     PatternInfo,
+    PatternTrend,
     SpanStatus,
     StageStamp,
     Trace,
@@ -110,6 +111,21 @@ TEACHABLE_SIGNALS = {
 
 # What a pattern that recurs at all (min occurrences from min sessions) scores at least.
 RECURRING_FLOOR = 0.5
+# What a pattern rising against its own past gains on Patterned and Enduring.
+RISING_BONUS = 0.25
+# Operational cost of a pattern whose rescue load per occurrence is rising.
+RESCUE_RISING = 0.8
+# Missed offline for a covered pattern that keeps rising: its fixture does not protect.
+COVERED_NOT_PROTECTED = 0.8
+
+
+def rising_sentence(t: PatternTrend) -> str:
+    return (
+        f"rising: {t.rate_ratio:.1f}x its share of the agent's traffic of the previous"
+        f" {t.baseline_days} days ({t.baseline_share:.2%} → {t.recent_share:.2%} over the last"
+        f" {t.recent_days} days, p={t.p_value:.3g}) since {t.since.isoformat()}"
+    )
+
 
 # A pattern first seen today is not yet proven to last, but nothing says it will not:
 # this prior keeps new, non-transient patterns above the enduring gate.
@@ -246,6 +262,10 @@ def patterned(p: PatternInfo, policy: Policy) -> CriterionScore:
     score = RECURRING_FLOOR + (1.0 - RECURRING_FLOOR) * (
         0.5 * recurrence + 0.35 * spread_part + 0.15 * days_part
     )
+    rising = p.trend is not None and p.trend.rising
+    if rising:
+        score += RISING_BONUS
+        evidence["trend"] = p.trend.model_dump(mode="json") if p.trend else None
     who = (
         f"from {_plural(p.distinct_sessions, 'session')}, {_plural(p.distinct_users, 'user')}"
         if identities_known
@@ -254,7 +274,8 @@ def patterned(p: PatternInfo, policy: Policy) -> CriterionScore:
     return _result(
         score,
         f"{_plural(p.occurrences, 'occurrence')} ({p.count_7d} in 7 days, {p.count_24h} in 24 h)"
-        f" over {_plural(p.distinct_days, 'day')} {who}",
+        f" over {_plural(p.distinct_days, 'day')} {who}"
+        + (f"; {rising_sentence(p.trend)}" if rising and p.trend else ""),
         one_off=False,
         parts={"recurrence": _r(recurrence), "spread": _r(spread_part), "days": _r(days_part)},
         **evidence,
@@ -424,6 +445,7 @@ def operationally_costly(
     agent_name: str | None,
     policy: Policy,
     baseline: AgentBaseline | None = None,
+    trend: PatternTrend | None = None,
 ) -> CriterionScore:
     c = policy.costly
     effort = {
@@ -449,6 +471,12 @@ def operationally_costly(
         notes.append(_plural(features.tool_corrections, "failed call followed by another tool"))
     notes += measured_notes
     parts = {**effort, **measured}
+    if trend is not None and trend.rescue_rising:
+        parts["rescue_load_rising"] = RESCUE_RISING
+        notes.append(
+            f"the pattern's rescue load (retries, people pulled in) per occurrence is"
+            f" {trend.rescue_ratio:.1f}x its baseline (p={trend.rescue_p_value:.3g})"
+        )
     return _result(
         _noisy_or(parts.values()),
         ", ".join(notes) if notes else "within the agent's usual cost and effort",
@@ -473,6 +501,14 @@ def missed_offline(p: PatternInfo, features: TraceFeatures) -> CriterionScore:
     }
     if not p.covered_by_fixture:
         return _result(1.0, "no fixture covers the pattern yet", **evidence)
+    if p.trend is not None and p.trend.rising:
+        return _result(
+            COVERED_NOT_PROTECTED,
+            f"covered but not protected: a fixture covers the pattern, yet it keeps"
+            f" {rising_sentence(p.trend)} (a weak grader or threshold?)",
+            covered_not_protected=True,
+            **evidence,
+        )
     if features.outcome == "failure":
         # We cannot see the fixture's own grade: a live failure of a covered pattern only
         # suggests the fixture does not catch it.
@@ -626,11 +662,14 @@ def enduring(
             transient_errors += 1
             matched |= hits
     share = transient_errors / len(errors) if errors else 0.0
-    base = ENDURING_PRIOR + 0.45 * days_part + 0.3 * versions_part
+    rising = p.trend is not None and p.trend.rising
+    base = ENDURING_PRIOR + 0.45 * days_part + 0.3 * versions_part + RISING_BONUS * rising
     score = base * (1.0 - TRANSIENT_PENALTY * share)
     summary = (
         f"seen on {_plural(p.distinct_days, 'day')} across {_plural(versions, 'agent version')}"
     )
+    if rising and p.trend is not None:
+        summary += f", and growing since {p.trend.since.isoformat()}"
     if transient_errors:
         summary += (
             f"; {transient_errors} of {_plural(len(errors), 'error')} look transient"
@@ -661,7 +700,9 @@ def criteria_scores(event: TraceRedacted, policy: Policy) -> dict[str, Criterion
     return {
         "patterned": patterned(p, policy),
         "risk_bearing": risk_bearing(f, t),
-        "operationally_costly": operationally_costly(f, t.agent_name, policy, event.baseline),
+        "operationally_costly": operationally_costly(
+            f, t.agent_name, policy, event.baseline, p.trend
+        ),
         "missed_offline": missed_offline(p, f),
         "observable": observable(t, f, event.complete),
         "teachable": teachable(t, f, policy, event.baseline),

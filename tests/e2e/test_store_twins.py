@@ -1,5 +1,5 @@
 """Stores on the real database answer as their in-memory twins do: dedupe's pattern store
-(assignment, counts, exemplars, learned baselines) on real runs, scoring's budgets (with
+(assignment, counts, exemplars, learned baselines, daily series) on real runs, scoring's budgets (with
 and without counting the day's promotions), and the fixture store withdrawing, reverting,
 retiring and restoring fixtures."""
 
@@ -187,7 +187,8 @@ async def record_all(store: PatternStore, observations: list[Observation]) -> li
     facts: list[Any] = []
     for obs in [*observations, observations[0]]:  # the last one is a redelivery
         recorded = await store.record(obs)
-        facts.append((recorded, await store.pattern(recorded.pattern_id)))
+        days = await store.days(recorded.pattern_id, obs.agent, obs.seen_at.date())
+        facts.append((recorded, await store.pattern(recorded.pattern_id), days))
     for agent in sorted({o.agent for o in observations}):
         facts.append(await store.baseline(agent))
     return facts
@@ -206,5 +207,6 @@ def test_the_postgres_pattern_store_groups_as_the_in_memory_one_does(infra: Endp
 
     on_db = asyncio.run(on_postgres())
     in_memory = asyncio.run(record_all(InMemoryPatternStore(), observations))
-    assert len({recorded.pattern_id for recorded, _ in on_db[: len(observations)]}) > 1
+    assert len({recorded.pattern_id for recorded, _, _ in on_db[: len(observations)]}) > 1
+    assert any(days for _, _, days in on_db[: len(observations)])
     assert on_db == in_memory
