@@ -1,8 +1,10 @@
 """A canary set built from someone else's knowledge of the formats: Faker's locale providers
-(names, addresses, phone numbers and national identifiers of 14 locales), python-stdnum's
-check-digit rules where Faker has no provider, set in the sentences real traffic carries them
-in (a user introducing themselves, a tool error, a signature). Seeded: the same set every run.
-No real personal data: every value is generated here, at run time."""
+(names, addresses with their postcodes, phone numbers and national identifiers of 18 locales),
+python-stdnum's check-digit rules where Faker has no provider, set in the sentences real
+traffic carries them in (a user introducing themselves, in capitals or not, a tool error, a
+signature, a name with no cue word that the same trace gave away elsewhere, a postal address
+over several lines). Seeded: the same set every run. No real personal data: every value is
+generated here, at run time."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from faker import Faker
 
 LOCALES = (
     "en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "pl_PL", "pt_BR", "en_IN",
-    "en_AU", "nl_NL", "en_CA", "sv_SE", "en_IE",
+    "en_AU", "nl_NL", "en_CA", "sv_SE", "en_IE", "en_NZ", "de_AT", "pt_PT", "da_DK",
 )  # fmt: skip
 REGIONS = {loc: loc.split("_")[1] for loc in LOCALES}
 
@@ -26,6 +28,9 @@ class Canary:
     value: str  # the planted value, exactly as it appears in ``text``
     text: str  # the sentence carrying it
     locale: str
+    # Other strings of the same trace (another span's input): a name given away there, with
+    # a cue word, must be replaced in ``text`` too, where nothing announces it.
+    context: tuple[str, ...] = ()
 
 
 _NAME_TEMPLATES = (
@@ -35,6 +40,20 @@ _NAME_TEMPLATES = (
     "Thanks for your help!\nRegards,\n{v}",
     "Hello {v}, your refund has been processed.",
     "Dear {v}, we could not deliver your parcel.",
+)
+# Lower case, as people type in chat.
+_LOWER_NAME_TEMPLATES = (
+    "hi, i'm {v} and my parcel never arrived",
+    "hello this is {v}, i need to change my booking",
+    "my name is {v}",
+)
+# No cue word in the text itself; the trace names the person elsewhere (a tool result's
+# prose, the user's introduction).
+_MENTION_TEMPLATES = (
+    ("{v} asked us to cancel the booking.", "Hi, this is {v}. Can you help?"),
+    ("Refund approved; {v} will get an e-mail.", "Tool error: customer {v} not found"),
+    ("Reservation for {v} confirmed, seat 14C.", "Dear {v}, your ticket is attached."),
+    ("Escalated: {first} is still waiting for a callback.", "My name is {v}."),
 )
 _PHONE_TEMPLATES = (
     "You can call me on {v} after 5pm.",
@@ -46,6 +65,10 @@ _ADDRESS_TEMPLATES = (
     "I moved to {v} last month.",
     "Ship it to {v}, please.",
     "address_validation error: {v} is not deliverable",
+)
+_POSTAL_TEMPLATES = (
+    "Please send the replacement to:\n{v}",
+    "address_validation error: '{v}' is not deliverable",
 )
 _ID_LABELS = {
     "US_SSN": "my social security number is {v}",
@@ -144,6 +167,41 @@ def canaries(seed: int = 12, per_locale: int = 4) -> list[Canary]:
             )
             email = fake.email()
             out.append(Canary("EMAIL", email, f"reach me at {email} please", locale))
+            lower = fake.name().lower()
+            template = _LOWER_NAME_TEMPLATES[i % len(_LOWER_NAME_TEMPLATES)]
+            out.append(Canary("PERSON_LOWERCASE", lower, template.format(v=lower), locale))
+            first = fake.first_name()
+            full = f"{first} {fake.last_name()}"
+            text, context = _MENTION_TEMPLATES[i % len(_MENTION_TEMPLATES)]
+            value = first if "{first}" in text else full
+            out.append(
+                Canary(
+                    "PERSON_MENTIONED_ELSEWHERE",
+                    value,
+                    text.format(v=full, first=first),
+                    locale,
+                    (context.format(v=full),),
+                )
+            )
+        for _ in range(per_locale // 2):
+            address, postcode = _postal_address(fake)
+            template = _POSTAL_TEMPLATES[len(out) % len(_POSTAL_TEMPLATES)]
+            text = template.format(v=address)
+            lines = address.split("\n")
+            out.append(Canary("ADDRESS_POSTAL", lines[0], text, locale))
+            if len(lines) >= 3 and (postcode is None or postcode not in lines[1]):
+                # "Flat 35s\nJones Walks\n...": the second line is the street (or the
+                # neighbourhood under it), still part of the address.
+                out.append(Canary("ADDRESS_POSTAL", lines[1], text, locale))
+            if postcode and locale != "en_US":
+                out.append(Canary("POSTCODE", postcode, text, locale))
+        for _ in range(per_locale // 2):
+            intl = _international_phone(fake)
+            if intl is not None:
+                out.append(Canary("PHONE_INTERNATIONAL", intl, f"WhatsApp: {intl}", locale))
+                out.append(
+                    Canary("PHONE_INTERNATIONAL", intl, f"the booking lists {intl} only", locale)
+                )
         for kind, value in _faker_ids(fake, locale, per_locale):
             out.append(Canary(kind, value, _ID_LABELS[kind].format(v=value), locale))
         iban = fake.iban()
@@ -159,6 +217,45 @@ def canaries(seed: int = 12, per_locale: int = 4) -> list[Canary]:
         for kind, value, template in _secrets(rng):
             out.append(Canary(kind, value, template.format(v=value), "-"))
     return out
+
+
+_POSTCODE_FORMATTERS = ("postcode", "postalcode", "zipcode", "postcode_in_state")
+
+
+def _postal_address(fake: Faker) -> tuple[str, str | None]:
+    """A whole postal address as the locale writes it (lines, postcode, town) and the postcode
+    Faker put in it (caught on its way in: Faker's address formats call its postcode
+    formatter)."""
+    generator = fake._factories[0]
+    seen: list[str] = []
+    originals = {}
+    for name in _POSTCODE_FORMATTERS:
+        if hasattr(generator, name):
+            original = getattr(generator, name)
+            originals[name] = original
+
+            def capture(*args: object, _original: object = original, **kwargs: object) -> str:
+                value = str(_original(*args, **kwargs))  # type: ignore[operator]
+                seen.append(value)
+                return value
+
+            generator.set_formatter(name, capture)
+    try:
+        address = fake.address()
+    finally:
+        for name, original in originals.items():
+            generator.set_formatter(name, original)
+    postcode = next((p for p in reversed(seen) if p in address), None)
+    return address, postcode
+
+
+def _international_phone(fake: Faker) -> str | None:
+    """A number the locale's own formats write with its country code (+44 ..., 0049 ...)."""
+    for _ in range(40):
+        phone = str(fake.phone_number())
+        if phone.startswith(("+", "(+")):
+            return phone
+    return None
 
 
 def _faker_ids(fake: Faker, locale: str, n: int) -> list[tuple[str, str]]:

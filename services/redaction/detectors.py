@@ -42,7 +42,11 @@ from services.redaction.base import glued as _glued
 from services.redaction.base import is_word as _is_word
 from services.redaction.identifiers import IDENTIFIER_DETECTORS
 from services.redaction.phones import PHONE_DETECTOR, normalise_phone
-from services.redaction.prose import ADDRESS_DETECTORS, PERSON_DETECTOR
+from services.redaction.prose import (
+    ADDRESS_DETECTORS,
+    LOWERCASE_PERSON_DETECTOR,
+    PERSON_DETECTOR,
+)
 
 # Re-exported: logic, the scanner and tests import these from here.
 __all__ = [
@@ -582,6 +586,10 @@ PII_DETECTORS: tuple[Detector, ...] = (
 )
 
 # Prose detectors come last: a finding of a specific detector wins a tie.
-PROSE_DETECTORS: tuple[Detector, ...] = (*ADDRESS_DETECTORS, PERSON_DETECTOR)
+PROSE_DETECTORS: tuple[Detector, ...] = (
+    *ADDRESS_DETECTORS,
+    PERSON_DETECTOR,
+    LOWERCASE_PERSON_DETECTOR,
+)
 
 DEFAULT_DETECTORS: tuple[Detector, ...] = CREDENTIAL_DETECTORS + PII_DETECTORS + PROSE_DETECTORS

@@ -50,6 +50,7 @@ from services.redaction.keys import (
     name_parts,
     person_shaped,
 )
+from services.redaction.prose import seeds_other_mentions
 from services.redaction.scanner import RedactionFailed, Scanner, resolve, scannable
 from shared.events import RedactionReport, Trace
 
@@ -82,6 +83,12 @@ def redact_trace(
         run.harvest_model(trace)
         run.compile_seeds()
         clean = run.redact_model(trace)
+        if run.seed_prose_people():
+            # A name read in prose ("this is Jane Doe") is the same person wherever the trace
+            # mentions it, with or without a cue: once more, with those names as seeds. The
+            # detectors' findings are cached, so the second walk only re-applies seeds.
+            run.restart()
+            clean = run.redact_model(trace)
     except RedactionFailed:
         raise
     except Exception as exc:
@@ -141,6 +148,8 @@ class _Redaction:
         self._seed_needles: list[str] = []
         self._json_cache: dict[str, Any] = {}
         self._rules: dict[str, KeyRule | None] = {}
+        self._found_cache: dict[str, list[tuple[int, Finding]]] = {}
+        self._prose_people: dict[str, str] = {}  # casefolded -> as written
 
     # -- shared -------------------------------------------------------------------------
 
@@ -345,6 +354,37 @@ class _Redaction:
             out.append((priority, Finding(m.start(), m.end(), kind, canonical)))
         return out
 
+    def seed_prose_people(self) -> bool:
+        """Seeds the names the detectors read in prose that are not seeds yet; True if any."""
+        added = False
+        for folded, written in self._prose_people.items():
+            if folded not in self._seeds:
+                self._seed_person(written)
+                added = True
+        if added:
+            self._seed_regex = None
+            self._seed_groups = []
+            self._seed_needles = []
+            self.compile_seeds()
+        return added
+
+    def restart(self) -> None:
+        """Numbering starts again for the second walk, so it follows the walk order."""
+        self.counters = {}
+        self._assigned = {}
+        self.strings_scanned = 0
+
+    def _detected(self, text: str) -> list[tuple[int, Finding]]:
+        found = self._found_cache.get(text)
+        if found is None:
+            found = self.scanner.findings(text, self.session)
+            self._found_cache[text] = found
+            for _, f in found:
+                if f.kind == "PERSON" and seeds_other_mentions(text, f.start):
+                    written = " ".join(text[f.start : f.end].split())
+                    self._prose_people.setdefault(written.casefold(), written)
+        return list(found)
+
     # -- pass 2: rewrite ----------------------------------------------------------------
 
     def placeholder(self, kind: str, canonical: str) -> str:
@@ -436,7 +476,7 @@ class _Redaction:
         email address or a token)."""
         self._check_size(key)
         self.strings_scanned += 1
-        found = self.scanner.findings(key, self.session)
+        found = self._detected(key)
         return self._substitute(key, found) if found else key
 
     def _text(
@@ -456,7 +496,7 @@ class _Redaction:
                 # JSON inside a string sits under the string's key, as if nested directly.
                 new = self._walk(parsed, key, parent, parent_key)
                 return text if new is parsed else _dump_like(new, text)
-        found = self.scanner.findings(text, self.session)
+        found = self._detected(text)
         found.extend(self._seed_findings(scannable(text)))
         return self._substitute(text, found) if found else text
 

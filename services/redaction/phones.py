@@ -41,7 +41,7 @@ def configured_regions() -> tuple[str, ...]:
 
 
 # A run of digits and the separators phone numbers are written with.
-_RUN = re.compile(r"\+?\(?[0-9][0-9 ().-]{5,24}[0-9]")
+_RUN = re.compile(r"\+?\(?[0-9][0-9 ()./-]{5,24}[0-9]")
 _EXTENSION = re.compile(r"[ ]?(?:x|ext\.?|#)[ ]?[0-9]{1,6}\b", re.IGNORECASE)
 _CONTEXT_WORDS = (
     r"phone|telephone|tel|call|calling|called|mobile|mob|cell|cellphone|fax|sms|text(?: me)?"
@@ -57,8 +57,8 @@ _CONTEXT_WORDS_UTF8 = _CONTEXT_WORDS.replace("[ée]", r"(?:e|\xc3\xa9)").replace
 )
 CONTEXT_PREFILTER = r"(?:" + _CONTEXT_WORDS_UTF8 + r")[^0-9\n]{0,20}[0-9](?:[ ().-]{0,2}[0-9]){6}"
 _DATE = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}|\b[0-9]{1,2}[.-][0-9]{1,2}[.-](?:19|20)[0-9]{2}\b"
-    r"|\b(?:19|20)[0-9]{2}[.-][0-9]{1,2}[.-][0-9]{1,2}\b"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}|\b[0-9]{1,2}[./-][0-9]{1,2}[./-](?:19|20)?[0-9]{2}\b"
+    r"|\b(?:19|20)[0-9]{2}[./-][0-9]{1,2}[./-][0-9]{1,2}\b"
 )
 _GROUPS = re.compile(r"[^0-9]+")
 _SEPARATOR_RUN = re.compile(r"[ ().-]{3}")
@@ -118,12 +118,17 @@ class PhoneReader:
             return None
         if _SEPARATOR_RUN.search(candidate) or candidate.count("(") != candidate.count(")"):
             return None
+        if candidate.count("/") > 1:  # "12/05/24", "1/2/3": a phone has one, after the area code
+            return None
         context = in_phone_context(text, start)
         formatted = any(ch in candidate for ch in " ().-")
         digits = "".join(groups)
         if _SSN_SHAPE.fullmatch(candidate) and not context:
             return None
-        if candidate.startswith("+") or (candidate[:3] in _IDD and n >= 9):
+        if candidate.startswith("+"):
+            # "+" and a possible length: fails toward redaction even unformatted.
+            return self._international(candidate, digits, True)
+        if candidate[:3] in _IDD and n >= 9:
             return self._international(candidate, digits, formatted or context)
         if _NANP.fullmatch(candidate):
             return self._valid_e164(candidate, ("US",)) or _nanp_e164(digits)
@@ -234,7 +239,7 @@ PHONE_DETECTOR = Detector(
         # (an order id, a timestamp) is never a phone there, so it does not fire.
         r"\+\(?[0-9](?:[ ().-]{0,2}[0-9]){6}",
         r"(?:^|[^0-9])00[1-9](?:[ ().-]{0,2}[0-9]){6}",
-        r"(?:^|[^0-9])\(?0[0-9]{1,4}\)?[ ().-]{0,2}[0-9](?:[ ().-]{0,2}[0-9]){5}",
+        r"(?:^|[^0-9])\(?0[0-9]{1,4}\)?[ ()./-]{0,2}[0-9](?:[ ().-]{0,2}[0-9]){5}",
         r"[0-9]{2,5}[ ().-]{1,2}[0-9]{2,5}[ ().-]{1,2}[0-9]{2,5}",
         r"[0-9]{3,5}\)?[ .-][0-9]{4,8}",
         CONTEXT_PREFILTER,

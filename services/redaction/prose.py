@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 
 import re2
 
+from services.redaction import street_words
 from services.redaction.base import Detector, Finding
 
 # --- names ------------------------------------------------------------------------------
@@ -44,7 +45,7 @@ _INTRO = (
     r" speaking to|you are speaking to|call me|known as|on behalf of|customer|client|user"
     r"|patient|passenger|cardholder|card holder|account holder|guest|member|recipient"
     r"|applicant|employee|contact|traveller|traveler|signed|sincerely|regards|kind regards"
-    r"|best regards|best wishes|many thanks|thanks|thank you|cheers|best|dear|hi|hello|hey"
+    r"|best regards|best wishes|many thanks|thanks|thank you|cheers|dear|hi|hello|hey"
     r"|greetings|good morning|good afternoon|good evening|mr|mrs|ms|miss|mx|dr|prof|sir"
     r"|dame|lady|lord|herr|frau|mme|mlle|monsieur|madame|señor|señora|sr|sra|srta|sig"
     r"|sig\.ra|signor|signora|dott|ing|mnr|mevr|pan|pani|je m'appelle|me llamo|mi chiamo"
@@ -128,114 +129,246 @@ def _people(text: str) -> Iterator[Finding]:
         yield Finding(start, end, "PERSON", " ".join(name.split()).casefold())
 
 
+# Names typed in lower case ("hi, i'm kenn friis-koch and ..."): only after an introduction,
+# and judged by English word frequencies (wordfreq's lists, shipped inside the package, already
+# a dependency): after an unambiguous cue ("my name is") anything but a function word is a
+# name; after an ambiguous one ("i'm", "this is") the first word must not be one of the 20,000
+# most frequent English words ("i'm going", "this is fine", "i'm frustrated").
+_LOWER_STRONG = (
+    r"my name is|my name's|name is|call me|je m'appelle|me llamo|mi chiamo|ich heiße"
+    r"|meu nome é|mi nombre es|mein name ist|mijn naam is|jag heter|nazywam się"
+)
+_LOWER_WEAK = r"i'm|i am|im|this is|it's|ich bin|je suis|sono|soy|here is|here's"
+_LOWER_WORD = r"[a-zß-öø-ÿā-ž][a-zß-öø-ÿā-ž'" + _RSQ + r"-]*"
+_LOWER_NAME = re.compile(
+    r"(?i:\b(" + _LOWER_STRONG + r"|" + _LOWER_WEAK + r"))[ \t]*[,:]?[ \t]+(" + _LOWER_WORD
+    + r"(?:[ \t]+" + _LOWER_WORD + r"){0,2})\b"
+)  # fmt: skip
+_STRONG_CUES = frozenset(_LOWER_STRONG.split("|"))
+_ENDINGS_NOT_NAMES = ("ing", "ed", "ly", "ful", "ous", "ive", "able", "ible", "less", "ness")
+
+
+def _word_lists() -> tuple[frozenset[str], frozenset[str]]:
+    from wordfreq import top_n_list
+
+    return frozenset(top_n_list("en", 20000)), frozenset(top_n_list("en", 400))
+
+
+_COMMON_EN, _FUNCTION_EN = _word_lists()
+
+
+_LOWER_PARTICLES = frozenset(_PARTICLE.strip("(?:)").split("|"))
+_LOWER_TITLES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir"})
+
+
+def _not_a_follower(word: str) -> bool:
+    return (
+        word in _FUNCTION_EN
+        or word in _NOT_NAMES
+        or (word in _COMMON_EN and word.endswith(_ENDINGS_NOT_NAMES))
+    )
+
+
+def _lower_names(text: str) -> Iterator[Finding]:
+    for m in _LOWER_NAME.finditer(text):
+        cue = " ".join(m.group(1).casefold().split())
+        words = m.group(2).split()
+        offset = 0
+        if words[0].rstrip(".") in _LOWER_TITLES and len(words) > 1:
+            # "i'm dr. benthe krogh": a title says a name follows, whatever the cue.
+            offset = m.group(2).index(words[1])
+            words = words[1:]
+            cue = "my name is"
+        first = words[0]
+        if first in _FUNCTION_EN or first in _NOT_NAMES:
+            continue
+        kept = [first]
+        for w in words[1:]:
+            if w in _LOWER_PARTICLES:
+                kept.append(w)
+                continue
+            if _not_a_follower(w):
+                break
+            kept.append(w)
+        while kept and kept[-1] in _LOWER_PARTICLES:
+            kept.pop()
+        # After "i'm": a common first word only with a rare second one ("i'm william arroyo").
+        weak = cue not in _STRONG_CUES and first in _COMMON_EN
+        if weak and (len(kept) < 2 or kept[1] in _COMMON_EN):
+            continue
+        start = m.start(2) + offset
+        end = start + len(" ".join(kept))
+        if text[start:end].split() != kept:  # several blanks between the words
+            end = start + len(m.group(2).split(kept[-1], 1)[0]) + len(kept[-1])
+        yield Finding(start, end, "PERSON", " ".join(kept))
+
+
+# The cues after which a name is someone's own, so that its other mentions in the trace are
+# the same person's (the logic seeds them): introductions, the people a support trace is
+# about, titles, salutations and sign-offs; not "known as", "member", "guest", "contact",
+# "user", which in documents precede products and titles ("known as Xbox Game Studios").
+_SEEDING_CUE = re.compile(
+    r"(?i:\b(?:my name is|my name's|name is|this is|i am|i'm|im|it's|it is|speaking with|"
+    r"speaking to|call me|on behalf of|customer|client|patient|passenger|cardholder"
+    r"|card holder|account holder|applicant|traveller|traveler|recipient|signed|sincerely"
+    r"|regards|dear|hi|hello|hey|greetings|thanks|thank you|many thanks|cheers|mr|mrs|ms"
+    r"|miss|mx|dr|prof|herr|frau|mme|mlle|monsieur|madame|señor|señora|sr|sra|srta|sig"
+    r"|signor|signora|dott|mnr|mevr|pan|pani|je m'appelle|me llamo|mi chiamo|ich heiße"
+    r"|ich bin|name ist|je suis|soy|sono|meu nome é|mi nombre es))\b\.?,?[ \t]*\n?[ \t]*"
+    r"(?:[-\u2013\u2014][ \t]*)?(?:(?i:mr|mrs|ms|miss|mx|dr|prof|herr|frau|mme|sr|sra|sig)"
+    r"\.?[ \t]+)?$"
+)
+
+
+def seeds_other_mentions(text: str, start: int) -> bool:
+    """Whether the name found at ``start`` came after a cue that says it is a person's own."""
+    return _SEEDING_CUE.search(text, max(0, start - 40), start) is not None
+
+
 # --- addresses --------------------------------------------------------------------------
 
-_EN_STREET_TYPES = (
-    # USPS street suffixes (Faker's en_US list) and British ones.
-    r"expressway|extensions|throughway|trafficway|boulevard|crossroad|esplanade|extension"
-    r"|junctions|mountains|stravenue|underpass|causeway|crescent|crossing|junction"
-    r"|motorway|mountain|overpass|parkways|turnpike|villages|centers|circles|commons"
-    r"|corners|estates|freeway|gardens|gateway|harbors|harbour|heights|highway|islands"
-    r"|landing|meadows|mission|orchard|parkway|passage|prairie|springs|squares|station"
-    r"|streets|terrace|valleys|viaduct|village|avenue|branch|bridge|brooks|bypass|canyon"
-    r"|center|centre|circle|cliffs|common|corner|course|courts|divide|drives|estate|fields"
-    r"|forest|forges|garden|greens|groves|harbor|hollow|island|knolls|lights|manors|meadow"
-    r"|parade|plains|points|radial|rapids|ridges|shoals|shores|skyway|spring|square|stream"
-    r"|street|summit|tunnel|unions|valley|villes|alley|brook|burgs|cliff|close|court|coves"
-    r"|creek|crest|curve|drive|falls|ferry|field|flats|fords|forge|forks|glens|green|grove"
-    r"|haven|hills|inlet|knoll|lakes|light|locks|lodge|manor|mills|mount|parks|pines|place"
-    r"|plain|plaza|point|ports|ranch|rapid|ridge|river|roads|route|shoal|shore|spurs|trace"
-    r"|track|trail|union|views|ville|vista|walks|wells|wharf|bend|blvd|burg|camp|cape|club"
-    r"|cove|cres|dale|fall|flat|ford|fork|fort|gate|gdns|glen|hill|isle|keys|lake|land"
-    r"|lane|loaf|lock|loop|mall|mews|mill|neck|oval|park|pass|path|pike|pine|pkwy|port"
-    r"|quay|ramp|rest|rise|road|spur|terr|view|walk|wall|ways|well|ave|cir|ctr|dam|hts|hwy"
-    r"|jct|key|pde|plz|row|rue|run|trl|via|way|av|ct|dr|ln|pl|pt|rd|sq|st|r"
+_NAMEW = r"[" + _UPPER + r"][" + _UPPER + _LOWER + r"'" + _RSQ + r".-]*"  # McLean-Hickey, O'Mahoney
+_NAMEW_OR_NUM = r"(?:[0-9]{1,3}(?i:st|nd|rd|th)\b|" + _NAMEW + r")"  # "5th Avenue", "Baker"
+_NUM = r"[0-9]{1,6}[A-Za-z]?(?:[ \t]?[-/][ \t]?[0-9]{1,5}[A-Za-z]?)?"
+_NOT_YEAR = r"(?!(?:19|20)[0-9]{2}\b)"
+_LINE_BREAK = r"(?:,?[ \t]+|,?[ \t]*\n[ \t]*)"  # the street may start on the next line
+_ROMANCE_PARTICLES = (
+    r"de|del|de la|de las|de los|dos|das|da|do|di|della|dei|delle|degli|des|du|de l'|d'|la|le"
+    r"|les|al|el"
 )
-_UNIT = (
+
+
+def _alternation(words: list[str] | tuple[str, ...]) -> str:
+    """Longest first, so that "avenue" is tried before "av"; escaped."""
+    return "|".join(re.escape(w) for w in sorted(set(words), key=lambda w: (-len(w), w)))
+
+
+_SUFFIXES = _alternation([w for ws in street_words.SUFFIX_WORDS.values() for w in ws])
+_PREFIXES = _alternation([w for ws in street_words.PREFIX_WORDS.values() for w in ws])
+_SEPARATE_TYPES = _alternation(street_words.PREFIX_WORDS["nl_de_sep"])
+_COMPOUNDS = _alternation(street_words.COMPOUND_ENDINGS)
+_UNITS = _alternation(street_words.UNIT_WORDS)
+# A unit before the street line: "Flat 6, ", "Apt. 647 ", "Level 3\n", "H.No. 803\n".
+_UNIT_BEFORE = (
+    r"(?:(?<![A-Za-z])(?i:" + _UNITS + r")[ \t]*(?:[0-9A-Za-z][0-9A-Za-z/-]{0,5}"
+    + _LINE_BREAK + r")?)?"
+)  # fmt: skip
+_UNIT_AFTER = (
     r"(?i:,?[ \t]+(?:apt\.?|apartment|suite|ste\.?|unit|flat|floor|fl\.?|room|rm\.?|#)[ \t]*"
     r"[0-9A-Za-z-]{1,6})?"
 )
-_EN_ADDRESS = (
-    r"(?:(?i:flat|apartment|apt\.?|unit|suite)[ \t]+[0-9A-Za-z]{1,5},?[ \t]+)?"
-    r"\b[0-9]{1,6}[A-Za-z]?(?:[-/][0-9]{1,4})?,?[ \t]+(?:[NSEW]\.?[ \t]+)?"
-    r"[" + _UPPER + r"0-9][" + _LOWER + r"0-9'"+_RSQ+r".-]*(?:[ \t]+[" + _UPPER + r"][" + _LOWER
-    + r"'"+_RSQ+r".-]*){0,3}[ \t]+(?i:(?:" + _EN_STREET_TYPES + r"))\b\.?" + _UNIT
+# Number first, the street type after the name: English-speaking countries, India.
+_NUMBER_FIRST = (
+    _UNIT_BEFORE + r"\b" + _NUM + _LINE_BREAK + r"(?:[NSEW]\.?[ \t]+)?" + _NAMEW_OR_NUM
+    + r"(?:[ \t]+" + _NAMEW + r"){0,3}[ \t]+(?i:(?:" + _SUFFIXES + r"))\b\.?" + _UNIT_AFTER
 )  # fmt: skip
-_COMPOUND_SUFFIX = (
-    r"straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|ufer|steig|pfad|chaussee|laan"
-    r"|straat|gracht|singel|plein|kade|dijk|hof|vägen|gatan|gränd|väg|gata|vej|gade|veien"
-    r"|gaten|katu|tie|polku|torget|torg|backen|stigen|plan"
-)
+# The type first, then the name, then the number (Romance and Slavic languages); "s/n" is
+# "no number".
+_TYPE_FIRST = (
+    r"(?<![" + _UPPER + _LOWER + r"0-9])(?:(?i:" + _PREFIXES + r")|V[ií]a)"
+    r"(?:(?<=[./])[ \t]*|[ \t]+)(?:(?:"
+    + _ROMANCE_PARTICLES + r")[ \t]*)?" + _NAMEW + r"(?:[ \t]+(?:(?:"
+    + _ROMANCE_PARTICLES + r")[ \t]+)?" + _NAMEW + r"){0,4},?[ \t]*(?:n[º°o.]?[ \t]*)?(?:"
+    + _NUM + r"|[sS]/[nN]|s\.n\.)\b"
+)  # fmt: skip
+# Types unambiguous enough to mark a street with no number: "rue Xavier Marchal",
+# "Praça de Carvalho". Capitalised (except French "rue", always lower case), then names.
+_TYPE_FIRST_BARE = (
+    r"(?:\b(?:rue|Rue|Rua|Praça|Avenida|Avda\.|Calle|Carrer|Passeig|Piazza|Piazzale|Viale"
+    r"|Corso|Vicolo|Travessa|Alameda|Ladeira|Boulevard|Chemin|Impasse|Allée|Faubourg|Quai"
+    r"|Ulica|Aleja)|(?<![A-Za-z])(?:ul\.|al\.))[ \t]*(?:(?:" + _ROMANCE_PARTICLES
+    + r")[ \t]*)?" + _NAMEW + r"(?:[ \t]+(?:(?:" + _ROMANCE_PARTICLES + r")[ \t]+)?"
+    + _NAMEW + r"){0,3}"
+)  # fmt: skip
+# Number first, then a French/Belgian type: "85, rue de Lelièvre", "12 bis avenue Foch".
+_FRENCH_NUMBER_FIRST = (
+    r"\b[0-9]{1,4}(?:[ \t]?(?:bis|ter))?,?[ \t]+(?i:rue|avenue|av\.|boulevard|bd|place|chemin"
+    r"|allée|impasse|quai|route|cours|square|passage|faubourg|voie|sentier|ruelle)[ \t]+(?:(?:"
+    + _ROMANCE_PARTICLES + r")[ \t]*)?" + _NAMEW + r"(?:[ \t]+" + _NAMEW + r"){0,3}"
+)  # fmt: skip
+# One-word names ending in a street type, then a number: "Lindenstraße 12", "Nørrestræde 1",
+# "Corneliadreef 16", with up to two names before ("Arne Jacobsensstræde 5").
 _COMPOUND_ADDRESS = (
-    r"\b[" + _UPPER + r"][" + _LOWER + r"-]*(?:" + _COMPOUND_SUFFIX + r")(?:[ \t]+"
-    r"[0-9]{1,5}[a-zA-Z]?(?:[ \t]?[-/][ \t]?[0-9]{1,5}[a-zA-Z]?)?)"
+    r"(?:\b[" + _UPPER + r"][" + _LOWER + r"]+[ \t-]){0,2}\b[" + _UPPER + r"][" + _LOWER
+    + r"-]*(?i:" + _COMPOUNDS + r")[ \t]+" + _NOT_YEAR + _NUM
 )  # fmt: skip
 _COMPOUND_SEPARATE = (
-    r"\b(?:[" + _UPPER + r"][" + _LOWER + r"-]+[ \t-])+(?:Straße|Strasse|Str\.|Weg|Gasse|Platz"
-    r"|Allee|Ring|Damm|Ufer|Laan|Straat|Gracht|Singel|Plein|Kade)[ \t]+[0-9]{1,5}[a-zA-Z]?"
-    r"(?:[ \t]?[-/][ \t]?[0-9]{1,5})?"
-)
-_ROMANCE_TYPES = (
-    # Faker's es_ES, it_IT and pt_BR street types, Catalan, Polish abbreviations.
-    r"urbanización|residencial|condomínio|loteamento|aeroporto|esplanada|passarela"
-    r"|callejón|conjunto|contrada|distrito|glorieta|incrocio|pasadizo|travessa|alameda"
-    r"|avenida|chácara|colônia|estação|estrada|fazenda|ladeira|recanto|rodovia|rotonda"
-    r"|stretto|viaduto|acceso|camino|canale|cañada|cuesta|jardim|núcleo|parque|pasaje"
-    r"|piazza|quadra|rambla|strada|trecho|vereda|vicolo|borgo|calle|campo|feira|lagoa"
-    r"|largo|morro|paseo|plaza|praia|praça|pátio|ronda|setor|sítio|trevo|viale|viela|lago"
-    r"|vale|vial|vila|rua|via"
-    r"|c/|avda\.?|av\.|pza\.?|pº|carrer|carretera|travesía|piazzale|corso|ul\.|ulica|al\.|aleja|os\.|osiedle|pl\.|plac|avenue"
-)
-_ROMANCE_ADDRESS = (
-    r"(?i:\b(?:" + _ROMANCE_TYPES + r"))[ \t]+(?:(?:de|del|de la|de las|de los|dos|das|da"
-    r"|do|di|della|dei|delle|degli|des|du)[ \t]+)?[" + _UPPER + r"0-9][" + _LOWER
-    + r"'"+_RSQ+r".-]*(?:[ \t]+(?:(?:de|del|la|dos|da|di|della)[ \t]+)?[" + _UPPER + r"][" + _LOWER
-    + r"'"+_RSQ+r".-]*){0,3},?[ \t]*(?:n[º°o.]?[ \t]*)?[0-9]{1,5}[a-zA-Z]?(?:[-/][0-9]{1,5})?"
-)  # fmt: skip
-_FRENCH_ADDRESS = (
-    r"(?:\b[0-9]{1,4}(?:[ \t]?(?:bis|ter))?,?[ \t]+)?(?i:rue|avenue|av\.|boulevard|bd|place|chemin"
-    r"|allée|impasse|quai|route|cours|square|passage|faubourg|voie)[ \t]+(?:(?:de la|de l'"
-    r"|des|du|de|d'|la|le|les)[ \t]*)?[" + _UPPER + r"][" + _LOWER + r"'"+_RSQ+r"-]*(?:[ \t]+["
-    + _UPPER + r"][" + _LOWER + r"'"+_RSQ+r"-]*){0,3}"
+    r"\b(?:[" + _UPPER + r"][" + _LOWER + r"-]+[ \t-]){1,3}(?i:" + _SEPARATE_TYPES + r")[ \t]+"
+    + _NOT_YEAR + _NUM
 )  # fmt: skip
 _POSTCODES = (
     # UK
-    r"\b(?:GIR ?0AA|[A-PR-UWYZ][A-HK-Y]?[0-9][0-9A-HJKMNPR-Y]? ?[0-9][ABD-HJLNP-UW-Z]{2})\b"
+    r"(?<!#)\b(?:GIR ?0AA|[A-PR-UWYZ][A-HK-Y]?[0-9][0-9A-HJKMNPR-Y]? ?[0-9][ABD-HJLNP-UW-Z]{2})\b"
     # Canada
     r"|\b[ABCEGHJ-NPRSTVXY][0-9][ABCEGHJ-NPRSTV-Z] ?[0-9][ABCEGHJ-NPRSTV-Z][0-9]\b"
-    # Ireland (Eircode)
-    r"|\b[AC-FHKNPRTV-Y][0-9]{2}[0-9W] ?(?=[0-9]{0,3}[AC-FHKNPRTV-Y])[0-9AC-FHKNPRTV-Y]{4}\b"
+    # Ireland (Eircode): a routing key (a letter and two digits, or D6W), four characters.
+    r"|\b(?:[AC-FHKNPRTV-Y][0-9]{2}|D6W) ?(?=[0-9]{0,3}[AC-FHKNPRTV-Y])[0-9AC-FHKNPRTV-Y]{4}\b"
 )
 _POSTCODE_BEFORE_TOWN = (
     # DE/FR/ES/IT/SE/FI "95748 Kulmbach", NL "7999 PK", PL "02-790 Lubin", BR "85957-489",
-    # CH/AT/AU/DK four digits before a town, after a comma or a line break.
-    r"(?:(?<=[,\n])|(?<=, )|(?<=\n ))[ \t]*(?:[0-9]{5}|[0-9]{4}(?:[ \t]?[A-Z]{2}\b)?"
-    r"|[0-9]{2}-[0-9]{3}|[0-9]{5}-[0-9]{3}|[0-9]{3}[ \t][0-9]{2})[ \t]+["
-    + _UPPER
-    + r"]["
-    + _LOWER
-    + r"]+"
-    r"(?:-[" + _UPPER + _LOWER + r"]+)*"
-)
+    # PT "1452-308 Elvas", CZ "507 48", CH/AT/AU/DK four digits before a town, after a comma
+    # or a line break.
+    r"(?:(?<=[^0-9],)|(?<=\n)|(?<=[^0-9], )|(?<=\n ))[ \t]*"
+    r"(?:[0-9]{5}|[0-9]{4}(?:[ \t]?[A-Z]{2}\b)?|[0-9]{2}-[0-9]{3}|[0-9]{5}-[0-9]{3}"
+    r"|[0-9]{4}-[0-9]{3}|[0-9]{3}[ \t][0-9]{2})[ \t]+["
+    + _UPPER + r"][" + _LOWER + r"]+(?:-[" + _UPPER + _LOWER + r"]+)*"
+)  # fmt: skip
 _US_STATE_ZIP = (
     r"\b(?:A[KLRZ]|C[AOT]|D[CE]|FL|GA|HI|I[ADLN]|K[SY]|LA|M[ADEINOST]|N[CDEHJMVY]|O[HKR]|PA|RI"
     r"|S[CD]|T[NX]|UT|V[AT]|W[AIVY]|NSW|VIC|QLD|WA|SA|TAS|ACT|NT|ON|QC|BC|AB|MB|SK|NS|NB|NL"
     r"|PE)\.?,?[ \t]+[0-9]{4,5}(?:-[0-9]{4})?\b"
 )
-_FRENCH_STREET = re.compile(r"(?i:rue|boulevard|all\u00e9e|impasse|quai|chemin) (?:de|du|des|d')")
+
+# The rest of a postal address after its street line: up to three more segments (a
+# neighbourhood, a town, a postcode), each on its own line or after a comma, made of
+# capitalised words, particles and codes; taken through the last one holding a digit.
+_SEGMENT_TOKEN = (
+    r"(?:[" + _UPPER + r"0-9][^\s,;:!?\"'<>()\[\]{}]{0,24}|(?:" + _ROMANCE_PARTICLES
+    + r"|am|im|an|der|sur|upon|on|en|el)(?=[ \t])|/|-)"
+)  # fmt: skip
+_SEGMENT = re.compile(
+    r"(?:,[ \t]*\n?|[ \t]*\n)[ \t]*(" + _SEGMENT_TOKEN + r"(?:[ \t]+" + _SEGMENT_TOKEN
+    + r"){0,5})(?=[ \t]*(?:[,\n.;:!?)\]'\"]|$))"
+)  # fmt: skip
+_MAX_SEGMENTS = 3
 
 
-def _address_extractor(pattern: str) -> Callable[[str], Iterator[Finding]]:
+_UNIT_TAIL = re.compile(r"[ \t]+(?i:" + _UNITS + r")[ \t]*[0-9A-Za-z-]{1,6}\b")
+
+
+def _address_rest(text: str, end: int) -> int:
+    unit = _UNIT_TAIL.match(text, end)  # "... 9 Puerta 0", "..., Apt. 4"
+    best = pos = unit.end() if unit is not None else end
+    for _ in range(_MAX_SEGMENTS):
+        m = _SEGMENT.match(text, pos)
+        if m is None:
+            break
+        words = m.group(1).split()
+        if any(w[0].isupper() and w.casefold() in _NOT_NAMES for w in words):
+            break
+        pos = m.end()
+        if any(ch.isdigit() for ch in m.group(1)):
+            best = pos
+    return best
+
+
+def _address_extractor(
+    pattern: str, *, need_digit: bool = True, rest: bool = True
+) -> Callable[[str], Iterator[Finding]]:
     compiled = re.compile(pattern)
 
     def extract(text: str) -> Iterator[Finding]:
         for m in compiled.finditer(text):
-            value = m.group().strip(" \t,")
-            if not value or not (any(c.isdigit() for c in value) or _FRENCH_STREET.match(value)):
+            raw = m.group()
+            value = raw.strip(" \t,\n")
+            if not value or (need_digit and not any(c.isdigit() for c in value)):
                 continue
-            start = m.start() + (len(m.group()) - len(m.group().lstrip(" \t,")))
-            canonical = " ".join(value.split()).casefold()
-            yield Finding(start, start + len(value), "ADDRESS", canonical)
+            start = m.start() + (len(raw) - len(raw.lstrip(" \t,\n")))
+            end = start + len(value)
+            if rest:
+                end = _address_rest(text, end)
+            canonical = " ".join(text[start:end].split()).casefold()
+            yield Finding(start, end, "ADDRESS", canonical)
 
     return extract
 
@@ -265,37 +398,56 @@ PERSON_DETECTOR = Detector(
     _people,
     caseless=False,
 )
+LOWERCASE_PERSON_DETECTOR = Detector(
+    "person_in_prose_lower_case",
+    (_utf8(r"(?:" + _LOWER_STRONG + r"|" + _LOWER_WEAK + r")[ \t]*[,:]?[ \t]+[a-z\xc3-\xc5]"),),
+    _lower_names,
+    caseless=True,
+)
 _FRENCH_WORDS = (
-    r"rue|avenue|av\.|boulevard|bd|place|chemin|"
-    + "all\u00e9e"
-    + r"|impasse|quai|route|cours|square"
-    r"|passage|faubourg|voie"
+    r"rue|avenue|av\.|boulevard|bd|place|chemin|all\xc3\xa9e|impasse|quai|route|cours|square"
+    r"|passage|faubourg|voie|sentier|ruelle"
 )
 # One detector per address family, each behind a prefilter of its own necessary words or
 # shapes: only the families whose prefilter fired run their (Python) pattern.
 ADDRESS_DETECTORS: tuple[Detector, ...] = (
     Detector(
         "address_street_number_first",
-        (_utf8(r"[0-9][^\n]{1,80}\b(?:" + _EN_STREET_TYPES + r")\b"),),
-        _address_extractor(_EN_ADDRESS),
+        (_utf8(r"[0-9][^\n]*\n?[^\n]*\b(?:" + _SUFFIXES + r")\b"),),
+        _address_extractor(_NUMBER_FIRST),
         caseless=True,
     ),
     Detector(
         "address_compound_street",
-        (_utf8(r"(?:" + _COMPOUND_SUFFIX + r")[ \t]+[0-9]"),),
+        (
+            _utf8(r"(?:" + _COMPOUNDS + r")[ \t]+[0-9]"),
+            _utf8(r"(?:" + _SEPARATE_TYPES + r")[ \t]+[0-9]"),
+        ),
         _address_extractor("(?:" + _COMPOUND_SEPARATE + ")|(?:" + _COMPOUND_ADDRESS + ")"),
         caseless=True,
     ),
     Detector(
         "address_street_type_first",
-        (_utf8(r"(?:" + _ROMANCE_TYPES + r")[ \t]"),),
-        _address_extractor(_ROMANCE_ADDRESS),
+        (_utf8(r"(?:" + _PREFIXES + r"|via|v\xc3\xada)[ \t]*[^\n]*[0-9]"),),
+        _address_extractor(_TYPE_FIRST),
         caseless=True,
     ),
     Detector(
+        "address_street_type_first_no_number",
+        (
+            _utf8(
+                r"(?:rue|Rue|Rua|Pra\xc3\xa7a|Avenida|Avda\.|Calle|Carrer|Passeig|Piazza|Viale"
+                r"|Corso|Vicolo|Travessa|Alameda|Ladeira|Boulevard|Chemin|Impasse|All\xc3\xa9e"
+                r"|Faubourg|Quai|Ulica|Aleja|ul\.|al\.)[ \t]+(?:[a-z']{1,3}[ \t]+)?"
+                r"(?:[A-Z]|\xc3[\x80-\x9e]|\xc4|\xc5)"
+            ),
+        ),
+        _address_extractor(_TYPE_FIRST_BARE, need_digit=False),
+    ),
+    Detector(
         "address_french",
-        (_utf8(r"(?:" + _FRENCH_WORDS + r")[ \t]"),),
-        _address_extractor(_FRENCH_ADDRESS),
+        (_utf8(r"[0-9][ \t,]{1,3}(?:bis |ter )?(?:" + _FRENCH_WORDS + r")[ \t]"),),
+        _address_extractor(_FRENCH_NUMBER_FIRST),
         caseless=True,
     ),
     Detector(
@@ -303,12 +455,14 @@ ADDRESS_DETECTORS: tuple[Detector, ...] = (
         (
             r"[A-Z][A-Z0-9]{1,3} ?[0-9][A-Z]{2}",
             r"[A-Z][0-9][A-Z] ?[0-9][A-Z][0-9]",
-            r"[A-Z][0-9]{2}[0-9W] ?[0-9A-Z]{4}",
+            r"[A-Z][0-9]{2} ?[0-9A-Z]{4}",
+            r"D6W ?[0-9A-Z]{4}",
             r"[A-Z]{2,3}\.?,?[ \t]+[0-9]{4,5}",
             r"[,\n][ \t]*[0-9]{2,5}",
         ),
         _address_extractor(
-            "|".join("(?:" + p + ")" for p in (_POSTCODES, _US_STATE_ZIP, _POSTCODE_BEFORE_TOWN))
+            "|".join("(?:" + p + ")" for p in (_POSTCODES, _US_STATE_ZIP, _POSTCODE_BEFORE_TOWN)),
+            rest=False,
         ),
     ),
 )

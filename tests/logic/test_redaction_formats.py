@@ -15,11 +15,15 @@ from tests.logic.test_redaction import span, trace_of
 pytestmark = pytest.mark.logic
 
 # Kinds whose recall on the canary set is below 100 %: the misses are listed in BENCHMARKS.md.
-RECALL_FLOOR = {"ADDRESS": 0.85}
+# Lower-case names after "i'm"/"this is" are read only when a word of them is not common
+# English ("i'm mark baker" stays); with "my name is" they are always read.
+RECALL_FLOOR = {"ADDRESS": 0.95, "PERSON_LOWERCASE": 0.75}
 
 
-def redact_text(text: str) -> str:
-    clean, _ = redact_trace(trace_of(span(0, input=text)))
+def redact_text(text: str, *context: str) -> str:
+    """``text`` redacted as the first span of a trace whose other spans carry ``context``."""
+    spans = [span(0, input=text)] + [span(i + 1, input=c) for i, c in enumerate(context)]
+    clean, _ = redact_trace(trace_of(*spans))
     return clean.spans[0].input or ""
 
 
@@ -30,7 +34,9 @@ def test_the_canary_set_spans_at_least_twelve_regions_and_every_entity_type() ->
         "PERSON", "PHONE", "ADDRESS", "EMAIL", "IBAN", "CARD", "US_SSN", "UK_NINO", "UK_NHS",
         "ES_NIF", "ES_NIE", "IT_FISCAL_CODE", "FR_NIR", "DE_TAX_ID", "PL_PESEL", "IN_PAN",
         "IN_AADHAAR", "AU_TFN", "AU_MEDICARE", "SG_NRIC", "BR_CPF", "US_PASSPORT",
-        "US_DRIVER_LICENSE",
+        "US_DRIVER_LICENSE", "PERSON_LOWERCASE", "PERSON_MENTIONED_ELSEWHERE",
+        "PHONE_INTERNATIONAL", "ADDRESS_POSTAL", "POSTCODE", "AWS_KEY", "GITHUB_TOKEN",
+        "OPENAI_KEY", "SLACK_TOKEN", "STRIPE_KEY", "JWT", "PASSWORD", "SECRET",
     }  # fmt: skip
 
 
@@ -39,7 +45,7 @@ def test_every_generated_personal_value_and_credential_is_replaced() -> None:
     missed: Counter[str] = Counter()
     for item in canaries():
         planted[item.kind] += 1
-        if item.value in redact_text(item.text):
+        if item.value in redact_text(item.text, *item.context):
             missed[item.kind] += 1
     recall = {kind: 1 - missed[kind] / n for kind, n in planted.items()}
     short = {k: r for k, r in recall.items() if r < RECALL_FLOOR.get(k, 1.0)}
@@ -88,3 +94,74 @@ def test_a_phone_word_makes_any_phone_length_digit_run_a_phone() -> None:
 def test_the_same_phone_written_two_ways_is_one_placeholder() -> None:
     out = redact_text("call +49 30 56383626 or 030 563 83626")
     assert out.count("<PHONE_1>") == 2, out
+
+
+def test_a_name_read_in_prose_is_replaced_wherever_the_trace_mentions_it() -> None:
+    spans = (
+        span(0, input="Hi, this is Wilhelmina Stroud-Okafor, order #W2378156 is late."),
+        span(1, output="Stroud-Okafor's order ships tomorrow; Wilhelmina will get an e-mail."),
+        span(2, tool_result='{"note": "wilhelmina stroud-okafor called twice"}'),
+    )
+    clean, _ = redact_trace(trace_of(*spans))
+    dumped = clean.model_dump_json()
+    assert "Wilhelmina" not in dumped and "Stroud-Okafor" not in dumped
+    assert "wilhelmina" not in dumped
+    assert "#W2378156" in dumped
+    assert clean.spans[0].input == "Hi, this is <PERSON_1>, order #W2378156 is late."
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("hi, i'm zofia wrzesniewska and my parcel never arrived", "zofia wrzesniewska"),
+        ("my name is john smith", "john smith"),
+        ("hello this is tadeusz, i need to change my booking", "tadeusz"),
+    ],
+)
+def test_names_typed_in_lower_case_after_an_introduction_are_replaced(text: str, name: str) -> None:
+    assert name not in redact_text(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i'm going to cancel, this is fine, i'm frustrated with it",
+        "i'm not sure this is the right order, i'm still waiting",
+        "this is about order #W2378156, i am looking for the invoice",
+    ],
+)
+def test_lower_case_phrases_after_an_introduction_cue_are_not_names(text: str) -> None:
+    assert redact_text(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "street"),
+    [
+        ("Ship it to Praça Benício Moreira, please.", "Benício Moreira"),
+        ("I moved to 82/08\nTripathi Street last month.", "Tripathi"),
+        ("deliver to 14 O'Mahoney Street tomorrow", "O'Mahoney"),
+        ("Apt. 647 90 Richardson Gully, please", "Richardson"),
+        ("Flat 75M\nKatherine Mount\nGavinmouth\nNR52 3ZA", "Katherine"),
+        ("Regitsestræde 133\n4452 Viborg", "Regitsestræde"),
+        ("Calle Mayor 5, Puerta 2\nGuipúzcoa, 34762", "34762"),
+        ("27/490\nNarayan Road, Kakinada 840002", "840002"),
+    ],
+)
+def test_streets_with_units_line_breaks_no_number_or_a_postcode_line_are_replaced(
+    text: str, street: str
+) -> None:
+    assert street not in redact_text(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "by August 5, 2017. American Express is the fourth largest",
+        "January 13, 2021 Her parents are both of Irish descent",
+        "George R. R. Martin wrote it (composed c. 400 BCE), see ch. II.3, plate 9",
+        "[AVX2](AVX2), [AVX-512](AVX-512) with Zen 4; color #BD93FF",
+        "Spring 2024 sale, Hamburg 2025 conference, via Stripe 3 times",
+    ],
+)
+def test_dates_names_of_public_figures_and_product_codes_are_not_addresses(text: str) -> None:
+    assert "<ADDRESS_" not in redact_text(text)
