@@ -113,11 +113,11 @@ def memoised_templating(normalized: list[TraceNormalized], reps: int) -> dict[st
         # A memo emptied for every trace keeps only the repeats within one trace: the
         # "before" is flattered a little, so the speedup shown is a lower bound.
         for e in normalized:
-            templating.template_message.cache_clear()
+            templating.template_text.cache_clear()
             dedupe_logic.observe(e.trace, e.features)
 
     def memo_across_traces() -> None:
-        templating.template_message.cache_clear()
+        templating.template_text.cache_clear()
         for e in normalized:
             dedupe_logic.observe(e.trace, e.features)
 

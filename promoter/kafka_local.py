@@ -24,6 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 POM = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
 LOG4J_CONFIG = REPO_ROOT / "deploy" / "kafka" / "log4j2.properties"
 READY_TIMEOUT_S = 90.0
+BROKER_MAX_MESSAGE_BYTES = (64 << 20) + 64 * 1024
 
 
 def kafka_version() -> str:
@@ -96,6 +97,10 @@ def _properties(data_dir: Path, port: int, controller_port: int) -> str:
             "auto.create.topics.enable=false",
             "log.cleaner.dedupe.buffer.size=16777216",
             "log.segment.bytes=67108864",
+            # The size rule (README "Large traces"): the broker accepts up to the highest
+            # PROMOTE_KAFKA_MAX_MESSAGE_BYTES allowed; each topic enforces the setting.
+            f"message.max.bytes={BROKER_MAX_MESSAGE_BYTES}",
+            f"replica.fetch.max.bytes={BROKER_MAX_MESSAGE_BYTES}",
             "",
         ]
     )

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import re
 from importlib import resources
+from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+
+from shared.errors import retry_transient
+from shared.settings import Settings, get_settings
 
 # What a store's helpers accept: a plain connection or one acquired from a pool.
 Connection = asyncpg.Connection | PoolConnectionProxy
@@ -14,9 +20,44 @@ Connection = asyncpg.Connection | PoolConnectionProxy
 MIGRATION_LOCK_KEY = 0x7472_6163_6570_726F
 
 
-async def connect_pool(dsn: str, min_size: int = 1, max_size: int = 5) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+async def connect_pool(
+    dsn: str, min_size: int = 1, max_size: int = 5, settings: Settings | None = None
+) -> asyncpg.Pool:
+    """A pool whose every wait is bounded: connecting, each command (client side), each
+    statement (server side) and a transaction left idle (README Configuration)."""
+    settings = settings or get_settings()
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        timeout=settings.db_connect_timeout_s,
+        command_timeout=settings.db_command_timeout_s,
+        server_settings={
+            "statement_timeout": str(settings.db_statement_timeout_ms),
+            "idle_in_transaction_session_timeout": str(settings.db_idle_in_transaction_timeout_ms),
+        },
+    )
     assert pool is not None
+    return pool
+
+
+async def open_store_pool(
+    dsn: str, what: str, settings: Settings | None = None, max_delay_s: float | None = None
+) -> asyncpg.Pool:
+    """A stage's pool, migrated. A database that is down, starting, or not resolvable yet
+    is waited for (tenacity, exponential backoff with jitter): a stage started before its
+    database comes up, or restarted during an outage, does not exit."""
+
+    async def attempt() -> asyncpg.Pool:
+        pool = await connect_pool(dsn, settings=settings)
+        try:
+            await migrate(pool)
+        except BaseException:
+            await pool.close()
+            raise
+        return pool
+
+    pool: asyncpg.Pool = await retry_transient(f"{what} database", attempt, max_delay_s=max_delay_s)
     return pool
 
 
@@ -49,3 +90,18 @@ async def migrate(pool: asyncpg.Pool) -> list[str]:
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
     return applied_now
+
+
+# PostgreSQL refuses the NUL character in text and jsonb ("unsupported Unicode escape
+# sequence"): a trace carrying one must not fail its insert. \u0000 escapes (those not
+# themselves escaped by a backslash) become U+FFFD, as invalid UTF-8 would.
+_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def jsonb(value: Any) -> str:
+    """``value`` as JSON text PostgreSQL's jsonb accepts."""
+    return _NUL_ESCAPE.sub(r"\1\\ufffd", json.dumps(value))
+
+
+def pg_text(value: str) -> str:
+    return value.replace("\x00", "\ufffd")

@@ -47,11 +47,11 @@ def template_message(message: str, max_chars: int = 500) -> str:
     # Cut before the memo: keyed by the whole message, 3,000 messages of 100 KB kept
     # 288 MB alive (issue 13). Keyed by the cut text, the memo holds at most
     # 65,536 x max_chars characters.
-    return _template(message[:max_chars])
+    return template_text(message[:max_chars])
 
 
 @functools.lru_cache(maxsize=65_536)
-def _template(text: str) -> str:
+def template_text(text: str) -> str:
     for placeholder, pattern in _RULES:
         text = pattern.sub(placeholder, text)
     return _SPACES.sub(" ", text).strip()

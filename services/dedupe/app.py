@@ -11,10 +11,11 @@ from faststream.kafka.annotations import KafkaMessage
 from services.dedupe import logic
 from services.dedupe.store import PatternStore, PostgresPatternStore
 from shared import __version__, topics
-from shared.db import connect_pool, migrate
+from shared.db import open_store_pool
 from shared.events import FixtureIndexed, TraceDeduped, TraceNormalized, advance
 from shared.kafka import make_broker
 from shared.log import configure_logging
+from shared.retention import retention
 from shared.settings import get_settings
 from shared.stage import Stage, parse, to_bytes
 
@@ -27,12 +28,12 @@ deduped = broker.publisher(topics.DEDUPED)
 
 @asynccontextmanager
 async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
-    pool = await connect_pool(settings.dsn())
-    await migrate(pool)
+    pool = await open_store_pool(settings.dsn(), stage.name)
     context.set_global(
         "store", PostgresPatternStore(pool, max_exemplars=settings.dedupe_max_exemplars)
     )
-    yield
+    async with retention(pool, stage.name, settings):
+        yield
     await pool.close()
 
 

@@ -13,10 +13,11 @@ from services.fixture_writer import logic
 from services.fixture_writer.store import FixtureStore, PostgresFixtureStore
 from services.redaction.second_pass import find_leaks
 from shared import __version__, topics
-from shared.db import connect_pool, migrate
+from shared.db import open_store_pool
 from shared.events import TraceScored
 from shared.kafka import make_broker
 from shared.log import configure_logging
+from shared.retention import retention
 from shared.settings import get_settings
 from shared.stage import Stage, now, parse, to_bytes
 
@@ -29,11 +30,10 @@ index = broker.publisher(topics.FIXTURES_INDEX)
 
 @asynccontextmanager
 async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
-    pool = await connect_pool(settings.dsn())
-    applied = await migrate(pool)
-    stage.log.info("migrations_applied", applied=applied)
+    pool = await open_store_pool(settings.dsn(), stage.name)
     context.set_global("store", PostgresFixtureStore(pool))
-    yield
+    async with retention(pool, stage.name, settings):
+        yield
     await pool.close()
 
 
@@ -76,6 +76,12 @@ async def on_scored(msg: KafkaMessage, store: FixtureStore = Context()) -> None:
 async def publish_coverage(
     store: FixtureStore, pattern_id: str, policy_version: str, at: datetime
 ) -> None:
+    # The record is handed to the producer under the pattern's lock (so records of one
+    # pattern are queued in the order their states were read), but the broker's
+    # acknowledgement is awaited after the transaction and lock are released: a slow
+    # Kafka no longer holds a database connection, a transaction and an advisory lock.
     async with store.active_fixtures(pattern_id) as active:
         covered = logic.active_coverage(pattern_id, active, policy_version, at)
-        await index.publish(to_bytes(covered), key=pattern_id.encode())
+        delivery = await index.publish(to_bytes(covered), key=pattern_id.encode(), no_confirm=True)
+    if delivery is not None:
+        await delivery

@@ -9,7 +9,6 @@ release-gate log line; a promotion a later decision withdrew writes nothing. A w
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from services.fixture_writer.logic import (
     decision_time,
     withdrawal_reason,
 )
-from shared.db import Connection
+from shared.db import Connection, jsonb, pg_text
 from shared.events import TraceScored
 
 
@@ -61,7 +60,7 @@ class FixtureStore(Protocol):
 
 
 def _scores(event: TraceScored) -> str:
-    return json.dumps({k: v.model_dump(mode="json") for k, v in event.scores.items()})
+    return jsonb({k: v.model_dump(mode="json") for k, v in event.scores.items()})
 
 
 # Lock order, everywhere: trace, then fixture. A write and a withdrawal of one trace are
@@ -127,7 +126,7 @@ class PostgresFixtureStore:
                    VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7)""",
                 draft.fixture_id,
                 version,
-                json.dumps(draft.body),
+                jsonb(draft.body),
                 draft.body_sha256,
                 event.policy_version,
                 event.trace_id,
@@ -145,7 +144,7 @@ class PostgresFixtureStore:
                 event.pattern.occurrences,
                 _scores(event),
                 event.policy_version,
-                event.reason,
+                pg_text(event.reason),
             )
             action = "added" if version == 1 else "versioned"
             await _log(conn, at, _draft_line(action, draft, version, event))
@@ -215,7 +214,7 @@ async def _record_decision(conn: Connection, event: TraceScored, at: datetime) -
         event.decision.value,
         event.total,
         _scores(event),
-        event.reason,
+        pg_text(event.reason),
         at,
         decision_time(event),
     )

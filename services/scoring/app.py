@@ -12,10 +12,11 @@ from services.scoring import logic
 from services.scoring.policy import DEFAULT_POLICY_PATH, load_policy
 from services.scoring.store import BudgetStore, PostgresBudgetStore
 from shared import __version__, topics
-from shared.db import connect_pool, migrate
+from shared.db import open_store_pool
 from shared.events import Decision, TraceRedacted
 from shared.kafka import make_broker
 from shared.log import configure_logging
+from shared.retention import retention
 from shared.settings import get_settings
 from shared.stage import Stage, parse, to_bytes
 
@@ -30,11 +31,11 @@ promoted = broker.publisher(topics.PROMOTED)
 
 @asynccontextmanager
 async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
-    pool = await connect_pool(settings.dsn())
-    await migrate(pool)
+    pool = await open_store_pool(settings.dsn(), stage.name)
     context.set_global("store", PostgresBudgetStore(pool))
     stage.log.info("policy_loaded", policy_version=policy.version)
-    yield
+    async with retention(pool, stage.name, settings):
+        yield
     await pool.close()
 
 

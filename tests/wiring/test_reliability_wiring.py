@@ -198,3 +198,43 @@ async def test_the_ingest_flusher_outlives_an_unexpected_error(
         assert not task.done()
     finally:
         task.cancel()
+
+
+async def test_the_fixture_writer_waits_for_kafka_only_after_releasing_its_lock_and_transaction(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from contextlib import asynccontextmanager
+
+    from services.fixture_writer import app as writer
+    from services.fixture_writer.store import InMemoryFixtureStore
+
+    class Tracking(InMemoryFixtureStore):
+        held = False
+
+        @asynccontextmanager
+        async def active_fixtures(self, pattern_id: str) -> Any:
+            async with super().active_fixtures(pattern_id) as active:
+                self.held = True
+                try:
+                    yield active
+                finally:
+                    self.held = False
+
+    store = Tracking()
+    held_while_waiting: list[bool] = []
+
+    async def publish(*args: Any, no_confirm: bool = False, **kwargs: Any) -> Any:
+        async def acknowledged() -> None:
+            held_while_waiting.append(store.held)
+
+        if no_confirm:
+            return acknowledged()  # like the producer's delivery future, awaited later
+        await acknowledged()
+        return None
+
+    async with TestKafkaBroker(writer.broker) as broker:
+        broker.context.set_global("store", store)
+        monkeypatch.setattr(writer.index, "publish", publish)
+        await broker.publish(scored(refund_trace()).model_dump_json().encode(), topics.PROMOTED)
+
+    assert held_while_waiting == [False]
