@@ -7,7 +7,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test test-fast demo bench eval lint typecheck clean down
+.PHONY: setup test test-fast demo bench bench-redaction eval lint typecheck clean down
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -28,6 +28,9 @@ test-fast: setup
 
 bench: setup
 	$(PY) -m bench --out BENCHMARKS.md --json bench.json
+
+bench-redaction: setup
+	$(PY) -m bench.redaction --out BENCHMARKS.md --json out/bench.redaction.json
 
 bench-quick: setup
 	$(PY) -m bench --quick --out out/BENCHMARKS.quick.md --json out/bench.quick.json
