@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import re2
 
@@ -230,7 +231,7 @@ def seeds_other_mentions(text: str, start: int) -> bool:
 _NAMEW = r"[" + _UPPER + r"][" + _UPPER + _LOWER + r"'" + _RSQ + r".-]*"  # McLean-Hickey, O'Mahoney
 _NAMEW_OR_NUM = r"(?:[0-9]{1,3}(?i:st|nd|rd|th)\b|" + _NAMEW + r")"  # "5th Avenue", "Baker"
 _NUM = r"[0-9]{1,6}[A-Za-z]?(?:[ \t]?[-/][ \t]?[0-9]{1,5}[A-Za-z]?)?"
-_NOT_YEAR = r"(?!(?:19|20)[0-9]{2}\b)"
+_YEAR_AT_END = re.compile(r"(?:^|[ \t])(?:19|20)[0-9]{2}$")
 _LINE_BREAK = r"(?:,?[ \t]+|,?[ \t]*\n[ \t]*)"  # the street may start on the next line
 _ROMANCE_PARTICLES = (
     r"de|del|de la|de las|de los|dos|das|da|do|di|della|dei|delle|degli|des|du|de l'|d'|la|le"
@@ -248,9 +249,10 @@ _PREFIXES = _alternation([w for ws in street_words.PREFIX_WORDS.values() for w i
 _SEPARATE_TYPES = _alternation(street_words.PREFIX_WORDS["nl_de_sep"])
 _COMPOUNDS = _alternation(street_words.COMPOUND_ENDINGS)
 _UNITS = _alternation(street_words.UNIT_WORDS)
+_UNITS_ALPHA = _alternation([w for w in street_words.UNIT_WORDS if w[0].isalpha()])
 # A unit before the street line: "Flat 6, ", "Apt. 647 ", "Level 3\n", "H.No. 803\n".
 _UNIT_BEFORE = (
-    r"(?:(?<![A-Za-z])(?i:" + _UNITS + r")[ \t]*(?:[0-9A-Za-z][0-9A-Za-z/-]{0,5}"
+    r"(?:(?:\b(?i:" + _UNITS_ALPHA + r")|#)[ \t]*(?:[0-9A-Za-z][0-9A-Za-z/-]{0,5}"
     + _LINE_BREAK + r")?)?"
 )  # fmt: skip
 _UNIT_AFTER = (
@@ -264,10 +266,12 @@ _NUMBER_FIRST = (
 )  # fmt: skip
 # The type first, then the name, then the number (Romance and Slavic languages); "s/n" is
 # "no number".
+_PREFIX_LIST = [w for ws in street_words.PREFIX_WORDS.values() for w in ws]
+_PREFIXES_GLUED = _alternation([w for w in _PREFIX_LIST if w.endswith((".", "/"))])
+_PREFIXES_SPACED = _alternation([w for w in _PREFIX_LIST if not w.endswith((".", "/"))])
 _TYPE_FIRST = (
-    r"(?<![" + _UPPER + _LOWER + r"0-9])(?:(?i:" + _PREFIXES + r")|V[ií]a)"
-    r"(?:(?<=[./])[ \t]*|[ \t]+)(?:(?:"
-    + _ROMANCE_PARTICLES + r")[ \t]*)?" + _NAMEW + r"(?:[ \t]+(?:(?:"
+    r"\b(?:(?i:" + _PREFIXES_GLUED + r")[ \t]*|(?:(?i:" + _PREFIXES_SPACED + r")|V[ií]a)"
+    r"[ \t]+)(?:(?:" + _ROMANCE_PARTICLES + r")[ \t]*)?" + _NAMEW + r"(?:[ \t]+(?:(?:"
     + _ROMANCE_PARTICLES + r")[ \t]+)?" + _NAMEW + r"){0,4},?[ \t]*(?:n[º°o.]?[ \t]*)?(?:"
     + _NUM + r"|[sS]/[nN]|s\.n\.)\b"
 )  # fmt: skip
@@ -290,11 +294,11 @@ _FRENCH_NUMBER_FIRST = (
 # "Corneliadreef 16", with up to two names before ("Arne Jacobsensstræde 5").
 _COMPOUND_ADDRESS = (
     r"(?:\b[" + _UPPER + r"][" + _LOWER + r"]+[ \t-]){0,2}\b[" + _UPPER + r"][" + _LOWER
-    + r"-]*(?i:" + _COMPOUNDS + r")[ \t]+" + _NOT_YEAR + _NUM
+    + r"-]*(?i:" + _COMPOUNDS + r")[ \t]+" + _NUM
 )  # fmt: skip
 _COMPOUND_SEPARATE = (
     r"\b(?:[" + _UPPER + r"][" + _LOWER + r"-]+[ \t-]){1,3}(?i:" + _SEPARATE_TYPES + r")[ \t]+"
-    + _NOT_YEAR + _NUM
+    + _NUM
 )  # fmt: skip
 _POSTCODES = (
     # UK
@@ -353,15 +357,25 @@ def _address_rest(text: str, end: int) -> int:
 
 
 def _address_extractor(
-    pattern: str, *, need_digit: bool = True, rest: bool = True
+    pattern: str,
+    *,
+    need_digit: bool = True,
+    rest: bool = True,
+    linear: bool = False,
+    no_year: bool = False,
 ) -> Callable[[str], Iterator[Finding]]:
-    compiled = re.compile(pattern)
+    """``linear``: the pattern has no lookaround and runs on RE2 (the hot path: these run on
+    most strings with a number); ``no_year``: a match ending in a year ("Spring 2024") is
+    not an address."""
+    compiled: Any = re2.compile(pattern) if linear else re.compile(pattern)
 
     def extract(text: str) -> Iterator[Finding]:
         for m in compiled.finditer(text):
             raw = m.group()
             value = raw.strip(" \t,\n")
             if not value or (need_digit and not any(c.isdigit() for c in value)):
+                continue
+            if no_year and _YEAR_AT_END.search(value):
                 continue
             start = m.start() + (len(raw) - len(raw.lstrip(" \t,\n")))
             end = start + len(value)
@@ -414,7 +428,7 @@ ADDRESS_DETECTORS: tuple[Detector, ...] = (
     Detector(
         "address_street_number_first",
         (_utf8(r"[0-9][^\n]*\n?[^\n]*\b(?:" + _SUFFIXES + r")\b"),),
-        _address_extractor(_NUMBER_FIRST),
+        _address_extractor(_NUMBER_FIRST, linear=True),
         caseless=True,
     ),
     Detector(
@@ -423,13 +437,17 @@ ADDRESS_DETECTORS: tuple[Detector, ...] = (
             _utf8(r"(?:" + _COMPOUNDS + r")[ \t]+[0-9]"),
             _utf8(r"(?:" + _SEPARATE_TYPES + r")[ \t]+[0-9]"),
         ),
-        _address_extractor("(?:" + _COMPOUND_SEPARATE + ")|(?:" + _COMPOUND_ADDRESS + ")"),
+        _address_extractor(
+            "(?:" + _COMPOUND_SEPARATE + ")|(?:" + _COMPOUND_ADDRESS + ")",
+            linear=True,
+            no_year=True,
+        ),
         caseless=True,
     ),
     Detector(
         "address_street_type_first",
         (_utf8(r"(?:" + _PREFIXES + r"|via|v\xc3\xada)[ \t]*[^\n]*[0-9]"),),
-        _address_extractor(_TYPE_FIRST),
+        _address_extractor(_TYPE_FIRST, linear=True),
         caseless=True,
     ),
     Detector(
