@@ -44,6 +44,7 @@ from rich.table import Table
 from corpus.generate import LabelledTrace, generate
 from services.dedupe import logic as dedupe
 from services.dedupe.store import InMemoryPatternStore, PatternStore
+from services.dedupe.trajectory import trajectory
 from services.fixture_writer.logic import build_fixtures, fixture_strings
 from services.redaction.logic import RedactionFailed, redact_trace
 from services.redaction.second_pass import find_leaks
@@ -161,6 +162,7 @@ async def upstream(trace: Trace, patterns: PatternStore) -> TraceRedacted | str:
     await patterns.mark_forwarded(trace.trace_id)
     if not forward:
         return DROPPED_DUPLICATE if recorded.already_forwarded else NOT_FORWARDED
+    reference, paths = await patterns.reference(observation)
     try:
         clean, report = redact_trace(trace)
     except RedactionFailed:
@@ -173,6 +175,7 @@ async def upstream(trace: Trace, patterns: PatternStore) -> TraceRedacted | str:
         complete=is_complete(trace),
         pattern=pattern,
         baseline=await patterns.baseline(observation.agent),
+        trajectory=trajectory(trace, paths, reference),
         redaction=report,
     )
 

@@ -204,9 +204,26 @@ class AgentBaseline(Frozen):
     measures: dict[str, MetricBaseline] = Field(default_factory=dict)
 
 
+class TrajectoryReport(Frozen):
+    """A run's tool path against the successful runs of the same agent and request."""
+
+    reference_pattern: str
+    reference_runs: int
+    median_successful_steps: float
+    steps: int
+    extra_steps: float
+    loops: int = 0
+    blind_retries: int = 0
+    late_correction_step: int | None = None
+    # "a<b": every successful run did a before b; this one did b first.
+    order_breaks: tuple[str, ...] = ()
+    summary: str = ""
+
+
 class TraceDeduped(TraceNormalized):
     pattern: PatternInfo
     baseline: AgentBaseline | None = None
+    trajectory: TrajectoryReport | None = None
 
 
 class RedactionReport(Frozen):

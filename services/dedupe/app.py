@@ -10,6 +10,7 @@ from faststream.kafka.annotations import KafkaMessage
 
 from services.dedupe import logic
 from services.dedupe.store import PatternStore, PostgresPatternStore
+from services.dedupe.trajectory import trajectory
 from shared import __version__, topics
 from shared.db import open_store_pool
 from shared.events import FixtureIndexed, TraceDeduped, TraceNormalized, advance
@@ -52,7 +53,16 @@ async def on_normalized(msg: KafkaMessage, store: PatternStore = Context()) -> N
     rising = pattern.trend is not None and pattern.trend.rising
     if logic.should_forward(recorded, pattern.covered_by_fixture, rising):
         baseline = await store.baseline(observation.agent)
-        out = advance(event, TraceDeduped, stage.stamp(), pattern=pattern, baseline=baseline)
+        reference, paths = await store.reference(observation)
+        path_report = trajectory(event.trace, paths, reference)
+        out = advance(
+            event,
+            TraceDeduped,
+            stage.stamp(),
+            pattern=pattern,
+            baseline=baseline,
+            trajectory=path_report,
+        )
         await deduped.publish(to_bytes(out), key=pattern.pattern_id.encode())
     await store.mark_forwarded(event.trace_id)
 

@@ -54,6 +54,7 @@ import numpy as np
 from datasketch import MinHash
 from wordfreq import zipf_frequency
 
+from services.dedupe.trajectory import tool_path
 from services.dedupe.trends import DayCount, trend
 from shared.conversation import user_turns
 from shared.events import (
@@ -154,6 +155,8 @@ class Observation:
     # (measure, log value) pairs the agent's baseline learns from.
     measures: tuple[tuple[str, float], ...] = ()
     point: SeriesPoint | None = None
+    # Tool names in call order: a reference path for the pattern's later runs.
+    path: tuple[str, ...] = ()
 
     @functools.cached_property
     def intent_bands(self) -> tuple[int, ...]:
@@ -397,9 +400,16 @@ def structure(trace: Trace, features: TraceFeatures) -> dict[str, str]:
 
 def fingerprint(trace: Trace, features: TraceFeatures) -> str:
     """The structural part of the identity, as readable text."""
-    return "\n".join(
-        [f"v{FINGERPRINT_VERSION}", *(f"{k}={v}" for k, v in structure(trace, features).items())]
-    )
+    return _fingerprint_text(structure(trace, features))
+
+
+def _fingerprint_text(parts: Mapping[str, str]) -> str:
+    return "\n".join([f"v{FINGERPRINT_VERSION}", *(f"{k}={v}" for k, v in parts.items())])
+
+
+def success_bucket(agent: str) -> str:
+    """The bucket of the agent's successful runs: where a run's reference paths live."""
+    return bucket_of(_fingerprint_text({"agent": agent, "outcome": "success"}))
 
 
 def bucket_of(fingerprint_text: str) -> str:
@@ -491,6 +501,7 @@ def observe(trace: Trace, features: TraceFeatures) -> Observation:
         agent=trace.agent_name or "-",
         measures=measures(features),
         point=SeriesPoint.of(trace, features),
+        path=tool_path(trace),
     )
 
 
@@ -505,20 +516,32 @@ def assign(
 ) -> Assignment:
     """The pattern of a new trace among its bucket's patterns. The best match wins, ties
     go to the smaller pattern id, so the answer does not depend on the candidates' order."""
-    best: tuple[float, str] | None = None
-    closest = 0.0
-    remembered = 0
+    best = best_match(obs.intent, candidates, threshold)
+    if best is None:
+        return Assignment(pattern_id_of(obs.bucket, obs.intent), created=True, remember_intent=True)
+    closest, chosen = best
+    return Assignment(
+        chosen.pattern_id,
+        created=False,
+        remember_intent=closest < SAME_WORDING and len(chosen.intents) < max_intents,
+    )
+
+
+def best_match(
+    intent: Intent, candidates: Sequence[Candidate], threshold: float = INTENT_THRESHOLD
+) -> tuple[float, Candidate] | None:
+    """The candidate whose remembered intents resemble ``intent`` most, at or above the
+    threshold; ties go to the smaller pattern id."""
+    best: tuple[float, Candidate] | None = None
     for c in candidates:
         if not c.intents:
             continue
-        score = max(intent_similarity(obs.intent, i) for i in c.intents)
-        if score >= threshold and (best is None or (-score, c.pattern_id) < (-best[0], best[1])):
-            best, closest, remembered = (score, c.pattern_id), score, len(c.intents)
-    if best is None:
-        return Assignment(pattern_id_of(obs.bucket, obs.intent), created=True, remember_intent=True)
-    return Assignment(
-        best[1], created=False, remember_intent=closest < SAME_WORDING and remembered < max_intents
-    )
+        score = max(intent_similarity(intent, i) for i in c.intents)
+        if score >= threshold and (
+            best is None or (-score, c.pattern_id) < (-best[0], best[1].pattern_id)
+        ):
+            best = (score, c)
+    return best
 
 
 def exemplar_role(

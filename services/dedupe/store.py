@@ -29,10 +29,13 @@ from services.dedupe.logic import (
     Sketch,
     assign,
     baseline_of,
+    best_match,
     exemplar_role,
     pattern_fingerprint,
     series_starts,
+    success_bucket,
 )
+from services.dedupe.trajectory import MAX_PATHS, Path
 from services.dedupe.trends import BASELINE_DAYS, RECENT_DAYS, DayCount
 from shared.db import Connection
 from shared.events import AgentBaseline, PatternInfo
@@ -49,6 +52,7 @@ class PatternStore(Protocol):
     async def clear_coverage(self, pattern_id: str) -> None: ...
     async def baseline(self, agent: str) -> AgentBaseline: ...
     async def days(self, pattern_id: str, agent: str, until: date) -> list[DayCount]: ...
+    async def reference(self, obs: Observation) -> tuple[str | None, list[Path]]: ...
 
 
 class PostgresPatternStore:
@@ -129,6 +133,15 @@ class PostgresPatternStore:
             )
             if obs.point is not None:
                 await self._add_to_series(conn, obs, assigned.pattern_id, obs.point)
+            await conn.execute(
+                """INSERT INTO pattern_paths (pattern_id, position, tools)
+                   SELECT $1, coalesce(max(position) + 1, 0), $2 FROM pattern_paths
+                   WHERE pattern_id = $1 HAVING count(*) < $3
+                   ON CONFLICT DO NOTHING""",
+                assigned.pattern_id,
+                list(obs.path),
+                MAX_PATHS,
+            )
             if assigned.remember_intent:
                 await conn.execute(
                     """INSERT INTO pattern_intents (pattern_id, position, bucket, signature)
@@ -203,6 +216,31 @@ class PostgresPatternStore:
                SET traces = a.traces + 1""",
             [(obs.agent, grain, start, point.agent_version) for grain, start in starts],
         )
+
+    async def reference(self, obs: Observation) -> tuple[str | None, list[Path]]:
+        """The agent's successful pattern of the same request, and its runs' paths."""
+        bucket = success_bucket(obs.agent)
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                """SELECT pattern_id, signature FROM pattern_intents
+                   WHERE pattern_id IN (SELECT pattern_id FROM pattern_intent_bands
+                                        WHERE bucket = $1 AND band_key = ANY($2::int8[]))
+                   ORDER BY pattern_id, position""",
+                bucket,
+                list(obs.intent_bands),
+            )
+            intents: dict[str, list[Sketch]] = defaultdict(list)
+            for r in rows:
+                intents[r["pattern_id"]].append(tuple(r["signature"]))
+            best = best_match(obs.intent, [Candidate(p, tuple(i)) for p, i in intents.items()])
+            if best is None:
+                return None, []
+            pattern_id = best[1].pattern_id
+            paths = await conn.fetch(
+                "SELECT tools FROM pattern_paths WHERE pattern_id = $1 ORDER BY position",
+                pattern_id,
+            )
+        return pattern_id, [tuple(r["tools"]) for r in paths]
 
     async def days(self, pattern_id: str, agent: str, until: date) -> list[DayCount]:
         since = until - timedelta(days=RECENT_DAYS + BASELINE_DAYS)
@@ -339,6 +377,7 @@ class InMemoryPatternStore:
     # escalations, latency_ms, tokens]; (agent, grain, start, version) -> traces
     series: dict[tuple[str, str, datetime, str], list[float]] = field(default_factory=dict)
     agent_series: dict[tuple[str, str, datetime, str], int] = field(default_factory=dict)
+    paths: dict[str, list[Path]] = field(default_factory=dict)
 
     async def record(self, obs: Observation) -> Recorded:
         existing = self.traces.get(obs.trace_id)
@@ -398,6 +437,9 @@ class InMemoryPatternStore:
                     row[i] += value
                 key = (obs.agent, grain, start, p.agent_version)
                 self.agent_series[key] = self.agent_series.get(key, 0) + 1
+        kept_paths = self.paths.setdefault(pattern_id, [])
+        if len(kept_paths) < MAX_PATHS:
+            kept_paths.append(obs.path)
         for name, value in obs.measures:
             old_sums = self.measures.get((obs.agent, name), MeasureSums(0, 0.0, 0.0))
             self.measures[(obs.agent, name)] = MeasureSums(
@@ -450,6 +492,18 @@ class InMemoryPatternStore:
 
     async def baseline(self, agent: str) -> AgentBaseline:
         return baseline_of(agent, {m: s for (a, m), s in self.measures.items() if a == agent})
+
+    async def reference(self, obs: Observation) -> tuple[str | None, list[Path]]:
+        bucket = success_bucket(obs.agent)
+        near = sorted(
+            {p for key in obs.intent_bands for p in self.intent_bands.get((bucket, key), ())}
+        )
+        best = best_match(
+            obs.intent, [Candidate(p, tuple(self.intents[p])) for p in near], self.intent_threshold
+        )
+        if best is None:
+            return None, []
+        return best[1].pattern_id, list(self.paths.get(best[1].pattern_id, []))
 
     async def days(self, pattern_id: str, agent: str, until: date) -> list[DayCount]:
         since = until - timedelta(days=RECENT_DAYS + BASELINE_DAYS)

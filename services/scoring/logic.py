@@ -45,6 +45,7 @@ from shared.events import (
     TraceFeatures,
     TraceRedacted,
     TraceScored,
+    TrajectoryReport,
     advance,
 )
 from shared.features import is_complete, is_negative_feedback, root_span, started_at
@@ -103,6 +104,7 @@ TEACHABLE_SIGNALS = {
     "guardrail_block": 0.8,
     "loop_cap": 0.7,
     "tool_correction": 0.7,
+    "expected_order": 0.7,
     "failed_tool_assertion": 0.6,
     "labelled_negative_feedback": 0.5,
     "latency_or_cost_budget": 0.5,
@@ -355,6 +357,20 @@ _MEASURE_WORDS = {
 }
 
 
+TRAJECTORY_PARTS = ("wasted_steps", "blind_retries", "late_correction")
+
+
+def _trajectory_parts(path: TrajectoryReport) -> dict[str, float]:
+    """Weak-trajectory evidence: steps beyond the successful runs' median (full at three
+    times as many), failed calls retried unchanged, the working tool found late."""
+    wasted = path.extra_steps / path.median_successful_steps if path.median_successful_steps else 0
+    return {
+        "wasted_steps": _ramp(wasted, 0.5, 2.0),
+        "blind_retries": _ramp(path.blind_retries, 0, 2),
+        "late_correction": 0.5 if path.late_correction_step is not None else 0.0,
+    }
+
+
 def _measure_values(features: TraceFeatures) -> dict[str, float]:
     return {
         "latency_ms": features.latency_ms,
@@ -446,6 +462,7 @@ def operationally_costly(
     policy: Policy,
     baseline: AgentBaseline | None = None,
     trend: PatternTrend | None = None,
+    path: TrajectoryReport | None = None,
 ) -> CriterionScore:
     c = policy.costly
     effort = {
@@ -471,6 +488,10 @@ def operationally_costly(
         notes.append(_plural(features.tool_corrections, "failed call followed by another tool"))
     notes += measured_notes
     parts = {**effort, **measured}
+    if path is not None:
+        parts.update(_trajectory_parts(path))
+        if any(parts[k] > 0 for k in TRAJECTORY_PARTS if k in parts):
+            notes.append(f"against the successful runs of this request: {path.summary}")
     if trend is not None and trend.rescue_rising:
         parts["rescue_load_rising"] = RESCUE_RISING
         notes.append(
@@ -572,6 +593,7 @@ def teachable(
     features: TraceFeatures,
     policy: Policy,
     baseline: AgentBaseline | None = None,
+    path: TrajectoryReport | None = None,
 ) -> CriterionScore:
     found: dict[str, float] = {}
     notes: list[str] = []
@@ -592,6 +614,8 @@ def teachable(
         add("user_correction", "the user's own correction says what was wanted")
     if features.tool_corrections:
         add("tool_correction", "the tool that worked after a failed one is the expected call")
+    if path is not None and path.order_breaks:
+        add("expected_order", "the order every successful run keeps is an assertion")
     if failed_side:
         add("failed_side_effect_assertion", f"tool-use assertion on {_names(failed_side)}")
     if features.approvals_denied:
@@ -701,11 +725,11 @@ def criteria_scores(event: TraceRedacted, policy: Policy) -> dict[str, Criterion
         "patterned": patterned(p, policy),
         "risk_bearing": risk_bearing(f, t),
         "operationally_costly": operationally_costly(
-            f, t.agent_name, policy, event.baseline, p.trend
+            f, t.agent_name, policy, event.baseline, p.trend, event.trajectory
         ),
         "missed_offline": missed_offline(p, f),
         "observable": observable(t, f, event.complete),
-        "teachable": teachable(t, f, policy, event.baseline),
+        "teachable": teachable(t, f, policy, event.baseline, event.trajectory),
         "enduring": enduring(t, f, p, policy),
     }
 
