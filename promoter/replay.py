@@ -57,6 +57,7 @@ from shared import __version__, topics
 from shared.db import connect_pool, migrate
 from shared.events import Decision, TraceRedacted
 from shared.kafka import group_lag, partitions_of, read_topic
+from shared.kafka import process_client_options as kafka_options
 from shared.stage import now, stamp, to_bytes
 
 console = Console()
@@ -134,7 +135,9 @@ async def _start_offsets(
         wanted = {tp: found[tp].offset if found.get(tp) else ends[tp] for tp in tps}
     else:
         # Read through the admin client, which commits nothing: a dry run may look too.
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="promote-replay")
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=bootstrap, client_id="promote-replay", **kafka_options()
+        )
         await admin.start()
         try:
             committed = await admin.list_consumer_group_offsets(group)
@@ -163,7 +166,9 @@ async def run_replay(
     group = replay_group(policy.version)
     before = await current_decisions(bootstrap)
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="promote-replay")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="promote-replay", **kafka_options()
+    )
     await admin.start()
     try:
         tps = (await partitions_of(admin, {topics.REDACTED}))[topics.REDACTED]
@@ -191,6 +196,7 @@ async def run_replay(
             client_id="promote-replay",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            **kafka_options(),
         )
         await consumer.start()
         cleanup.push_async_callback(consumer.stop)
@@ -202,6 +208,7 @@ async def run_replay(
                 acks="all",
                 enable_idempotence=True,
                 linger_ms=5,
+                **kafka_options(),
             )
             await producer.start()
             cleanup.push_async_callback(producer.stop)

@@ -12,6 +12,8 @@ from typing import Any, Literal
 from aiokafka import AIOKafkaProducer
 
 from shared import topics
+from shared.kafka import client_options
+from shared.settings import get_settings
 
 Format = Literal["auto", "otlp-json", "otlp-proto", "native"]
 
@@ -102,6 +104,7 @@ async def send(bootstrap: str, batch: list[RawMessage]) -> int:
         enable_idempotence=True,
         linger_ms=10,
         max_request_size=16 * 1024 * 1024,
+        **client_options(get_settings()),
     )
     await producer.start()
     try:

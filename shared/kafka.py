@@ -148,13 +148,13 @@ async def groups_lag(
     """Records not yet committed, per consumer group and topic (a group that never
     committed counts everything from the earliest retained offset)."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, client_id="promote-admin", **_options()
+        bootstrap_servers=bootstrap, client_id="promote-admin", **process_client_options()
     )
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        **_options(),
+        **process_client_options(),
     )
     await admin.start()
     await consumer.start()
@@ -203,7 +203,7 @@ async def group_lag(bootstrap: str, group: str, topic_names: Iterable[str]) -> d
 async def read_topic(bootstrap: str, topic: str) -> list[bytes]:
     """Everything currently retained in a topic, without joining any consumer group."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, client_id="promote-admin", **_options()
+        bootstrap_servers=bootstrap, client_id="promote-admin", **process_client_options()
     )
     await admin.start()
     try:
@@ -216,7 +216,7 @@ async def read_topic(bootstrap: str, topic: str) -> list[bytes]:
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        **_options(),
+        **process_client_options(),
     )
     await consumer.start()
     try:
@@ -239,7 +239,7 @@ async def group_members(bootstrap: str, group: str) -> tuple[str, int]:
     """The consumer group's state ("Stable", "PreparingRebalance", "Empty", ...) and how
     many members it has."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, client_id="promote-admin", **_options()
+        bootstrap_servers=bootstrap, client_id="promote-admin", **process_client_options()
     )
     await admin.start()
     try:
@@ -253,7 +253,7 @@ async def group_members(bootstrap: str, group: str) -> tuple[str, int]:
     return described["state"], len(described["members"])
 
 
-def _options() -> dict[str, Any]:
+def process_client_options() -> dict[str, Any]:
     """Security options from the process's settings, for the helpers called without them."""
     from shared.settings import get_settings
 
