@@ -69,9 +69,7 @@ def test_the_fixed_threshold_baseline_fires_on_a_single_noisy_day() -> None:
     assert not fixed_threshold_alarm(history([2] * 17), TODAY)
 
 
-def test_on_streams_with_known_change_points_the_test_alarms_less_often_than_a_fixed_threshold() -> (
-    None
-):
+def test_on_change_point_streams_the_rate_test_alarms_less_than_a_fixed_threshold() -> None:
     figures = change_point_figures(patterns=60, seed=3)
     test, fixed = figures["rate_test"], figures["fixed_threshold"]
     assert test["false_alarms_per_1000_pattern_days"] < fixed["false_alarms_per_1000_pattern_days"]
