@@ -1,5 +1,5 @@
 """Stores on the real database answer as their in-memory twins do: dedupe's pattern store
-(assignment, counts, exemplars, learned baselines, daily series) on real runs, scoring's budgets (with
+(assignment, counts, exemplars, learned baselines, daily series, reference paths) on real runs, scoring's budgets (with
 and without counting the day's promotions), and the fixture store withdrawing, reverting,
 retiring and restoring fixtures."""
 
@@ -188,7 +188,8 @@ async def record_all(store: PatternStore, observations: list[Observation]) -> li
     for obs in [*observations, observations[0]]:  # the last one is a redelivery
         recorded = await store.record(obs)
         days = await store.days(recorded.pattern_id, obs.agent, obs.seen_at.date())
-        facts.append((recorded, await store.pattern(recorded.pattern_id), days))
+        reference = await store.reference(obs)
+        facts.append((recorded, await store.pattern(recorded.pattern_id), days, reference))
     for agent in sorted({o.agent for o in observations}):
         facts.append(await store.baseline(agent))
     return facts
@@ -207,6 +208,8 @@ def test_the_postgres_pattern_store_groups_as_the_in_memory_one_does(infra: Endp
 
     on_db = asyncio.run(on_postgres())
     in_memory = asyncio.run(record_all(InMemoryPatternStore(), observations))
-    assert len({recorded.pattern_id for recorded, _, _ in on_db[: len(observations)]}) > 1
-    assert any(days for _, _, days in on_db[: len(observations)])
+    recorded = on_db[: len(observations)]
+    assert len({fact[0].pattern_id for fact in recorded}) > 1
+    assert any(fact[2] for fact in recorded)  # daily series
+    assert any(fact[3][1] for fact in recorded)  # reference paths of successful runs
     assert on_db == in_memory
