@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,10 +22,13 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from promoter.charts import draw
+from services.fixture_writer.degrading import PatternSeries, degrading, render_degrading
 from services.fixture_writer.exports import EXPORTERS, ExportRow, export
 from services.fixture_writer.logic import FixtureKind
 from services.fixture_writer.report import GateEntry, render_report
 from shared.db import connect_pool
+from shared.trends import BASELINE_DAYS, RECENT_DAYS, DayCount
 
 FORMATS = tuple(EXPORTERS)
 KINDS = tuple(k.value for k in FixtureKind)
@@ -154,14 +157,66 @@ async def export_fixtures(
         return len(rows), write_files(files, out, progress)
 
 
-async def gate_report(dsn: str, since: datetime | None = None) -> str:
-    """The release-gate report as Markdown, straight from the store."""
+async def read_pattern_series(pool: asyncpg.Pool) -> tuple[list[PatternSeries], date | None]:
+    """Every pattern's daily series over the trend windows before the latest day the store
+    has seen (event time, so a replayed or late stream is judged on its own days)."""
+    latest = await pool.fetchval("SELECT max(start)::date FROM pattern_series WHERE grain = 'day'")
+    if latest is None:
+        return [], None
+    since = latest - timedelta(days=RECENT_DAYS + BASELINE_DAYS)
+    rows = await pool.fetch(
+        """WITH traffic AS (
+               SELECT agent, start::date AS day, sum(traces)::int AS traces FROM agent_series
+               WHERE grain = 'day' AND start::date >= $1 GROUP BY 1, 2),
+           seen AS (
+               SELECT pattern_id, agent, start::date AS day, sum(occurrences)::int AS n,
+                      sum(rescues)::int AS rescues
+               FROM pattern_series WHERE grain = 'day' AND start::date >= $1 GROUP BY 1, 2, 3)
+           SELECT p.pattern_id, p.agent, t.day, coalesce(s.n, 0) AS n,
+                  coalesce(s.rescues, 0) AS rescues, t.traces,
+                  c.pattern_id IS NOT NULL AS covered
+           FROM (SELECT DISTINCT pattern_id, agent FROM seen) p
+           JOIN traffic t ON t.agent = p.agent
+           LEFT JOIN seen s ON s.pattern_id = p.pattern_id AND s.day = t.day
+           LEFT JOIN pattern_coverage c ON c.pattern_id = p.pattern_id
+           ORDER BY p.pattern_id, t.day""",
+        since,
+    )
+    grouped: dict[str, list[asyncpg.Record]] = {}
+    for r in rows:
+        grouped.setdefault(r["pattern_id"], []).append(r)
+    return [
+        PatternSeries(
+            pattern_id=pattern_id,
+            agent=rs[0]["agent"],
+            covered=rs[0]["covered"],
+            days=tuple(DayCount(r["day"], r["n"], r["traces"], r["rescues"]) for r in rs),
+        )
+        for pattern_id, rs in grouped.items()
+    ], latest
+
+
+async def gate_report(
+    dsn: str, since: datetime | None = None, charts_dir: Path | None = None
+) -> str:
+    """The release-gate report as Markdown, straight from the store; with ``charts_dir``,
+    a trend chart of each degrading pattern is drawn there and linked."""
     pool = await connect_pool(dsn)
     try:
         entries = await read_gate_entries(pool, since)
+        series, today = await read_pattern_series(pool)
     finally:
         await pool.close()
-    return render_report(entries, since)
+    markdown = render_report(entries, since)
+    if today is None:
+        return markdown
+    items = degrading(series, today)
+    charts: dict[str, str] = {}
+    if charts_dir is not None:
+        for item in items:
+            path = draw(item, charts_dir)
+            charts[item.series.pattern_id] = f"{charts_dir.name}/{path.name}"
+    return markdown + "\n".join(render_degrading(items, charts, today)) + "\n"
 
 
 def parse_since(value: str | None) -> datetime | None:
@@ -236,7 +291,8 @@ def register(app: typer.Typer) -> None:
         from promoter.cli import _endpoints, _settings, console
 
         endpoints = _endpoints(_settings(state_dir))
-        markdown = asyncio.run(gate_report(endpoints.database_url, parse_since(since)))
+        charts = None if out is None else out.parent / f"{out.stem}-charts"
+        markdown = asyncio.run(gate_report(endpoints.database_url, parse_since(since), charts))
         if out is None:
             # Plain echo: rich would read [brackets] in reasons as markup.
             typer.echo(markdown, nl=False)

@@ -6,7 +6,7 @@ Each simulated pattern lives on an agent with Poisson daily traffic; its occurre
 binomial with a small base share (0.5 to 2 %, the counts production lessons have). Half the
 patterns change at a random day: their share is multiplied by ``RATIO``. From day 17 on
 (a full baseline window) both detectors are asked every day: the rate test of
-``services.dedupe.trends.trend`` and a fixed threshold (today's share ≥ 2× the mean of the
+``shared.trends.trend`` and a fixed threshold (today's share ≥ 2× the mean of the
 previous 14 days). An alarm on a pattern that has not (yet) changed is a false alarm; for a
 changed pattern, the delay is the first alarm on or after the change, within 10 days.
 """
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from services.dedupe.trends import (
+from shared.trends import (
     BASELINE_DAYS,
     RECENT_DAYS,
     DayCount,

@@ -55,7 +55,7 @@ from datasketch import MinHash
 from wordfreq import zipf_frequency
 
 from services.dedupe.trajectory import tool_path
-from services.dedupe.trends import DayCount, trend
+from shared.trends import DayCount, trend
 from shared.conversation import user_turns
 from shared.events import (
     AgentBaseline,

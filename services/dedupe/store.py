@@ -36,7 +36,7 @@ from services.dedupe.logic import (
     success_bucket,
 )
 from services.dedupe.trajectory import MAX_PATHS, Path
-from services.dedupe.trends import BASELINE_DAYS, RECENT_DAYS, DayCount
+from shared.trends import BASELINE_DAYS, RECENT_DAYS, DayCount
 from shared.db import Connection
 from shared.events import AgentBaseline, PatternInfo
 
@@ -183,9 +183,9 @@ class PostgresPatternStore:
     ) -> None:
         starts = series_starts(obs.seen_at)
         await conn.executemany(
-            """INSERT INTO pattern_series AS s (pattern_id, grain, start, agent_version,
+            """INSERT INTO pattern_series AS s (pattern_id, grain, start, agent_version, agent,
                    occurrences, failures, retries, rescues, escalations, latency_ms, tokens)
-               VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, $10)
+               VALUES ($1, $2, $3, $4, $11, 1, $5, $6, $7, $8, $9, $10)
                ON CONFLICT (pattern_id, grain, start, agent_version) DO UPDATE
                SET occurrences = s.occurrences + 1, failures = s.failures + EXCLUDED.failures,
                    retries = s.retries + EXCLUDED.retries,
@@ -205,6 +205,7 @@ class PostgresPatternStore:
                     int(point.escalated),
                     point.latency_ms,
                     point.tokens,
+                    obs.agent,
                 )
                 for grain, start in starts
             ],

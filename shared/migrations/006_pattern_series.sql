@@ -6,6 +6,7 @@ CREATE TABLE IF NOT EXISTS pattern_series (
     grain          text NOT NULL,          -- 'hour' or 'day'
     start          timestamptz NOT NULL,
     agent_version  text NOT NULL,
+    agent          text NOT NULL,
     occurrences    integer NOT NULL,
     failures       integer NOT NULL,
     retries        integer NOT NULL,

@@ -8,7 +8,7 @@ import pytest
 
 from scripts.eval_trends import change_point_figures
 from services.dedupe.logic import Recorded, SeriesPoint, series_starts, should_forward
-from services.dedupe.trends import DayCount, fixed_threshold_alarm, trend
+from shared.trends import DayCount, fixed_threshold_alarm, trend
 from services.scoring import logic as scoring
 from services.scoring.policy import DEFAULT_POLICY_PATH, load_policy
 from shared.events import PatternInfo, PatternTrend, TraceFeatures
