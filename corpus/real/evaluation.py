@@ -118,5 +118,7 @@ def run_evaluation(
             )
         report["corpora"][corpus] = evaluate(items, facts)
         print(f"{corpus}: {len(items)} runs evaluated", file=sys.stderr)
+        for stage, line in facts.exited_stages.items():
+            print(f"{corpus}: stage {stage} exited: {line}", file=sys.stderr)
     report["meta"]["seconds"] = round(time.monotonic() - started, 1)
     return report

@@ -274,7 +274,11 @@ def evaluate(items: Sequence[Item], facts: StackFacts) -> dict[str, Any]:
             "unattributed": facts.unattributed_dead_letters,
         },
         "floors": verdicts(pipeline),
-        "stack": {"idle": facts.idle, "seconds": facts.seconds},
+        "stack": {
+            "idle": facts.idle,
+            "exited_stages": facts.exited_stages,
+            "seconds": facts.seconds,
+        },
     }
 
 

@@ -218,7 +218,11 @@ def markdown(report: Mapping[str, Any]) -> str:
         + "; ".join(
             f"{name}: "
             + ", ".join(f"{k} {v:.0f} s" for k, v in figures["stack"]["seconds"].items())
-            + ("" if figures["stack"]["idle"] else " (NOT idle at the timeout: figures partial)")
+            + ("" if figures["stack"]["idle"] else " (NOT idle: figures partial)")
+            + "".join(
+                f"; stage {stage} EXITED (last log line: {line})"
+                for stage, line in figures["stack"].get("exited_stages", {}).items()
+            )
             for name, figures in report["corpora"].items()
         ),
         "",

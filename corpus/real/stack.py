@@ -16,7 +16,7 @@ import os
 import stat
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,9 @@ from promoter.supervisor import STAGES, Endpoints, Stack
 from shared import topics
 from shared.kafka import read_topic
 from shared.settings import Settings
+
+# promote wait's wait runs in slices this long, the stage processes checked between slices.
+WAIT_SLICE_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ class StackFacts:
     unattributed_dead_letters: int = 0
     covered_patterns: set[str] = field(default_factory=set)
     idle: bool = True
+    # Stages whose process exited while the traces were in flight: the last line of each log.
+    exited_stages: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -183,6 +188,20 @@ async def collect_facts(
     return facts
 
 
+def wait_until_idle(
+    bootstrap: str, timeout_s: float, exited: Callable[[], list[str]] = list
+) -> tuple[bool, list[str]]:
+    """``promote wait``'s wait, in slices, giving up early when a stage process has exited
+    (its consumer group would never catch up): (idle, exited stages)."""
+    deadline = time.monotonic() + timeout_s
+    while (remaining := deadline - time.monotonic()) > 0:
+        if wait_for_idle(bootstrap, min(remaining, WAIT_SLICE_S)):
+            return True, []
+        if gone := exited():
+            return False, gone
+    return False, []
+
+
 def run_through(
     endpoints: Endpoints,
     documents: list[dict[str, Any]],
@@ -190,21 +209,32 @@ def run_through(
     *,
     timeout_s: float,
     fresh_stack: bool = False,
+    exited: Callable[[], list[str]] = list,
+    log_dir: Path | None = None,
 ) -> StackFacts:
     """Send, wait until every consumer group has caught up, and read the facts back."""
     started = time.monotonic()
     send_documents(endpoints.kafka_bootstrap_servers, documents)
     sent = time.monotonic()
-    idle = wait_for_idle(endpoints.kafka_bootstrap_servers, timeout_s)
+    idle, gone = wait_until_idle(endpoints.kafka_bootstrap_servers, timeout_s, exited)
     waited = time.monotonic()
     facts = asyncio.run(collect_facts(endpoints, trace_ids, fresh_stack=fresh_stack))
     facts.idle = idle
+    facts.exited_stages = {stage: _last_line(log_dir, stage) for stage in gone}
     facts.seconds = {
         "send": round(sent - started, 2),
         "wait": round(waited - sent, 2),
         "collect": round(time.monotonic() - waited, 2),
     }
     return facts
+
+
+def _last_line(log_dir: Path | None, stage: str) -> str:
+    path = None if log_dir is None else log_dir / f"{stage}.log"
+    if path is None or not path.exists():
+        return "exited (no log)"
+    lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    return lines[-1][:300] if lines else "exited (empty log)"
 
 
 def _let_postgres_traverse(state: Path) -> None:
@@ -232,7 +262,15 @@ def on_fresh_stack(
         for stage in STAGES:
             stack.start_stage(stage, endpoints)
         up = time.monotonic()
-        facts = run_through(endpoints, documents, trace_ids, timeout_s=timeout_s, fresh_stack=True)
+        facts = run_through(
+            endpoints,
+            documents,
+            trace_ids,
+            timeout_s=timeout_s,
+            fresh_stack=True,
+            exited=lambda: [s for s in STAGES if stack.stage_pid(s) is None],
+            log_dir=stack.state / "logs",
+        )
         facts.seconds["start"] = round(up - started, 2)
     finally:
         stopping = time.monotonic()

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from corpus.real import stack
 from corpus.real.convert import convert_tau2, convert_wiki
 from corpus.real.evaluation import DEFAULT_CORPORA, inputs, item_from_document, item_of
 from corpus.real.identity import distinctive
@@ -650,3 +651,21 @@ def test_the_report_renders_every_corpus_floor_and_the_threshold_section() -> No
     assert text.count("| tau2 | failed runs: pairwise recall | 0.500 | >= 0.6 | FAIL |") == 1
     assert "## Threshold choice" in text and THRESHOLD_PLACEHOLDER in text
     assert "| pairwise precision, failed runs | 1.000 |" in text
+
+
+def test_waiting_gives_up_when_a_stage_process_has_exited(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    readings = iter([False, False, True])
+    monkeypatch.setattr(stack, "wait_for_idle", lambda bootstrap, timeout_s: next(readings))
+    checks: list[int] = []
+
+    def exited() -> list[str]:
+        checks.append(1)
+        return ["redaction"] if len(checks) == 2 else []
+
+    assert stack.wait_until_idle("broker", 600.0, exited) == (False, ["redaction"])
+    assert len(checks) == 2, "stages are checked between slices of the wait"
+    (tmp_path / "redaction.log").write_text("started\nImportError: no module x\n\n")
+    assert stack._last_line(tmp_path, "redaction") == "ImportError: no module x"
+    assert stack._last_line(tmp_path, "scoring") == "exited (no log)"
