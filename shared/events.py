@@ -283,6 +283,42 @@ class DeadLettered(Frozen):
     at: datetime
 
 
+class Verdict(StrEnum):
+    PROMOTE = "promote"
+    REJECT = "reject"
+    SNOOZE = "snooze"
+
+
+class ExpectedBehaviour(Frozen):
+    """What a reviewer says the agent should have done: the correct answer, the tool calls
+    that should have happened, and what must not happen."""
+
+    answer: str | None = None
+    tool_calls: tuple[str, ...] = ()
+    must_not: tuple[str, ...] = ()
+
+
+class CaseReviewed(Frozen):
+    """A person's verdict on held cases of one pattern, on traces.reviewed keyed by pattern
+    id. ``verdict_id`` is a digest of the verdict's content: a resubmitted or redelivered
+    verdict is recognised as one. A promotion carries the case it promotes (redacted, as
+    scoring held it), so the fixture writer needs nothing but this event."""
+
+    schema_version: int = SCHEMA_VERSION
+    verdict_id: str
+    pattern_id: str
+    trace_ids: tuple[str, ...] = Field(min_length=1)
+    verdict: Verdict
+    whole_pattern: bool = False
+    kinds: tuple[str, ...] = ()
+    expected: ExpectedBehaviour | None = None
+    reason: str = ""
+    snoozed_until: datetime | None = None
+    reviewer: str
+    at: datetime
+    case: TraceScored | None = None
+
+
 E = TypeVar("E", bound=Envelope)
 
 

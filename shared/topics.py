@@ -17,6 +17,8 @@ SCORED = "traces.scored"
 PROMOTED = "traces.promoted"
 FIXTURES_INDEX = "fixtures.index"
 DLQ = "traces.dlq"
+# People's verdicts on held cases, keyed by pattern id (services/review).
+REVIEWED = "traces.reviewed"
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -42,6 +44,8 @@ def topic_specs(raw_retention_ms: int, kept_retention_ms: int) -> tuple[TopicSpe
         TopicSpec(FIXTURES_INDEX, -1, compacted=True),
         # Dead letters carry references, not payloads, so they may be kept long.
         TopicSpec(DLQ, kept_retention_ms),
+        # Verdicts are replayed by scoring and the fixture writer: kept like the decisions.
+        TopicSpec(REVIEWED, kept_retention_ms),
     )
 
 
@@ -63,6 +67,7 @@ def consumer_group(stage: str, purpose: str = "") -> str:
 
 COVERAGE = "coverage"  # dedupe follows fixtures.index
 WITHDRAWALS = "withdrawals"  # the fixture writer follows replayed decisions on traces.scored
+REVIEWS = "reviews"  # scoring and the fixture writer follow verdicts on traces.reviewed
 
 # Every consumer group of each stage with the topics it reads: `promote wait` and
 # `promote status` read lag from these.
@@ -73,11 +78,17 @@ STAGE_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
         consumer_group("dedupe", COVERAGE): (FIXTURES_INDEX,),
     },
     "redaction": {consumer_group("redaction"): (DEDUPED,)},
-    "scoring": {consumer_group("scoring"): (REDACTED,)},
+    "scoring": {
+        consumer_group("scoring"): (REDACTED,),
+        consumer_group("scoring", REVIEWS): (REVIEWED,),
+    },
     "fixture_writer": {
         consumer_group("fixture_writer"): (PROMOTED,),
         consumer_group("fixture_writer", WITHDRAWALS): (SCORED,),
+        consumer_group("fixture_writer", REVIEWS): (REVIEWED,),
     },
+    # The review stage keeps the held cases of traces.scored for people to judge.
+    "review": {consumer_group("review"): (SCORED,)},
 }
 
 # Decisions on traces.scored and traces.promoted carry who made them: the live stage or a
