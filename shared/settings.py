@@ -89,6 +89,14 @@ class Settings(BaseSettings):
     ingest_http_send_timeout_s: float = Field(default=10.0, gt=0)
     ingest_http_retry_after_s: int = Field(default=5, ge=1)
 
+    # The review web app (issue 15): its address and the key people sign in with (else
+    # one generated once into the state folder, like the ingest key).
+    review_http_host: str = "127.0.0.1"
+    review_http_port: int = Field(default=0, ge=0, le=65535)
+    review_key: str | None = None
+    # Set when the app is served over HTTPS (behind a proxy): cookies get the Secure flag.
+    review_secure_cookies: bool = False
+
     policy_path: Path | None = None
     log_level: str = "INFO"
 
