@@ -23,6 +23,9 @@ setup: $(VENV)/.synced
 test: setup
 	$(PY) -m pytest -v -p no:cacheprovider
 
+chaos: setup
+	CHAOS_SCALE=full CHAOS_REPORT=out/chaos.json $(PY) -m pytest tests/chaos -v -p no:cacheprovider -o timeout=1500
+
 test-fast: setup
 	$(PY) -m pytest -m "logic or wiring" -q
 

@@ -131,7 +131,11 @@ class LocalKafka:
         jars = ensure_jars()
         data_dir = self.home / "data"
         self.home.mkdir(parents=True, exist_ok=True)
-        port, controller_port = free_port(), free_port()
+        # A restarted broker keeps its ports when it can: running stages reconnect to the
+        # address they were given (chaos tests restart the broker under load).
+        port = _reusable_port(self.port_file) or free_port()
+        controller_port = _reusable_port(self.home / "controller_port") or free_port()
+        (self.home / "controller_port").write_text(str(controller_port))
         config = self.home / "server.properties"
         config.write_text(_properties(data_dir, port, controller_port))
         classpath = f"{jars}/*"
@@ -194,6 +198,18 @@ class LocalKafka:
         if not self.log_file.exists():
             return ""
         return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _reusable_port(path: Path) -> int | None:
+    if not path.exists():
+        return None
+    port = int(path.read_text().strip() or 0)
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return None
+    return port
 
 
 def answers_metadata(bootstrap: str, timeout_s: float) -> bool:

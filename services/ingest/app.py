@@ -132,9 +132,11 @@ async def flush() -> None:
             done: list[str] = []
             pending_error: BaseException | None = None
             for trace, e in zip((r.trace for r in released), events, strict=True):
-                failure = e if isinstance(e, Exception) else next(outcomes)
-                if isinstance(failure, BaseException) and not isinstance(failure, Exception):
-                    raise failure  # cancellation
+                outcome = e if isinstance(e, Exception) else next(outcomes)
+                if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+                    raise outcome  # cancellation
+                # Anything but an exception is the broker's acknowledgement (RecordMetadata).
+                failure = outcome if isinstance(outcome, Exception) else None
                 if failure is None:
                     assert isinstance(e, TraceNormalized)
                     stage.log.info(

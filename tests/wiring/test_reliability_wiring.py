@@ -238,3 +238,25 @@ async def test_the_fixture_writer_waits_for_kafka_only_after_releasing_its_lock_
         await broker.publish(scored(refund_trace()).model_dump_json().encode(), topics.PROMOTED)
 
     assert held_while_waiting == [False]
+
+
+async def test_ingest_forgets_a_trace_once_the_broker_acknowledged_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datetime import timedelta
+
+    from services.ingest import app as ingest
+
+    async def acknowledged(*args: Any, **kwargs: Any) -> object:
+        return object()  # a RecordMetadata stand-in: not None, not an exception
+
+    async with TestKafkaBroker(ingest.broker):
+        monkeypatch.setattr(ingest.normalized, "publish", acknowledged)
+        monkeypatch.setattr(ingest.assembler, "max_wait", timedelta(0))
+        ingest.assembler.add([a_trace("beef" * 8)], (0, 1), 1_000, ingest.now())
+
+        await ingest.flush()
+
+        assert ingest.assembler.pending == {}
+        dlq = ingest.stage._dlq.mock
+        assert dlq is None or dlq.call_count == 0
