@@ -84,7 +84,11 @@ async def run(
     return result
 
 
-def promotion_figures(items, grouped, decisions) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def promotion_figures(
+    items: list[tuple[Trace, dict[str, Any]]],
+    grouped: list[tuple[str, str, str]],
+    decisions: dict[str, str],
+) -> dict[str, Any]:
     failed_runs: dict[str, int] = defaultdict(int)
     promoted_patterns: dict[str, set[str]] = defaultdict(set)
     successes_promoted = 0

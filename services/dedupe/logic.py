@@ -55,7 +55,6 @@ from datasketch import MinHash
 from wordfreq import zipf_frequency
 
 from services.dedupe.trajectory import tool_path
-from shared.trends import DayCount, trend
 from shared.conversation import user_turns
 from shared.events import (
     AgentBaseline,
@@ -68,6 +67,7 @@ from shared.events import (
 )
 from shared.features import root_span, started_at
 from shared.templating import template_message
+from shared.trends import DayCount, trend
 
 FINGERPRINT_VERSION = 3
 

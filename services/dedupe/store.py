@@ -36,9 +36,9 @@ from services.dedupe.logic import (
     success_bucket,
 )
 from services.dedupe.trajectory import MAX_PATHS, Path
-from shared.trends import BASELINE_DAYS, RECENT_DAYS, DayCount
 from shared.db import Connection
 from shared.events import AgentBaseline, PatternInfo
+from shared.trends import BASELINE_DAYS, RECENT_DAYS, DayCount
 
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
@@ -436,8 +436,8 @@ class InMemoryPatternStore:
                 added = (1, int(p.failed), p.retries, p.rescues, int(p.escalated))
                 for i, value in enumerate((*added, p.latency_ms, p.tokens)):
                     row[i] += value
-                key = (obs.agent, grain, start, p.agent_version)
-                self.agent_series[key] = self.agent_series.get(key, 0) + 1
+                traffic = (obs.agent, grain, start, p.agent_version)
+                self.agent_series[traffic] = self.agent_series.get(traffic, 0) + 1
         kept_paths = self.paths.setdefault(pattern_id, [])
         if len(kept_paths) < MAX_PATHS:
             kept_paths.append(obs.path)

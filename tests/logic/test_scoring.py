@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.scoring import logic
+from services.scoring import criteria, logic
 from services.scoring.logic import CRITERIA, BudgetState
 from services.scoring.policy import (
     DEFAULT_POLICY_PATH,
@@ -21,9 +21,9 @@ from services.scoring.policy import (
 )
 from shared.events import (
     AgentBaseline,
-    MetricBaseline,
     Decision,
     Feedback,
+    MetricBaseline,
     PatternInfo,
     RedactionReport,
     Span,
@@ -266,7 +266,7 @@ def test_a_lesson_seen_twice_from_two_sessions_is_a_pattern_but_a_weak_one() -> 
         distinct_days=1,
     )
     score = logic.patterned(twice, POLICY).score
-    assert logic.RECURRING_FLOOR <= score < logic.patterned(make_pattern(), POLICY).score
+    assert criteria.RECURRING_FLOOR <= score < logic.patterned(make_pattern(), POLICY).score
     assert score < 0.6
 
 
@@ -551,7 +551,7 @@ def test_error_types_in_the_features_alone_are_checked_for_transience() -> None:
 
 def test_a_new_pattern_without_transient_errors_keeps_a_prior_above_the_gate() -> None:
     result = logic.enduring(make_trace(), features(), burst(), POLICY)
-    assert result.score == logic.ENDURING_PRIOR
+    assert result.score == criteria.ENDURING_PRIOR
     assert POLICY.gates.enduring is not None
     assert result.score >= POLICY.gates.enduring.reject_below
 
@@ -706,8 +706,9 @@ def test_the_strict_policy_promotes_one_trace_per_pattern() -> None:
 def test_the_reason_names_the_carrying_criteria_with_their_values_and_the_policy() -> None:
     verdict = logic.score(make_event(refund_failed_trace()), POLICY, FRESH)
     assert verdict.decision == Decision.PROMOTE
+    line = POLICY.thresholds.promote
     assert verdict.reason.startswith(
-        f"Promoted ({verdict.total:.2f} ≥ {POLICY.thresholds.promote:.2f} under policy {POLICY.version}): "
+        f"Promoted ({verdict.total:.2f} ≥ {line:.2f} under policy {POLICY.version}): "
     )
     risk = verdict.scores["risk_bearing"].score
     assert f"risk-bearing {risk:.2f} — side-effecting tool issue_refund failed" in verdict.reason

@@ -8,10 +8,10 @@ import pytest
 
 from scripts.eval_trends import change_point_figures
 from services.dedupe.logic import Recorded, SeriesPoint, series_starts, should_forward
-from shared.trends import DayCount, fixed_threshold_alarm, trend
 from services.scoring import logic as scoring
 from services.scoring.policy import DEFAULT_POLICY_PATH, load_policy
 from shared.events import PatternInfo, PatternTrend, TraceFeatures
+from shared.trends import DayCount, fixed_threshold_alarm, trend
 
 pytestmark = pytest.mark.logic
 
@@ -133,7 +133,7 @@ def pattern(**fields: object) -> PatternInfo:
         "count_24h": 3,
         "count_7d": 5,
     }
-    return PatternInfo(**{**base, **fields})  # type: ignore[arg-type]
+    return PatternInfo(**{**base, **fields})
 
 
 def test_a_rising_pattern_scores_higher_on_patterned_and_enduring_with_a_readable_reason() -> None:
