@@ -10,11 +10,12 @@ from faststream import Context, ContextRepo, FastStream
 from faststream.kafka.annotations import KafkaMessage
 
 from services.fixture_writer import logic
+from services.fixture_writer.reviewed import reviewed_case, reviewed_drafts
 from services.fixture_writer.store import FixtureStore, PostgresFixtureStore
 from services.redaction.second_pass import find_leaks
 from shared import __version__, topics
 from shared.db import open_store_pool
-from shared.events import TraceScored
+from shared.events import CaseReviewed, TraceScored, Verdict
 from shared.kafka import make_broker
 from shared.log import configure_logging
 from shared.retention import retention
@@ -44,9 +45,25 @@ app = FastStream(broker, logger=logger, lifespan=lifespan)
 @stage.guarded
 async def on_promoted(msg: KafkaMessage, store: FixtureStore = Context()) -> None:
     event = parse(TraceScored, msg)
+    await write_promoted(store, event, logic.build_fixtures(event))
+
+
+@stage.subscriber(topics.REVIEWED, purpose=topics.REVIEWS)
+@stage.guarded
+async def on_reviewed(msg: KafkaMessage, store: FixtureStore = Context()) -> None:
+    """A person promoted a held case: its fixtures carry their expected behaviour. Other
+    verdicts write nothing here (scoring follows rejections)."""
+    verdict = parse(CaseReviewed, msg)
+    if verdict.verdict == Verdict.PROMOTE and verdict.case is not None:
+        await write_promoted(store, reviewed_case(verdict), reviewed_drafts(verdict))
+
+
+async def write_promoted(
+    store: FixtureStore, event: TraceScored, drafts: list[logic.FixtureDraft]
+) -> None:
     at = now()
     await store.record_decision(event, at)
-    clean, blocked = logic.privacy_checked(logic.build_fixtures(event), find_leaks)
+    clean, blocked = logic.privacy_checked(drafts, find_leaks)
     for draft, reasons in blocked:
         await store.block(draft.fixture_id, event.trace_id, "; ".join(reasons), at)
         stage.log.warning("fixture_blocked", fixture_id=draft.fixture_id, reasons=reasons)

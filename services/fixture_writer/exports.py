@@ -302,6 +302,9 @@ def violations(run: Any, fixture: dict[str, Any]) -> list[str]:
             counts[key] = counts.get(key, 0) + 1
         found.extend(f"repeated {key} {n} times, at most {most} allowed"
                      for key, n in sorted(counts.items()) if n > most)
+    answer = (fixture.get("review") or {}).get("answer")
+    if answer and " ".join(answer.split()).lower() not in " ".join(run.output.split()).lower():
+        found.append(f"did not give the answer the reviewer expects: {answer!r}")
     negative = (fixture.get("observed") or {}).get("output")
     if fixture.get("label") == "negative" and negative and run.output.strip() == negative.strip():
         found.append(f"reproduced the output labelled negative ({fixture.get('rubric_reason')})")
@@ -343,7 +346,13 @@ def _checks(body: Mapping[str, Any]) -> list[str]:
         checks.append(f"no call repeated more than {trajectory['max_repeats_of_a_call']} time(s)")
     if body.get("label") == "negative":
         checks.append("does not reproduce the output labelled negative")
+    if (body.get("review") or {}).get("answer"):
+        checks.append("gives the answer the reviewer wrote")
     return checks
+
+
+def _reviewed_by(review: Mapping[str, Any]) -> str:
+    return f"Reviewed by {review['reviewed_by']} (verdict {review['verdict_id']})."
 
 
 def _test_docstring(row: ExportRow) -> str:
@@ -354,6 +363,7 @@ def _test_docstring(row: ExportRow) -> str:
         f"Source trace {body.get('source_trace_id')}, policy {body.get('policy_version')}, "
         f"criteria: {', '.join(body.get('criteria', [])) or 'none'}.",
         f"Why promoted: {body.get('reason')}",
+        *([_reviewed_by(body["review"])] if body.get("review") else []),
         "",
         f"Checked: {'; '.join(_checks(body))}.",
     ]
@@ -497,6 +507,12 @@ def promptfoo_test(row: ExportRow) -> dict[str, Any]:
         asserts.append(
             {"type": "not-equals", "metric": "not_the_negative_example", "value": observed}
         )
+    review = body.get("review") or {}
+    if review.get("answer"):
+        # The reviewer's answer is the reference: factually consistent, however worded.
+        asserts.append(
+            {"type": "factuality", "metric": "reviewed_answer", "value": review["answer"]}
+        )
     return {
         "description": f"{row.ref} ({row.kind})",
         "vars": {
@@ -508,6 +524,7 @@ def promptfoo_test(row: ExportRow) -> dict[str, Any]:
             **_provenance(row),
             "trajectory": body.get("trajectory"),
             "rubric_reason": body.get("rubric_reason"),
+            "review": body.get("review"),
         },
     }
 
@@ -552,8 +569,10 @@ def deepeval_golden(row: ExportRow) -> dict[str, Any]:
     golden: dict[str, Any] = {
         "name": row.ref,
         "input": body.get("input") or "",
-        # A successful trace's answer is a reference; a failing one is only a negative.
-        "expected_output": observed if row.kind == FixtureKind.SCENARIO_ROW.value else None,
+        # A reviewer's answer is the reference; else a successful trace's answer is one, and
+        # a failing one is only a negative.
+        "expected_output": (body.get("review") or {}).get("answer")
+        or (observed if row.kind == FixtureKind.SCENARIO_ROW.value else None),
         "actual_output": observed if negative else None,
         "context": _documents(body) or None,
         "expected_tools": [
@@ -567,6 +586,7 @@ def deepeval_golden(row: ExportRow) -> dict[str, Any]:
             "forbidden_calls": forbidden_calls(body),
             "label": body.get("label"),
             "rubric_reason": body.get("rubric_reason"),
+            "review": body.get("review"),
             "occurrences": row.occurrences,
             "first_seen": _iso(row.first_seen),
             "last_seen": _iso(row.last_seen),
@@ -598,7 +618,10 @@ def openai_eval_sample(row: ExportRow) -> dict[str, Any]:
         )
     messages.append({"role": "user", "content": body.get("input") or ""})
     observed = (body.get("observed") or {}).get("output")
-    if row.kind == FixtureKind.SCENARIO_ROW.value and observed:
+    answer = (body.get("review") or {}).get("answer")
+    if answer:
+        ideal = answer
+    elif row.kind == FixtureKind.SCENARIO_ROW.value and observed:
         ideal = observed
     else:
         parts = [_rubric("The assistant should:", body.get("expected_behaviour", []))]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -85,7 +85,11 @@ def _behaviour(event: TraceScored) -> tuple[list[str], list[str]]:
     return expected, forbidden
 
 
-def build_fixtures(event: TraceScored) -> list[FixtureDraft]:
+def build_fixtures(
+    event: TraceScored, kinds: Sequence[FixtureKind] | None = None
+) -> list[FixtureDraft]:
+    """The fixtures a promoted trace yields: the kinds its evidence supports, or the kinds
+    a reviewer chose."""
     trace, f = event.trace, event.features
     root = root_span(trace)
     expected, forbidden = _behaviour(event)
@@ -132,7 +136,7 @@ def build_fixtures(event: TraceScored) -> list[FixtureDraft]:
         "reason": event.reason,
     }
     drafts = []
-    for kind in kinds_for(event):
+    for kind in kinds or kinds_for(event):
         body = {
             **common,
             "fixture_id": fixture_id(event.pattern.pattern_id, kind),

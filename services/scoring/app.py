@@ -11,9 +11,15 @@ from faststream.kafka.annotations import KafkaMessage
 from services.scoring import logic
 from services.scoring.policy import DEFAULT_POLICY_PATH, load_policy
 from services.scoring.store import BudgetStore, PostgresBudgetStore
+from services.scoring.verdicts import (
+    PostgresVerdictStore,
+    VerdictStore,
+    follow_verdict,
+    pattern_verdict,
+)
 from shared import __version__, topics
 from shared.db import open_store_pool
-from shared.events import Decision, TraceRedacted
+from shared.events import CaseReviewed, Decision, TraceRedacted
 from shared.kafka import make_broker
 from shared.log import configure_logging
 from shared.retention import retention
@@ -33,6 +39,7 @@ promoted = broker.publisher(topics.PROMOTED)
 async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
     pool = await open_store_pool(settings.dsn(), stage.name)
     context.set_global("store", PostgresBudgetStore(pool))
+    context.set_global("verdicts", PostgresVerdictStore(pool))
     stage.log.info("policy_loaded", policy_version=policy.version)
     async with retention(pool, stage.name, settings):
         yield
@@ -44,14 +51,22 @@ app = FastStream(broker, logger=logger, lifespan=lifespan)
 
 @stage.subscriber(topics.REDACTED)
 @stage.guarded
-async def on_redacted(msg: KafkaMessage, store: BudgetStore = Context()) -> None:
+async def on_redacted(
+    msg: KafkaMessage,
+    store: BudgetStore = Context(),
+    # Absent only where a test wires the budget store alone: then no verdict is known.
+    verdicts: VerdictStore | None = Context(default=None),
+) -> None:
     event = parse(TraceRedacted, msg)
     day = logic.budget_day(event)
     pattern_id = event.pattern.pattern_id
     budget = await store.budget(
         event.trace_id, pattern_id, policy.version, day, count_today=policy.budgets.counts_days
     )
-    out = logic.scored_event(event, policy, budget, stage.stamp())
+    out = follow_verdict(
+        logic.scored_event(event, policy, budget, stage.stamp()),
+        await verdicts.verdict(pattern_id) if verdicts is not None else None,
+    )
     body, key = to_bytes(out), pattern_id.encode()
     headers = {topics.DECIDED_BY_HEADER: stage.name}
     if out.decision == Decision.PROMOTE:
@@ -62,3 +77,10 @@ async def on_redacted(msg: KafkaMessage, store: BudgetStore = Context()) -> None
         await promoted.publish(body, key=key, headers=headers)
         await store.record_promotion(event.trace_id, pattern_id, policy.version, day)
     await scored.publish(body, key=key, headers=headers)
+
+
+@stage.subscriber(topics.REVIEWED, purpose=topics.REVIEWS)
+@stage.guarded
+async def on_reviewed(msg: KafkaMessage, verdicts: VerdictStore = Context()) -> None:
+    """A person's verdict on a pattern: its later traces follow it (see verdicts.py)."""
+    await verdicts.record(pattern_verdict(parse(CaseReviewed, msg)))

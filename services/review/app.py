@@ -1,0 +1,46 @@
+"""Review stage shell: traces.scored → the held cases people judge (review_cases).
+
+The web app (services/review/web.py) and `promote review` read the cases from the store
+and give verdicts on traces.reviewed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from faststream import Context, ContextRepo, FastStream
+from faststream.kafka.annotations import KafkaMessage
+
+from services.review import logic
+from services.review.store import PostgresReviewStore, ReviewStore
+from shared import __version__, topics
+from shared.db import open_store_pool
+from shared.events import TraceScored
+from shared.kafka import make_broker
+from shared.log import configure_logging
+from shared.settings import get_settings
+from shared.stage import Stage, parse
+
+settings = get_settings()
+logger = configure_logging("review", settings.log_level)
+broker = make_broker(settings, "review", logger)
+stage = Stage(broker, "review", __version__)
+
+
+@asynccontextmanager
+async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
+    pool = await open_store_pool(settings.dsn(), stage.name)
+    context.set_global("store", PostgresReviewStore(pool))
+    yield
+    await pool.close()
+
+
+app = FastStream(broker, logger=logger, lifespan=lifespan)
+
+
+@stage.subscriber(topics.SCORED)
+@stage.guarded
+async def on_scored(msg: KafkaMessage, store: ReviewStore = Context()) -> None:
+    event = parse(TraceScored, msg)
+    if logic.held(event) and await store.add_case(logic.case_from(event)):
+        stage.log.info("case_held", trace_id=event.trace_id, pattern_id=event.pattern.pattern_id)
