@@ -15,7 +15,17 @@ from rich.console import Console
 from rich.table import Table
 
 from promoter import exporting, replay, sending
-from promoter.supervisor import API_KEY_FILE, RECEIVER, STAGES, Endpoints, Stack
+from promoter.review_cli import review_app
+from promoter.supervisor import (
+    API_KEY_FILE,
+    RECEIVER,
+    REVIEW,
+    REVIEW_HTTP,
+    REVIEW_KEY_FILE,
+    STAGES,
+    Endpoints,
+    Stack,
+)
 from shared import topics
 from shared.db import connect_pool, migrate
 from shared.kafka import ensure_topics, groups_lag, read_topic
@@ -26,6 +36,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(review_app, name="review")
 console = Console()
 DEMO_MAX_WAIT_MS = 5_000
 
@@ -55,6 +66,7 @@ def _endpoints(settings: Settings) -> Endpoints:
         kafka_managed=recorded.kafka_managed if recorded else False,
         postgres_managed=recorded.postgres_managed if recorded else False,
         ingest_http=recorded.ingest_http if recorded else None,
+        review_http=recorded.review_http if recorded else None,
     )
 
 
@@ -65,9 +77,11 @@ def up(state_dir: StateDir = None) -> None:
     endpoints = stack.up()
     console.print(f"Kafka     {endpoints.kafka_bootstrap_servers}")
     console.print(f"Postgres  {endpoints.public()['database_url']}")
-    for stage in (*STAGES, RECEIVER):
+    for stage in (*STAGES, RECEIVER, REVIEW, REVIEW_HTTP):
         console.print(f"{stage:<15} pid {stack.stage_pid(stage)}")
     console.print(f"OTLP/HTTP {endpoints.ingest_http} (API key in {stack.state / API_KEY_FILE})")
+    key_file = stack.state / REVIEW_KEY_FILE
+    console.print(f"Review    {endpoints.review_http} (review key in {key_file})")
 
 
 @app.command()

@@ -26,8 +26,12 @@ from shared.kafka import ensure_topics
 from shared.settings import ENDPOINTS_FILE, Settings
 
 STAGES = ("ingest", "dedupe", "redaction", "scoring", "fixture_writer")
+# Beside the pipeline: the review stage keeps held cases for people (services/review).
+REVIEW = "review"
 RECEIVER = "ingest_http"
 API_KEY_FILE = "ingest_api_key"
+REVIEW_HTTP = "review_http"  # the review web app (services/review/web.py)
+REVIEW_KEY_FILE = "review_key"
 RECEIVER_READY_TIMEOUT_S = 30.0
 
 
@@ -38,12 +42,14 @@ class Endpoints:
     kafka_managed: bool
     postgres_managed: bool
     ingest_http: str | None = None
+    review_http: str | None = None
 
     def public(self) -> dict[str, str | bool | None]:
         return {
             "kafka_bootstrap_servers": self.kafka_bootstrap_servers,
             "database_url": redact_password(self.database_url),
             "ingest_http": self.ingest_http,
+            "review_http": self.review_http,
             "kafka_managed": self.kafka_managed,
             "postgres_managed": self.postgres_managed,
         }
@@ -94,7 +100,10 @@ class Stack:
         receiver = previous.ingest_http if previous and self.stage_pid(RECEIVER) else None
         port = self.settings.ingest_http_port or free_port()
         receiver = receiver or f"http://{self.settings.ingest_http_host}:{port}/v1/traces"
-        endpoints = Endpoints(bootstrap, dsn, kafka_managed, postgres_managed, receiver)
+        review = previous.review_http if previous and self.stage_pid(REVIEW_HTTP) else None
+        review_port = self.settings.review_http_port or free_port()
+        review = review or f"http://{self.settings.review_http_host}:{review_port}/"
+        endpoints = Endpoints(bootstrap, dsn, kafka_managed, postgres_managed, receiver, review)
         # The DSN may carry the database password: owner-only, like the state folder.
         write_private(self.state / ENDPOINTS_FILE, json.dumps(asdict(endpoints), indent=2))
         asyncio.run(self._prepare(bootstrap, dsn))
@@ -109,6 +118,18 @@ class Stack:
         if not path.exists():
             write_private(path, secrets.token_urlsafe(32))
         path.chmod(0o600)  # a key file left readable by an older version is tightened
+        return path.read_text().strip()
+
+    def review_key(self) -> str:
+        """The key people sign in to the review app with: the setting, or one generated
+        once into the state folder (0600), like the ingest key."""
+        if self.settings.review_key:
+            return self.settings.review_key
+        make_private_dir(self.state)
+        path = self.state / REVIEW_KEY_FILE
+        if not path.exists():
+            write_private(path, secrets.token_urlsafe(24))
+        path.chmod(0o600)
         return path.read_text().strip()
 
     async def _prepare(self, bootstrap: str, dsn: str) -> None:
@@ -152,6 +173,21 @@ class Stack:
                 str(address.port),
                 "--no-access-log",
             ]
+        if stage == REVIEW_HTTP:
+            assert endpoints.review_http is not None
+            address = urlsplit(endpoints.review_http)
+            return [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "services.review.web:from_settings",
+                "--host",
+                address.hostname or "127.0.0.1",
+                "--port",
+                str(address.port),
+                "--no-access-log",
+            ]
         return [sys.executable, "-m", "faststream", "run", f"services.{stage}.app:app"]
 
     def start_stage(self, stage: str, endpoints: Endpoints, instance: int = 0) -> int:
@@ -168,6 +204,7 @@ class Stack:
             "PROMOTE_DATABASE_URL": endpoints.database_url,
             "PROMOTE_STATE_DIR": str(self.state),
             "PROMOTE_INGEST_API_KEY": self.api_key(),
+            "PROMOTE_REVIEW_KEY": self.review_key(),
             "PYTHONUNBUFFERED": "1",
         }
         with (self.state / "logs" / f"{name}.log").open("ab") as log:
@@ -183,6 +220,8 @@ class Stack:
         self._pid_file(name).write_text(str(process.pid))
         if stage == RECEIVER and endpoints.ingest_http:
             self._wait_listening(endpoints.ingest_http, process)
+        if stage == REVIEW_HTTP and endpoints.review_http:
+            self._wait_listening(endpoints.review_http, process)
         return process.pid
 
     def _wait_listening(self, url: str, process: subprocess.Popen[bytes]) -> None:
@@ -192,14 +231,14 @@ class Stack:
         deadline = time.monotonic() + RECEIVER_READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise RuntimeError(f"the OTLP/HTTP receiver exited; see {self.state / 'logs'}")
+                raise RuntimeError(f"{url}: the server exited; see {self.state / 'logs'}")
             with (
                 contextlib.suppress(OSError),
                 socket.create_connection((address.hostname, address.port), timeout=1),
             ):
                 return
             time.sleep(0.1)
-        raise RuntimeError(f"the OTLP/HTTP receiver did not listen on {url}")
+        raise RuntimeError(f"nothing listened on {url}")
 
     def _explicit_settings(self) -> dict[str, str]:
         """Settings given to this Stack in code reach the stage processes as env vars."""
@@ -221,7 +260,7 @@ class Stack:
     # -- whole stack ----------------------------------------------------------------
     def up(self) -> Endpoints:
         endpoints = self.start_infrastructure()
-        for stage in (*STAGES, RECEIVER):
+        for stage in (*STAGES, RECEIVER, REVIEW, REVIEW_HTTP):
             self.start_stage(stage, endpoints)
         return endpoints
 
