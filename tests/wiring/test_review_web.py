@@ -1,0 +1,147 @@
+"""The review web app over its in-memory store and a recording publisher: sign-in, the
+refusals (no session, no CSRF token, a wrong key), untrusted trace content rendered as
+text, and a verdict leaving as an event keyed by its pattern."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+
+import pytest
+from starlette.testclient import TestClient
+
+from services.review import logic
+from services.review.store import MemoryReviewStore, ReviewStore
+from services.review.verdicts import Publish
+from services.review.web import create_app
+from shared.events import CaseReviewed, Decision, Span
+from tests.support.builders import refund_trace, scored
+
+pytestmark = pytest.mark.wiring
+
+KEY = "test-review-key"
+PLANTED = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">'
+
+
+def planted_case(trace_id: str = "c" * 32) -> logic.Case:
+    trace = refund_trace(trace_id)
+    spans: list[Span] = list(trace.spans)
+    spans[1] = spans[1].model_copy(update={"tool_result": PLANTED})
+    event = scored(trace.model_copy(update={"spans": tuple(spans)}), decision=Decision.HOLD)
+    return logic.case_from(event)
+
+
+@pytest.fixture
+def published() -> list[tuple[bytes, bytes]]:
+    return []
+
+
+@pytest.fixture
+def client(published: list[tuple[bytes, bytes]]) -> Iterator[TestClient]:
+    store = MemoryReviewStore()
+    store.stored["c" * 32] = planted_case()
+
+    async def publish(body: bytes, key: bytes) -> None:
+        published.append((body, key))
+
+    @asynccontextmanager
+    async def deps() -> AsyncIterator[tuple[ReviewStore, Publish]]:
+        yield store, publish
+
+    with TestClient(create_app(KEY, deps), follow_redirects=False) as c:
+        yield c
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "every form carries a CSRF token"
+    return found.group(1)
+
+
+def sign_in(client: TestClient) -> None:
+    page = client.get("/login")
+    answer = client.post(
+        "/login", data={"csrf_token": csrf_of(page.text), "reviewer": "ana", "key": KEY}
+    )
+    assert answer.status_code == 303 and "review_session" in answer.cookies
+
+
+def test_the_queue_sends_a_stranger_to_sign_in(client: TestClient) -> None:
+    answer = client.get("/")
+    assert answer.status_code == 303 and answer.headers["location"].startswith("/login")
+
+
+def test_a_wrong_review_key_gets_the_refusal_page(client: TestClient) -> None:
+    page = client.get("/login")
+    answer = client.post(
+        "/login", data={"csrf_token": csrf_of(page.text), "reviewer": "eve", "key": "guess"}
+    )
+    assert answer.status_code == 401 and "Access refused" in answer.text
+    assert "review_session" not in answer.cookies
+
+
+def test_a_form_without_its_csrf_token_is_refused(
+    client: TestClient, published: list[tuple[bytes, bytes]]
+) -> None:
+    client.get("/login")
+    answer = client.post("/login", data={"reviewer": "ana", "key": KEY})
+    assert answer.status_code == 403 and "CSRF" in answer.text
+    sign_in(client)
+    form = {"verdict": "reject", "reason": "noise", "csrf_token": "forged"}
+    answer = client.post(f"/cases/{'c' * 32}/verdict", data=form)
+    assert answer.status_code == 403 and "Access refused" in answer.text
+    assert published == []
+
+
+def test_a_verdict_without_signing_in_is_refused(
+    client: TestClient, published: list[tuple[bytes, bytes]]
+) -> None:
+    page = client.get("/login")
+    form = {"verdict": "reject", "reason": "noise", "csrf_token": csrf_of(page.text)}
+    answer = client.post(f"/cases/{'c' * 32}/verdict", data=form)
+    assert answer.status_code == 403 and "Sign in" in answer.text
+    assert published == []
+
+
+def test_planted_markup_in_a_tool_result_renders_as_text(client: TestClient) -> None:
+    sign_in(client)
+    page = client.get(f"/cases/{'c' * 32}")
+    assert page.status_code == 200
+    assert "&lt;script&gt;window.pwned=1&lt;/script&gt;" in page.text
+    assert "<script>window.pwned" not in page.text and "<img src=x" not in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+
+
+def test_a_promotion_leaves_as_an_event_keyed_by_pattern_and_clears_the_case(
+    client: TestClient, published: list[tuple[bytes, bytes]]
+) -> None:
+    sign_in(client)
+    page = client.get(f"/cases/{'c' * 32}")
+    form = {
+        "csrf_token": csrf_of(page.text),
+        "verdict": "promote",
+        "kinds": ["regression_case", "tool_use_assertion"],
+        "answer": "Refund 40, the order total.",
+        "tool_calls": "lookup_order\nissue_refund(amount=40)",
+    }
+    answer = client.post(f"/cases/{'c' * 32}/verdict", data=form)
+    assert answer.status_code == 303
+    [(body, key)] = published
+    verdict = CaseReviewed.model_validate_json(body)
+    assert key == b"p1-abc" and verdict.reviewer == "ana"
+    assert verdict.expected is not None and verdict.expected.answer == "Refund 40, the order total."
+    assert verdict.expected.tool_calls == ("lookup_order", "issue_refund(amount=40)")
+    queue = client.get("/")
+    assert "c" * 32 not in queue.text.split("Recent verdicts")[0], "the case left the queue"
+
+
+def test_a_promotion_without_expected_behaviour_is_sent_back_with_the_reason(
+    client: TestClient, published: list[tuple[bytes, bytes]]
+) -> None:
+    sign_in(client)
+    page = client.get(f"/cases/{'c' * 32}")
+    form = {"csrf_token": csrf_of(page.text), "verdict": "promote"}
+    answer = client.post(f"/cases/{'c' * 32}/verdict", data=form)
+    assert answer.status_code == 422 and "needs the expected behaviour" in answer.text
+    assert published == []
