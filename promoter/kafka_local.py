@@ -205,6 +205,8 @@ def _reusable_port(path: Path) -> int | None:
         return None
     port = int(path.read_text().strip() or 0)
     with socket.socket() as probe:
+        # As the broker binds: a port left in TIME_WAIT by the previous broker is reusable.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
