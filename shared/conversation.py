@@ -102,7 +102,7 @@ def _structured(value: Any) -> Iterator[Turn]:
                 yield Turn(role, text)
 
 
-def _flattened(attributes: Mapping[str, Any], which: tuple[str, str]) -> Iterator[Turn]:
+def _flattened(attributes: Mapping[str, Any], which: tuple[str, ...]) -> Iterator[Turn]:
     """OpenInference and older GenAI flatten messages into indexed keys."""
     fields: dict[tuple[int, int], dict[str, Any]] = {}
     for key, value in attributes.items():
