@@ -7,7 +7,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test test-fast demo bench bench-redaction eval lint typecheck clean down
+.PHONY: setup chromium test test-fast demo bench bench-redaction eval lint typecheck clean down
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -17,8 +17,15 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml
 	$(UV) sync --frozen --python $(PYTHON)
 	touch $@
 
-setup: $(VENV)/.synced
+setup: $(VENV)/.synced chromium
 	$(PY) -c "from promoter.kafka_local import ensure_jars; print('kafka jars:', ensure_jars())"
+
+# The review app's browser tests drive Debian's Chromium (Playwright's own browser download
+# cannot run here); installed only when missing, with sudo unless already root.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
 test: setup
 	$(PY) -m pytest -v -p no:cacheprovider

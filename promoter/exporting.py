@@ -27,6 +27,7 @@ from services.fixture_writer.degrading import PatternSeries, degrading, render_d
 from services.fixture_writer.exports import EXPORTERS, ExportRow, export
 from services.fixture_writer.logic import FixtureKind
 from services.fixture_writer.report import GateEntry, render_report
+from services.fixture_writer.reviewed import render_verdicts
 from shared.db import connect_pool
 from shared.trends import BASELINE_DAYS, RECENT_DAYS, DayCount
 
@@ -196,6 +197,17 @@ async def read_pattern_series(pool: asyncpg.Pool) -> tuple[list[PatternSeries], 
     ], latest
 
 
+async def read_verdicts(pool: asyncpg.Pool, since: datetime | None) -> list[dict[str, Any]]:
+    """People's verdicts on held cases (services/review), newest first."""
+    rows = await pool.fetch(
+        """SELECT verdict_id, pattern_id, verdict, reviewer, reason, expected, trace_ids, at
+           FROM review_verdicts WHERE $1::timestamptz IS NULL OR at >= $1
+           ORDER BY at DESC, verdict_id""",
+        since,
+    )
+    return [{**dict(r), "expected": _json(r["expected"])} for r in rows]
+
+
 async def gate_report(
     dsn: str, since: datetime | None = None, charts_dir: Path | None = None
 ) -> str:
@@ -205,9 +217,12 @@ async def gate_report(
     try:
         entries = await read_gate_entries(pool, since)
         series, today = await read_pattern_series(pool)
+        verdicts = await read_verdicts(pool, since)
     finally:
         await pool.close()
     markdown = render_report(entries, since)
+    if verdicts:
+        markdown = markdown.rstrip("\n") + "\n" + "\n".join(render_verdicts(verdicts)) + "\n"
     if today is None:
         return markdown
     items = degrading(series, today)

@@ -5,6 +5,7 @@ redelivered verdict writes nothing new."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from services.fixture_writer.logic import FixtureDraft, FixtureKind, body_digest, build_fixtures
 from shared.events import CaseReviewed, Decision, TraceScored, Verdict
@@ -69,3 +70,21 @@ def reviewed_drafts(verdict: CaseReviewed) -> list[FixtureDraft]:
             )
         )
     return drafts
+
+
+def render_verdicts(verdicts: list[dict[str, Any]]) -> list[str]:
+    """The release-gate report's "Reviewed" section: every verdict people gave, newest
+    first, with who gave it and the answer or reason they wrote."""
+    if not verdicts:
+        return []
+    lines = ["", "## Reviewed", "", "| when | verdict | pattern | cases | by | expected / reason |"]
+    lines.append("|---|---|---|---|---|---|")
+    for v in verdicts:
+        expected = v.get("expected") or {}
+        said = v["reason"] or expected.get("answer") or "; ".join(expected.get("tool_calls", []))
+        said = re.sub(r"\s+", " ", said or "").replace("|", "\\|")
+        lines.append(
+            f"| {v['at']:%Y-%m-%d %H:%M UTC} | {v['verdict']} | `{v['pattern_id']}` |"
+            f" {len(v['trace_ids'])} | {v['reviewer']} | {said} |"
+        )
+    return lines
