@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from services.fixture_writer.exports import ExportRow, export
-from services.fixture_writer.reviewed import reviewed_drafts
+from services.fixture_writer.reviewed import render_verdicts, reviewed_drafts
 from services.review import auth, logic
 from services.scoring.verdicts import follow_verdict, pattern_verdict
 from shared.events import CaseReviewed, CriterionScore, Decision, Verdict
@@ -207,3 +207,20 @@ def test_a_csrf_token_is_bound_to_its_nonce_and_secret() -> None:
     assert not auth.csrf_ok(secret, "nonce-2", token)
     assert not auth.csrf_ok(secret, "nonce-1", None)
     assert not auth.csrf_ok(auth.secret_from_key("other"), "nonce-1", token)
+
+
+def test_the_gate_reports_reviewed_section_lists_who_said_what() -> None:
+    verdict = promoted_verdict("Refund 40 | not 120")
+    rejection = logic.build_verdict(
+        [held_case("b" * 32, "p2")], Verdict.REJECT, "bo", T0, reason="a test account"
+    )
+    rows = [
+        {**v.model_dump(mode="python"), "verdict": v.verdict.value,
+         "expected": v.expected.model_dump() if v.expected else None}
+        for v in (verdict, rejection)
+    ]  # fmt: skip
+    lines = render_verdicts(rows)
+    assert lines[1] == "## Reviewed"
+    assert any("| promote | `p1` | 1 | ana | Refund 40 \\| not 120 |" in line for line in lines)
+    assert any("| reject | `p2` | 1 | bo | a test account |" in line for line in lines)
+    assert render_verdicts([]) == []
