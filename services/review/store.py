@@ -136,16 +136,21 @@ class PostgresReviewStore:
         ]
 
     async def daily_occurrences(self, pattern_id: str, days: int, now: datetime) -> list[int]:
-        start = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        """Occurrences per day over the ``days`` up to the pattern's latest day (traces carry
+        their own times, which may be long before now), never past now."""
         rows = await self._pool.fetch(
             """SELECT start, sum(occurrences) AS n FROM pattern_series
-               WHERE pattern_id = $1 AND grain = 'day' AND start >= $2
-               GROUP BY start""",
+               WHERE pattern_id = $1 AND grain = 'day' AND start <= $2
+               GROUP BY start ORDER BY start DESC LIMIT $3""",
             pattern_id,
-            start,
+            now,
+            days,
         )
+        if not rows:
+            return []
         by_day = {r["start"].date(): int(r["n"]) for r in rows}
-        return [by_day.get((start + timedelta(days=i)).date(), 0) for i in range(days)]
+        last = max(by_day)
+        return [by_day.get(last - timedelta(days=days - 1 - i), 0) for i in range(days)]
 
     async def fixtures_of_agent(self, agent: str, limit: int = 5) -> list[FixtureSummary]:
         rows = await self._pool.fetch(
@@ -207,7 +212,7 @@ class MemoryReviewStore:
         return sorted(rows, key=lambda r: (r["at"], r["verdict_id"]), reverse=True)[:limit]
 
     async def daily_occurrences(self, pattern_id: str, days: int, now: datetime) -> list[int]:
-        return self.series.get(pattern_id, [0] * days)[-days:]
+        return self.series.get(pattern_id, [])[-days:]
 
     async def fixtures_of_agent(self, agent: str, limit: int = 5) -> list[FixtureSummary]:
         return [f for f in self.fixtures if f.agent == agent][:limit]
