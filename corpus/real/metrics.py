@@ -277,6 +277,7 @@ def evaluate(items: Sequence[Item], facts: StackFacts) -> dict[str, Any]:
         "stack": {
             "idle": facts.idle,
             "exited_stages": facts.exited_stages,
+            "lag": facts.lag,
             "seconds": facts.seconds,
         },
     }

@@ -220,8 +220,18 @@ def markdown(report: Mapping[str, Any]) -> str:
             + ", ".join(f"{k} {v:.0f} s" for k, v in figures["stack"]["seconds"].items())
             + ("" if figures["stack"]["idle"] else " (NOT idle: figures partial)")
             + "".join(
-                f"; stage {stage} EXITED (last log line: {line})"
+                f"; stage {stage} EXITED (last error logged: {line})"
                 for stage, line in figures["stack"].get("exited_stages", {}).items()
+            )
+            + (
+                "; lag left: "
+                + ", ".join(
+                    f"{group} {topic}={n}"
+                    for group, per in figures["stack"]["lag"].items()
+                    for topic, n in per.items()
+                )
+                if figures["stack"].get("lag")
+                else ""
             )
             for name, figures in report["corpora"].items()
         ),

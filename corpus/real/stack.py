@@ -27,7 +27,7 @@ from promoter import sending
 from promoter.cli import wait_for_idle
 from promoter.supervisor import STAGES, Endpoints, Stack
 from shared import topics
-from shared.kafka import read_topic
+from shared.kafka import groups_lag, read_topic
 from shared.settings import Settings
 
 # promote wait's wait runs in slices this long, the stage processes checked between slices.
@@ -81,8 +81,10 @@ class StackFacts:
     unattributed_dead_letters: int = 0
     covered_patterns: set[str] = field(default_factory=set)
     idle: bool = True
-    # Stages whose process exited while the traces were in flight: the last line of each log.
+    # Stages whose process exited while the traces were in flight: the last error in each log.
     exited_stages: dict[str, str] = field(default_factory=dict)
+    # When the wait gave up: records not yet committed, per consumer group and topic.
+    lag: dict[str, dict[str, int]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -220,7 +222,9 @@ def run_through(
     waited = time.monotonic()
     facts = asyncio.run(collect_facts(endpoints, trace_ids, fresh_stack=fresh_stack))
     facts.idle = idle
-    facts.exited_stages = {stage: _last_line(log_dir, stage) for stage in gone}
+    facts.exited_stages = {stage: _last_error(log_dir, stage) for stage in gone}
+    if not idle:
+        facts.lag = asyncio.run(_lag(endpoints.kafka_bootstrap_servers))
     facts.seconds = {
         "send": round(sent - started, 2),
         "wait": round(waited - sent, 2),
@@ -229,12 +233,26 @@ def run_through(
     return facts
 
 
-def _last_line(log_dir: Path | None, stage: str) -> str:
+def _last_error(log_dir: Path | None, stage: str) -> str:
+    """The last line of a stage's log that reports an error (not asyncio's closing noise)."""
     path = None if log_dir is None else log_dir / f"{stage}.log"
     if path is None or not path.exists():
         return "exited (no log)"
     lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
-    return lines[-1][:300] if lines else "exited (empty log)"
+    errors = [
+        ln
+        for ln in lines
+        if ("error" in ln.lower() or "Traceback" in ln or "exception" in ln.lower())
+        and "Unclosed" not in ln
+    ]
+    chosen = errors[-1] if errors else (lines[-1] if lines else "exited (empty log)")
+    return chosen[:400]
+
+
+async def _lag(bootstrap: str) -> dict[str, dict[str, int]]:
+    groups = {g: t for stage in STAGES for g, t in topics.STAGE_GROUPS[stage].items()}
+    lags = await groups_lag(bootstrap, groups)
+    return {g: {t: n for t, n in per.items() if n} for g, per in lags.items() if any(per.values())}
 
 
 def _let_postgres_traverse(state: Path) -> None:

@@ -666,6 +666,8 @@ def test_waiting_gives_up_when_a_stage_process_has_exited(
 
     assert stack.wait_until_idle("broker", 600.0, exited) == (False, ["redaction"])
     assert len(checks) == 2, "stages are checked between slices of the wait"
-    (tmp_path / "redaction.log").write_text("started\nImportError: no module x\n\n")
-    assert stack._last_line(tmp_path, "redaction") == "ImportError: no module x"
-    assert stack._last_line(tmp_path, "scoring") == "exited (no log)"
+    (tmp_path / "redaction.log").write_text(
+        "started\nImportError: no module x\nerror: Unclosed AIOKafkaProducer\ndone\n\n"
+    )
+    assert stack._last_error(tmp_path, "redaction") == "ImportError: no module x"
+    assert stack._last_error(tmp_path, "scoring") == "exited (no log)"
