@@ -146,11 +146,6 @@ def test_a_reviewer_clears_real_held_cases_in_the_browser_and_the_answer_reaches
     dsn = endpoints.database_url
     [first] = rows(dsn, "SELECT event FROM review_cases WHERE trace_id = $1", held[0])
     xss = planted(TraceScored.model_validate_json(first["event"]))
-    publish_scored(endpoints.kafka_bootstrap_servers, xss)
-    eventually(
-        lambda: rows(dsn, "SELECT 1 FROM review_cases WHERE trace_id = $1", xss.trace_id),
-        "the planted case in the queue",
-    )
     answer = f"Reviewed answer {uuid.uuid4().hex[:8]}: cancel only the pending order, then confirm."
     SHOTS.mkdir(parents=True, exist_ok=True)
 
@@ -182,6 +177,13 @@ def test_a_reviewer_clears_real_held_cases_in_the_browser_and_the_answer_reaches
         page.keyboard.press("Enter")
         expect(page.get_by_role("heading", name="Held cases")).to_be_visible()
         page.screenshot(path=SHOTS / "review-queue.png", full_page=True)
+
+        # A held case whose tool result is markup (published as scoring would).
+        publish_scored(endpoints.kafka_bootstrap_servers, xss)
+        eventually(
+            lambda: rows(dsn, "SELECT 1 FROM review_cases WHERE trace_id = $1", xss.trace_id),
+            "the planted case in the queue",
+        )
 
         # j moves to the first case, Enter opens it.
         page.keyboard.press("j")
