@@ -130,78 +130,219 @@ def _people(text: str) -> Iterator[Finding]:
         yield Finding(start, end, "PERSON", " ".join(name.split()).casefold())
 
 
-# Names typed in lower case ("hi, i'm kenn friis-koch and ..."): only after an introduction,
-# and judged by English word frequencies (wordfreq's lists, shipped inside the package, already
-# a dependency): after an unambiguous cue ("my name is") anything but a function word is a
-# name; after an ambiguous one ("i'm", "this is") the first word must not be one of the 20,000
-# most frequent English words ("i'm going", "this is fine", "i'm frustrated").
+# Names typed in lower case ("hi, i'm kenn friis-koch and ..."): only after an identity cue,
+# judged by what ordinarily follows that cue in English. Strong cues ("my name is", "call me",
+# "i'm" and "i am", "this is" at the start of an utterance, a title, a sign-off on its own
+# line) take the next one to three words as a name unless they are function words (wordfreq's
+# 400 most frequent English words, shipped inside the package, already a dependency), words
+# that ordinarily follow those cues (_FOLLOWERS: the states, feelings, activities and fillers
+# of "i'm sorry", "i'm looking", "this is urgent"), or common words shaped like participles,
+# adverbs and adjectives ("-ing", "-ed", "-ly", "-ous", ...). A single common word is a name
+# only at the end of the clause ("i'm mark, ...", "i'm ruby and ..."): "this is serious stuff"
+# is not. Weak cues ("it's", "here's", "soy", "this is" in the middle of a sentence) keep the
+# stricter rule: the first word must not be one of the 20,000 most frequent English words,
+# or a second, rare word must follow.
 _LOWER_STRONG = (
     r"my name is|my name's|name is|call me|je m'appelle|me llamo|mi chiamo|ich heiße"
     r"|meu nome é|mi nombre es|mein name ist|mijn naam is|jag heter|nazywam się"
 )
-_LOWER_WEAK = r"i'm|i am|im|this is|it's|ich bin|je suis|sono|soy|here is|here's"
+_LOWER_INTRO = r"i'm|i" + _RSQ + r"m|i am|this is"
+_LOWER_WEAK = r"im|it's|ich bin|je suis|sono|soy|here is|here's"
 _LOWER_WORD = r"[a-zß-öø-ÿā-ž][a-zß-öø-ÿā-ž'" + _RSQ + r"-]*"
+_LOWER_TITLE = r"(?:(mr|mrs|ms|miss|mx|dr|prof|sir)\.?[ \t]+)?"
 _LOWER_NAME = re.compile(
-    r"(?i:\b(" + _LOWER_STRONG + r"|" + _LOWER_WEAK + r"))[ \t]*[,:]?[ \t]+(" + _LOWER_WORD
-    + r"(?:[ \t]+" + _LOWER_WORD + r"){0,2})\b"
+    r"(?i:\b(" + _LOWER_STRONG + r"|" + _LOWER_INTRO + r"|" + _LOWER_WEAK + r"))[ \t]*[,:]?"
+    r"[ \t]+" + _LOWER_TITLE + r"(" + _LOWER_WORD + r"(?:[ \t]+" + _LOWER_WORD + r"){0,4})\b"
+)  # fmt: skip
+# A sign-off, then the name alone on its line or at the end of the text ("cheers,\nmark").
+_LOWER_SIGN_OFF = re.compile(
+    r"(?i:\b(regards|best regards|kind regards|warm regards|best wishes|sincerely|cheers"
+    r"|thanks|thank you|many thanks|thanks again|best|yours|yours truly|take care))[ \t]*[,.!-]?"
+    r"[ \t]*(?:\n[ \t]*|[ \t]+)" + _LOWER_TITLE + r"(" + _LOWER_WORD + r"(?:[ \t]+"
+    + _LOWER_WORD + r"){0,3})[ \t]*[.!]?[ \t]*(?=\n|$)"
 )  # fmt: skip
 _STRONG_CUES = frozenset(_LOWER_STRONG.split("|"))
-_ENDINGS_NOT_NAMES = ("ing", "ed", "ly", "ful", "ous", "ive", "able", "ible", "less", "ness")
+_INTRO_CUES = frozenset({"i'm", "i am", "this is"})
+# Endings of words that are not names: always ("-ous", "-able", ...), or when what is left is
+# itself an English word ("look-ing", "tire-d", "real-ly", "act-ive", "differ-ent"), so that
+# "emily", "fred", "clive" and "vincent" stay names.
+_ENDINGS_ALWAYS = ("ous", "able", "ible", "less", "ness", "ful", "ical")
+_ENDINGS_DERIVED = ("ing", "ed", "ly", "ily", "ive", "ish", "ent", "ant", "ize")
+# What ordinarily follows "i'm", "i am", "this is" and a sign-off in English and is not among
+# the 400 most frequent words: states, feelings, situations, roles, fillers and verdicts.
+_FOLLOWERS = frozenset(
+    _words(
+        """
+        sorry sure unsure afraid glad happy unhappy fine ok okay alright good great well
+        better worse bad ill sick unwell tired exhausted bored hungry thirsty cold hot warm
+        ready done finished set able unable willing keen eager open aware unaware familiar
+        curious certain positive convinced confident content satisfied pleased grateful
+        thankful delighted thrilled excited nervous anxious scared afraid terrified worried
+        concerned upset sad angry mad furious livid annoyed irritated frustrated confused
+        puzzled baffled shocked surprised amazed impressed disappointed desperate lucky
+        unlucky serious kidding joking stuck lost late early busy free available away back
+        home here there out over online offline abroad overseas outside inside nearby close
+        far downstairs upstairs new old young alone married single divorced widowed pregnant
+        allergic vegan vegetarian diabetic disabled deaf blind retired unemployed broke rich
+        poor safe alive dead hurt injured responsible eligible entitled due owed wrong right
+        correct mistaken gonna tryna kinda sorta like literally seriously honestly genuinely
+        super extremely incredibly fairly somewhat slightly quite rather pretty totally
+        absolutely definitely probably actually basically currently still already almost
+        nearly barely hardly again once twice yet also just really very so too not never
+        always now then soon later today tonight tomorrow urgent ridiculous unacceptable
+        absurd insane crazy terrible awful horrible outrageous annoying frustrating confusing
+        disappointing important critical perfect helpful useless strange weird odd unusual
+        normal expected unexpected true false fake real fraud scam spam nonsense madness
+        hell regarding re concerning about for from with without in on at by to into of off
+        up down what why how where when who which whose it this that these those everything
+        nothing something anything all both each either neither another one two three first
+        second third last next final part kind sort type way exactly precisely only even
+        student teacher doctor nurse engineer developer designer lawyer parent mother father
+        mom mum dad wife husband son daughter owner tenant landlord buyer seller vendor
+        customer client member guest user admin manager premium gold silver platinum bronze
+        vip regular frequent loyal existing returning first-time long-time bye goodbye later
+        cheers thanks thank regards best wishes love xoxo xx asap fyi btw lol haha hmm um uh
+        yes no yeah yep nope please pls plz dying lying mate buddy guys heaps loads lots
+        tons dude man bro honest cool relevant irrelevant valid invalid broken overdue
+        pending expired inaccurate incomplete complete insufficient
+        """
+    )
+)
 
 
-def _word_lists() -> tuple[frozenset[str], frozenset[str]]:
+def _word_lists() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
     from wordfreq import top_n_list
 
-    return frozenset(top_n_list("en", 20000)), frozenset(top_n_list("en", 400))
+    ranked = top_n_list("en", 20000)
+    return frozenset(ranked), frozenset(ranked[:8000]), frozenset(ranked[:400])
 
 
-_COMMON_EN, _FUNCTION_EN = _word_lists()
+_COMMON_EN, _FREQUENT_EN, _FUNCTION_EN = _word_lists()
 
 
 _LOWER_PARTICLES = frozenset(_PARTICLE.strip("(?:)").split("|"))
-_LOWER_TITLES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir"})
+_MAX_NAME_WORDS = 3
+# "this is" introduces the speaker at the start of an utterance: the text's start, a new
+# sentence or line, or a greeting ("hello this is ...", "hi there, this is ...").
+_UTTERANCE_START = re.compile(
+    r"(?:^|[.!?\n:;]|(?i:\b(?:hi|hello|hey|hiya|yes|yeah|yep|ok|okay|morning|afternoon"
+    r"|evening|greetings|there|all|folks|team)))[\s,.!-]*$"
+)
 
 
-def _not_a_follower(word: str) -> bool:
-    return (
-        word in _FUNCTION_EN
-        or word in _NOT_NAMES
-        or (word in _COMMON_EN and word.endswith(_ENDINGS_NOT_NAMES))
-    )
+def _shaped_not_name(word: str) -> bool:
+    """A word shaped like a participle, an adverb or an adjective of English."""
+    if any(word.endswith(e) and len(word) >= len(e) + 3 for e in _ENDINGS_ALWAYS):
+        return True
+    for e in _ENDINGS_DERIVED:
+        if not word.endswith(e) or len(word) < len(e) + 3:
+            continue
+        stem = word[: -len(e)]
+        if stem in _COMMON_EN:  # "look-ing", "differ-ent", "act-ive"
+            return True
+        if e in ("ent", "ant"):
+            continue
+        variants = {stem + "e"}  # "tire-d", "hav-ing"
+        if e == "ily" or stem.endswith("i"):
+            variants.add(stem[:-1] + "y" if stem.endswith("i") else stem + "y")  # "worri-ed"
+        if stem[-1] == stem[-2]:
+            variants.add(stem[:-1])  # "stopp-ing"
+        if any(v in _FREQUENT_EN for v in variants):
+            return True
+    return False
+
+
+def _not_a_name_word(word: str) -> bool:
+    w = word.replace(_RSQ, "'")
+    return w in _FUNCTION_EN or w in _NOT_NAMES or w in _FOLLOWERS or _shaped_not_name(w)
+
+
+_CLAUSE_END = re.compile(r"[ \t]*(?:$|[,.;:!?)\n]|(?:and|&|-)(?:[ \t]|$))")
+
+
+def _clause_ends(text: str, end: int) -> bool:
+    """Whether a clause ends right after ``end`` (punctuation, a line end, "and ...")."""
+    return _CLAUSE_END.match(text, end) is not None
+
+
+def _name_words(words: list[str]) -> list[str]:
+    kept: list[str] = []
+    for w in words:
+        if w in _LOWER_PARTICLES and kept:
+            kept.append(w)
+            continue
+        if _not_a_name_word(w) or sum(k not in _LOWER_PARTICLES for k in kept) >= 3:
+            break
+        kept.append(w)
+    while kept and kept[-1] in _LOWER_PARTICLES:
+        kept.pop()
+    return kept
+
+
+def _lower_finding(text: str, start: int, words_text: str, kept: list[str]) -> Finding:
+    end = start + len(" ".join(kept))
+    if text[start:end].split() != kept:  # several blanks between the words
+        end = start + len(words_text.split(kept[-1], 1)[0]) + len(kept[-1])
+    return Finding(start, end, "PERSON", " ".join(kept))
 
 
 def _lower_names(text: str) -> Iterator[Finding]:
     for m in _LOWER_NAME.finditer(text):
-        cue = " ".join(m.group(1).casefold().split())
-        words = m.group(2).split()
-        offset = 0
-        if words[0].rstrip(".") in _LOWER_TITLES and len(words) > 1:
-            # "i'm dr. benthe krogh": a title says a name follows, whatever the cue.
-            offset = m.group(2).index(words[1])
-            words = words[1:]
-            cue = "my name is"
+        cue = " ".join(m.group(1).casefold().replace(_RSQ, "'").split())
+        words_text = m.group(3)
+        words = words_text.split()
+        titled = m.group(2) is not None
+        if titled or cue in _STRONG_CUES:
+            # A title or "my name is" says a name follows: only function words are not.
+            kept: list[str] = []
+            for w in words:
+                if (w in _FUNCTION_EN or w in _NOT_NAMES or w in _FOLLOWERS) and (
+                    not kept or w not in _LOWER_PARTICLES
+                ):
+                    break
+                if sum(k not in _LOWER_PARTICLES for k in kept) >= _MAX_NAME_WORDS:
+                    break
+                kept.append(w)
+            while kept and kept[-1] in _LOWER_PARTICLES:
+                kept.pop()
+            if kept:
+                yield _lower_finding(text, m.start(3), words_text, kept)
+            continue
+        intro = cue in _INTRO_CUES and (
+            cue != "this is" or _UTTERANCE_START.search(text, max(0, m.start() - 40), m.start())
+        )
+        if intro:
+            kept = _name_words(words)
+            if not kept:
+                continue
+            end = m.start(3) + len(" ".join(kept))
+            single_common = len(kept) == 1 and kept[0] in _COMMON_EN
+            if single_common and not _clause_ends(text, end):
+                continue
+            yield _lower_finding(text, m.start(3), words_text, kept)
+            continue
+        # Weak cues: a rare first word, or a common one with a rare second one.
         first = words[0]
-        if first in _FUNCTION_EN or first in _NOT_NAMES:
+        if first in _FUNCTION_EN or first in _NOT_NAMES or first in _FOLLOWERS:
             continue
         kept = [first]
         for w in words[1:]:
             if w in _LOWER_PARTICLES:
                 kept.append(w)
                 continue
-            if _not_a_follower(w):
+            if _not_a_name_word(w) or len(kept) >= _MAX_NAME_WORDS:
                 break
             kept.append(w)
         while kept and kept[-1] in _LOWER_PARTICLES:
             kept.pop()
-        # After "i'm": a common first word only with a rare second one ("i'm william arroyo").
-        weak = cue not in _STRONG_CUES and first in _COMMON_EN
-        if weak and (len(kept) < 2 or kept[1] in _COMMON_EN):
+        if first in _COMMON_EN and (len(kept) < 2 or kept[1] in _COMMON_EN):
             continue
-        start = m.start(2) + offset
-        end = start + len(" ".join(kept))
-        if text[start:end].split() != kept:  # several blanks between the words
-            end = start + len(m.group(2).split(kept[-1], 1)[0]) + len(kept[-1])
-        yield Finding(start, end, "PERSON", " ".join(kept))
+        yield _lower_finding(text, m.start(3), words_text, kept)
+    for m in _LOWER_SIGN_OFF.finditer(text):
+        words_text = m.group(3)
+        kept = _name_words(words_text.split())
+        if kept and len(kept) == len(words_text.split()):
+            yield _lower_finding(text, m.start(3), words_text, kept)
 
 
 # The cues after which a name is someone's own, so that its other mentions in the trace are
@@ -387,6 +528,31 @@ def _address_extractor(
     return extract
 
 
+# A house number with its building or plot ("16/96", "12/345B"), a comma, then the street or
+# locality by name alone, as Indian addresses write it ("16/96, Singh", "4/12, Gandhi
+# Nagar"). A day and month ("12/05, Paris") and a score ("4/5, Great") are not.
+_HOUSE_SLASH = re.compile(
+    r"(?<![0-9/.-])\b(?:H\.?[ \t]?No\.?[ \t]*)?([0-9]{1,4})/([0-9]{1,4})[A-Za-z]?,[ \t]*("
+    + _NAMEW + r"(?:[ \t]+" + _NAMEW + r"){0,3})"
+)  # fmt: skip
+
+
+_NOT_STREET_NAMES = _FUNCTION_EN | _NOT_NAMES
+
+
+def _house_number_slash(text: str) -> Iterator[Finding]:
+    for m in _HOUSE_SLASH.finditer(text):
+        a, b = int(m.group(1)), int(m.group(2))
+        if (a <= 31 and 1 <= b <= 12) or (a <= 12 and 1 <= b <= 31) or b == 0:
+            continue
+        words = m.group(3).split()
+        if words[0].casefold().rstrip(".") in _NOT_STREET_NAMES:
+            continue
+        start = m.start()
+        end = _address_rest(text, m.end())
+        yield Finding(start, end, "ADDRESS", " ".join(text[start:end].split()).casefold())
+
+
 def _utf8(pattern: str) -> str:
     """A prefilter pattern for the byte-mode scan: non-ASCII letters spelled as their UTF-8
     bytes (only used on alternations of words, never inside a character class)."""
@@ -414,7 +580,17 @@ PERSON_DETECTOR = Detector(
 )
 LOWERCASE_PERSON_DETECTOR = Detector(
     "person_in_prose_lower_case",
-    (_utf8(r"(?:" + _LOWER_STRONG + r"|" + _LOWER_WEAK + r")[ \t]*[,:]?[ \t]+[a-z\xc3-\xc5]"),),
+    (
+        _utf8(
+            r"(?:"
+            + _LOWER_STRONG
+            + r"|i'm|i\xe2\x80\x99m|i am|this is|"
+            + _LOWER_WEAK
+            + r")[ \t]*[,:]?[ \t]+[a-z\xc3-\xc5]"
+        ),
+        r"(?:regards|wishes|sincerely|cheers|thank|best|yours|care)[ \t]*[,.!-]?[ \t]*\n?"
+        r"[ \t]*[a-z\xc3-\xc5]",
+    ),
     _lower_names,
     caseless=True,
 )
@@ -446,9 +622,18 @@ ADDRESS_DETECTORS: tuple[Detector, ...] = (
     ),
     Detector(
         "address_street_type_first",
-        (_utf8(r"(?:" + _PREFIXES + r"|via|v\xc3\xada)[ \t]*[^\n]*[0-9]"),),
-        _address_extractor(_TYPE_FIRST, linear=True),
+        (
+            _utf8(r"(?:" + _PREFIXES + r"|via|v\xc3\xada)[ \t]*[^\n]*[0-9]"),
+            # "sem número": "R. de Tavares, S/N", "Calle Mayor s/n"
+            _utf8(r"(?:" + _PREFIXES + r"|via|v\xc3\xada)[ \t]*[^\n]*(?:s/n|s\.n\.)"),
+        ),
+        _address_extractor(_TYPE_FIRST, linear=True, need_digit=False),
         caseless=True,
+    ),
+    Detector(
+        "address_house_number_slash",
+        (r"[0-9]/[0-9]{1,4}[A-Za-z]?,[ \t]*[A-Z\xc3-\xc5]",),
+        _house_number_slash,
     ),
     Detector(
         "address_street_type_first_no_number",

@@ -14,10 +14,8 @@ from tests.logic.test_redaction import span, trace_of
 
 pytestmark = pytest.mark.logic
 
-# Kinds whose recall on the canary set is below 100 %: the misses are listed in BENCHMARKS.md.
-# Lower-case names after "i'm"/"this is" are read only when a word of them is not common
-# English ("i'm mark baker" stays); with "my name is" they are always read.
-RECALL_FLOOR = {"ADDRESS": 0.95, "PERSON_LOWERCASE": 0.75}
+# Kinds whose recall on the canary set may be below 100 %: none.
+RECALL_FLOOR: dict[str, float] = {}
 
 
 def redact_text(text: str, *context: str) -> str:
@@ -116,6 +114,16 @@ def test_a_name_read_in_prose_is_replaced_wherever_the_trace_mentions_it() -> No
         ("hi, i'm zofia wrzesniewska and my parcel never arrived", "zofia wrzesniewska"),
         ("my name is john smith", "john smith"),
         ("hello this is tadeusz, i need to change my booking", "tadeusz"),
+        # Common English words as names, after a strong cue.
+        ("hey, i'm grace hill and the app keeps crashing", "grace hill"),
+        ("i am bill cooper, account holder", "bill cooper"),
+        ("yes this is rose marsh", "rose marsh"),
+        ("i’m frank", "frank"),
+        ("call me amber", "amber"),
+        ("i'm dr. olive brook and i need a refund", "olive brook"),
+        ("i'm louis de la cruz and", "de la cruz"),
+        ("thanks for sorting it\ncheers,\nhunter stone", "hunter stone"),
+        ("that's all, regards dawn field", "dawn field"),
     ],
 )
 def test_names_typed_in_lower_case_after_an_introduction_are_replaced(text: str, name: str) -> None:
@@ -128,6 +136,13 @@ def test_names_typed_in_lower_case_after_an_introduction_are_replaced(text: str,
         "i'm going to cancel, this is fine, i'm frustrated with it",
         "i'm not sure this is the right order, i'm still waiting",
         "this is about order #W2378156, i am looking for the invoice",
+        "i'm sorry, but i'm really disappointed, this is urgent",
+        "i'm having trouble and i'm a premium member, i'm stuck here",
+        "i'm happy with it. this is ridiculous service, i'm worried",
+        "i'm vegan, i'm new here, i'm done. thanks again",
+        "the result is odd and this is consistent with the data",
+        "this is great stuff, i'm hoping it ships",
+        "thanks a lot\ncheers mate",
     ],
 )
 def test_lower_case_phrases_after_an_introduction_cue_are_not_names(text: str) -> None:
@@ -145,6 +160,11 @@ def test_lower_case_phrases_after_an_introduction_cue_are_not_names(text: str) -
         ("Regitsestræde 133\n4452 Viborg", "Regitsestræde"),
         ("Calle Mayor 5, Puerta 2\nGuipúzcoa, 34762", "34762"),
         ("27/490\nNarayan Road, Kakinada 840002", "840002"),
+        # A house number and a locality by name alone; "sem número".
+        ("deliver to 45/113, Chatterjee, Pune", "Chatterjee"),
+        ("H.No. 7/88, Gandhi Colony, Agra", "Gandhi"),
+        ("Morada: Travessa do Carmo, S/N, Braga", "Carmo"),
+        ("Calle de Alcalá s/n, Madrid", "Alcalá"),
     ],
 )
 def test_streets_with_units_line_breaks_no_number_or_a_postcode_line_are_replaced(
@@ -161,6 +181,7 @@ def test_streets_with_units_line_breaks_no_number_or_a_postcode_line_are_replace
         "George R. R. Martin wrote it (composed c. 400 BCE), see ch. II.3, plate 9",
         "[AVX2](AVX2), [AVX-512](AVX-512) with Zen 4; color #BD93FF",
         "Spring 2024 sale, Hamburg 2025 conference, via Stripe 3 times",
+        "departs 12/05, Paris; rated 4/5, Great value; open 24/7, Customer Service",
     ],
 )
 def test_dates_names_of_public_figures_and_product_codes_are_not_addresses(text: str) -> None:
