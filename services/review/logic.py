@@ -6,6 +6,7 @@ Nothing here reads a clock, a database or a request: the shells pass them in.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -199,6 +200,20 @@ def sparkline(counts: Sequence[int], width: int = 160, height: int = 32) -> str:
     return " ".join(
         f"{i * step:.1f},{height - 2 - (n / top) * (height - 4):.1f}" for i, n in enumerate(counts)
     )
+
+
+# -- fixtures browser -------------------------------------------------------------------
+
+
+def body_diff(
+    old: dict[str, object], new: dict[str, object], old_label: str, new_label: str
+) -> list[str]:
+    """A unified diff of two fixture bodies, as sorted, indented JSON (one field a line)."""
+
+    def text(body: dict[str, object]) -> list[str]:
+        return json.dumps(body, indent=1, sort_keys=True, ensure_ascii=False).splitlines()
+
+    return list(difflib.unified_diff(text(old), text(new), old_label, new_label, lineterm=""))
 
 
 # -- verdicts ---------------------------------------------------------------------------

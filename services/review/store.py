@@ -26,6 +26,16 @@ class FixtureSummary:
     expected: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class FixtureVersion:
+    fixture_id: str
+    version: int
+    body: dict[str, Any]
+    created_at: datetime
+    policy_version: str
+    source_trace_id: str
+
+
 class ReviewStore(Protocol):
     async def add_case(self, case: Case) -> bool: ...
     async def cases(self) -> list[Case]: ...
@@ -34,6 +44,8 @@ class ReviewStore(Protocol):
     async def verdicts(self, limit: int = 50) -> list[dict[str, Any]]: ...
     async def daily_occurrences(self, pattern_id: str, days: int, now: datetime) -> list[int]: ...
     async def fixtures_of_agent(self, agent: str, limit: int = 5) -> list[FixtureSummary]: ...
+    async def all_fixtures(self) -> list[FixtureSummary]: ...
+    async def fixture_versions(self, fixture_id: str) -> list[FixtureVersion]: ...
 
 
 def _case(row: asyncpg.Record) -> Case:
@@ -176,6 +188,46 @@ class PostgresReviewStore:
             for r in rows
         ]
 
+    async def all_fixtures(self) -> list[FixtureSummary]:
+        rows = await self._pool.fetch(
+            """SELECT f.fixture_id, f.kind, f.pattern_id, f.current_version, f.status,
+                      v.body -> 'agent' ->> 'name' AS agent,
+                      v.body -> 'expected_behaviour' AS expected
+               FROM fixtures f JOIN fixture_versions v
+                 ON v.fixture_id = f.fixture_id AND v.version = f.current_version
+               ORDER BY f.updated_at DESC, f.fixture_id"""
+        )
+        return [
+            FixtureSummary(
+                fixture_id=r["fixture_id"],
+                kind=r["kind"],
+                pattern_id=r["pattern_id"],
+                version=r["current_version"],
+                status=r["status"],
+                agent=r["agent"] or "",
+                expected=tuple(json.loads(r["expected"] or "[]")),
+            )
+            for r in rows
+        ]
+
+    async def fixture_versions(self, fixture_id: str) -> list[FixtureVersion]:
+        rows = await self._pool.fetch(
+            """SELECT fixture_id, version, body, created_at, policy_version, source_trace_id
+               FROM fixture_versions WHERE fixture_id = $1 ORDER BY version""",
+            fixture_id,
+        )
+        return [
+            FixtureVersion(
+                r["fixture_id"],
+                r["version"],
+                json.loads(r["body"]),
+                r["created_at"],
+                r["policy_version"],
+                r["source_trace_id"],
+            )
+            for r in rows
+        ]
+
 
 @dataclass
 class MemoryReviewStore:
@@ -183,6 +235,7 @@ class MemoryReviewStore:
     given: dict[str, CaseReviewed] = field(default_factory=dict)
     series: dict[str, list[int]] = field(default_factory=dict)
     fixtures: list[FixtureSummary] = field(default_factory=list)
+    versions: dict[str, list[FixtureVersion]] = field(default_factory=dict)
 
     async def add_case(self, case: Case) -> bool:
         if case.trace_id in self.stored:
@@ -216,3 +269,9 @@ class MemoryReviewStore:
 
     async def fixtures_of_agent(self, agent: str, limit: int = 5) -> list[FixtureSummary]:
         return [f for f in self.fixtures if f.agent == agent][:limit]
+
+    async def all_fixtures(self) -> list[FixtureSummary]:
+        return list(self.fixtures)
+
+    async def fixture_versions(self, fixture_id: str) -> list[FixtureVersion]:
+        return sorted(self.versions.get(fixture_id, []), key=lambda v: v.version)

@@ -282,6 +282,40 @@ def create_app(review_key: str, deps: Deps, *, secure_cookies: bool = False) -> 
         await give(store, publish, verdict)
         return RedirectResponse(f"/?{urlencode({'done': verdict.verdict.value})}", status_code=303)
 
+    async def fixtures_page(request: Request) -> Response:
+        if not signed_in(request):
+            return to_login(request)
+        store, _ = state.deps()
+        return render(request, "fixtures.html", fixtures=await store.all_fixtures())
+
+    async def fixture_page(request: Request) -> Response:
+        """One fixture's versions, and the diff of two of them (default: the last two)."""
+        if not signed_in(request):
+            return to_login(request)
+        store, _ = state.deps()
+        fixture_id = request.path_params["fixture_id"]
+        versions = {v.version: v for v in await store.fixture_versions(fixture_id)}
+        if not versions:
+            return render(request, "refused.html", status=404, reason="No such fixture.")
+        numbers = sorted(versions)
+        a = int(_float(request.query_params.get("a")) or numbers[max(len(numbers) - 2, 0)])
+        b = int(_float(request.query_params.get("b")) or numbers[-1])
+        if a not in versions or b not in versions:
+            return render(request, "refused.html", status=404, reason="No such version.")
+        diff = logic.body_diff(
+            versions[a].body, versions[b].body, f"{fixture_id}@v{a}", f"{fixture_id}@v{b}"
+        )
+        return render(
+            request,
+            "fixture.html",
+            fixture_id=fixture_id,
+            versions=[versions[n] for n in numbers],
+            a=a,
+            b=b,
+            diff=diff,
+            body=versions[b].body,
+        )
+
     async def health(_: Request) -> Response:
         return Response("ok")
 
@@ -293,6 +327,8 @@ def create_app(review_key: str, deps: Deps, *, secure_cookies: bool = False) -> 
             Route("/logout", logout, methods=["POST"]),
             Route("/cases/{trace_id}", case_page, methods=["GET"]),
             Route("/cases/{trace_id}/verdict", give_verdict, methods=["POST"]),
+            Route("/fixtures", fixtures_page, methods=["GET"]),
+            Route("/fixtures/{fixture_id:path}", fixture_page, methods=["GET"]),
             Route("/healthz", health),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],

@@ -12,11 +12,11 @@ import pytest
 from starlette.testclient import TestClient
 
 from services.review import logic
-from services.review.store import MemoryReviewStore, ReviewStore
+from services.review.store import FixtureSummary, FixtureVersion, MemoryReviewStore, ReviewStore
 from services.review.verdicts import Publish
 from services.review.web import create_app
 from shared.events import CaseReviewed, Decision, Span
-from tests.support.builders import refund_trace, scored
+from tests.support.builders import T0, refund_trace, scored
 
 pytestmark = pytest.mark.wiring
 
@@ -41,6 +41,14 @@ def published() -> list[tuple[bytes, bytes]]:
 def client(published: list[tuple[bytes, bytes]]) -> Iterator[TestClient]:
     store = MemoryReviewStore()
     store.stored["c" * 32] = planted_case()
+    fixture_id = "p1-abc:regression_case"
+    store.fixtures.append(
+        FixtureSummary(fixture_id, "regression_case", "p1-abc", 2, "active", "billing-agent")
+    )
+    store.versions[fixture_id] = [
+        FixtureVersion(fixture_id, 1, {"expected_behaviour": ["refund"]}, T0, "p", "t1"),
+        FixtureVersion(fixture_id, 2, {"expected_behaviour": [PLANTED]}, T0, "p", "t2"),
+    ]
 
     async def publish(body: bytes, key: bytes) -> None:
         published.append((body, key))
@@ -145,3 +153,17 @@ def test_a_promotion_without_expected_behaviour_is_sent_back_with_the_reason(
     answer = client.post(f"/cases/{'c' * 32}/verdict", data=form)
     assert answer.status_code == 422 and "needs the expected behaviour" in answer.text
     assert published == []
+
+
+def test_the_fixtures_browser_lists_fixtures_and_diffs_two_versions_as_text(
+    client: TestClient,
+) -> None:
+    assert client.get("/fixtures").status_code == 303, "signed in only"
+    sign_in(client)
+    listing = client.get("/fixtures")
+    assert "p1-abc:regression_case" in listing.text and "v2" in listing.text
+    diff = client.get("/fixtures/p1-abc:regression_case?a=1&b=2")
+    assert diff.status_code == 200
+    assert '<span class="del">-  &#34;refund&#34;</span>' in diff.text
+    assert "&lt;script&gt;" in diff.text and "<script>window.pwned" not in diff.text
+    assert client.get("/fixtures/p1-abc:regression_case?a=1&b=9").status_code == 404
