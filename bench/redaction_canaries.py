@@ -9,7 +9,9 @@ generated here, at run time."""
 from __future__ import annotations
 
 import base64
+import json
 import random
+import re
 import string
 from dataclasses import dataclass
 
@@ -148,6 +150,29 @@ def _secrets(rng: random.Random) -> list[tuple[str, str, str]]:
         ("PASSWORD", r(alnum, 14), "db password={v} rejected"),
         ("SECRET", r(alnum, 40), "the signing secret: {v}"),
     ]
+
+
+def spellings(value: str) -> set[str]:
+    """The ways a planted value can appear: whole, without blanks, each line of a postal
+    address, JSON-escaped (as in a topic or a dump)."""
+    forms = {value}
+    compact = value.replace(" ", "")
+    if len(compact) >= 6:
+        forms.add(compact)
+    forms.update(line for line in value.splitlines() if len(line) >= 4)
+    forms.add(json.dumps(value)[1:-1])
+    return {f for f in forms if len(f) >= 4}
+
+
+def found_in(value: str, text: str) -> str | None:
+    """The first spelling of ``value`` found in ``text`` as a token of its own (not inside a
+    longer run of letters and digits: a hash, a timestamp, another number), or None."""
+    for form in sorted(spellings(value), key=len, reverse=True):
+        if form in text and re.search(
+            r"(?<![0-9A-Za-z])" + re.escape(form) + r"(?![0-9A-Za-z])", text
+        ):
+            return form
+    return None
 
 
 def canaries(seed: int = 12, per_locale: int = 4) -> list[Canary]:

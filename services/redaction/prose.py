@@ -481,9 +481,20 @@ _MAX_SEGMENTS = 3
 _UNIT_TAIL = re.compile(r"[ \t]+(?i:" + _UNITS + r")[ \t]*[0-9A-Za-z-]{1,6}\b")
 
 
+# A delivery route or box on the next segment: NZ/AU "RD 8", US/CA "RR 2", "PO Box 12",
+# French "BP 45", Portuguese/Spanish "CP 123", "Apartado 7", German "Postfach 10".
+_ROUTE_TAIL = re.compile(
+    r"(?:,[ \t]*\n?|[ \t]*\n)[ \t]*(?:RD|R\.D\.|RR|R\.R\.|PO Box|P\.O\. Box|Box|BP|CP"
+    r"|Caixa Postal|Apartado|Postfach)[ \t]*[0-9]{1,6}\b"
+)
+
+
 def _address_rest(text: str, end: int) -> int:
     unit = _UNIT_TAIL.match(text, end)  # "... 9 Puerta 0", "..., Apt. 4"
     best = pos = unit.end() if unit is not None else end
+    route = _ROUTE_TAIL.match(text, pos)  # "...Square\nRD 8 last month"
+    if route is not None:
+        best = pos = route.end()
     for _ in range(_MAX_SEGMENTS):
         m = _SEGMENT.match(text, pos)
         if m is None:

@@ -4,18 +4,13 @@ numbers that make a fixture reproducible are not."""
 
 from __future__ import annotations
 
-from collections import Counter
-
 import pytest
 
-from bench.redaction_canaries import LOCALES, canaries
+from bench.redaction_canaries import LOCALES, canaries, found_in
 from services.redaction.logic import redact_trace
 from tests.logic.test_redaction import span, trace_of
 
 pytestmark = pytest.mark.logic
-
-# Kinds whose recall on the canary set may be below 100 %: none.
-RECALL_FLOOR: dict[str, float] = {}
 
 
 def redact_text(text: str, *context: str) -> str:
@@ -38,16 +33,13 @@ def test_the_canary_set_spans_at_least_twelve_regions_and_every_entity_type() ->
     }  # fmt: skip
 
 
-def test_every_generated_personal_value_and_credential_is_replaced() -> None:
-    planted: Counter[str] = Counter()
-    missed: Counter[str] = Counter()
-    for item in canaries():
-        planted[item.kind] += 1
-        if item.value in redact_text(item.text, *item.context):
-            missed[item.kind] += 1
-    recall = {kind: 1 - missed[kind] / n for kind, n in planted.items()}
-    short = {k: r for k, r in recall.items() if r < RECALL_FLOOR.get(k, 1.0)}
-    assert short == {}
+def test_every_generated_personal_value_and_credential_is_replaced_whole_and_line_by_line() -> None:
+    missed = [
+        (item.kind, item.value)
+        for item in canaries()
+        if found_in(item.value, redact_text(item.text, *item.context))
+    ]
+    assert missed == []
 
 
 @pytest.mark.parametrize(
@@ -118,7 +110,7 @@ def test_a_name_read_in_prose_is_replaced_wherever_the_trace_mentions_it() -> No
         ("hey, i'm grace hill and the app keeps crashing", "grace hill"),
         ("i am bill cooper, account holder", "bill cooper"),
         ("yes this is rose marsh", "rose marsh"),
-        ("i’m frank", "frank"),
+        ("i\u2019m frank", "frank"),
         ("call me amber", "amber"),
         ("i'm dr. olive brook and i need a refund", "olive brook"),
         ("i'm louis de la cruz and", "de la cruz"),
