@@ -41,6 +41,8 @@ app = FastStream(broker, logger=logger, lifespan=lifespan)
 @stage.subscriber(topics.SCORED)
 @stage.guarded
 async def on_scored(msg: KafkaMessage, store: ReviewStore = Context()) -> None:
+    if msg.headers.get(topics.DECIDED_BY_HEADER) == topics.REPLAY_STAGE:
+        return  # a replay's what-if: people review what the live policy held
     event = parse(TraceScored, msg)
     if logic.held(event) and await store.add_case(logic.case_from(event)):
         stage.log.info("case_held", trace_id=event.trace_id, pattern_id=event.pattern.pattern_id)

@@ -14,7 +14,8 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -56,6 +57,13 @@ def eventually(probe: Callable[[], T | None], what: str, timeout_s: float = 90.0
     pytest.fail(f"timed out waiting for {what}")
 
 
+def in_thread(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Runs a coroutine to completion on a thread of its own: Playwright's sync API keeps
+    an event loop running in the test's thread."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def rows(dsn: str, query: str, *args: object) -> list[dict[str, Any]]:
     async def run() -> list[dict[str, Any]]:
         conn = await asyncpg.connect(dsn)
@@ -64,7 +72,7 @@ def rows(dsn: str, query: str, *args: object) -> list[dict[str, Any]]:
         finally:
             await conn.close()
 
-    return asyncio.run(run())
+    return in_thread(run())
 
 
 def publish_scored(bootstrap: str, event: TraceScored) -> None:
@@ -77,7 +85,7 @@ def publish_scored(bootstrap: str, event: TraceScored) -> None:
         finally:
             await producer.stop()
 
-    asyncio.run(run())
+    in_thread(run())
 
 
 def planted(held: TraceScored) -> TraceScored:
