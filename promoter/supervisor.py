@@ -190,7 +190,14 @@ class Stack:
             ]
         return [sys.executable, "-m", "faststream", "run", f"services.{stage}.app:app"]
 
-    def start_stage(self, stage: str, endpoints: Endpoints, instance: int = 0) -> int:
+    def start_stage(
+        self,
+        stage: str,
+        endpoints: Endpoints,
+        instance: int = 0,
+        env: dict[str, str] | None = None,
+    ) -> int:
+        """Starts the stage unless it runs; ``env`` overrides its environment last."""
         name = stage if instance == 0 else f"{stage}.{instance}"
         existing = self.stage_pid(name)
         if existing is not None:
@@ -206,6 +213,7 @@ class Stack:
             "PROMOTE_INGEST_API_KEY": self.api_key(),
             "PROMOTE_REVIEW_KEY": self.review_key(),
             "PYTHONUNBUFFERED": "1",
+            **(env or {}),
         }
         with (self.state / "logs" / f"{name}.log").open("ab") as log:
             process = subprocess.Popen(

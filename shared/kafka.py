@@ -15,6 +15,7 @@ from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from shared import topics
+from shared.errors import retry_transient
 from shared.settings import Settings
 
 # Headroom over the largest record for the request and batch framing around it.
@@ -85,10 +86,32 @@ def max_request_bytes(settings: Settings) -> int:
     return settings.kafka_max_message_bytes + FRAMING_BYTES
 
 
+class WaitingKafkaBroker(KafkaBroker):
+    """A broker whose start waits for Kafka instead of failing. A stage started (or
+    restarted by its supervisor) while the broker is away or restarting would otherwise
+    exit on its first refused connection and never come back: the chaos suite's broker
+    restart found three stages dead that way. Transient failures (connection refused,
+    no metadata yet, ...) are retried with backoff and jitter; a permanent one (bad
+    credentials) still ends the start."""
+
+    async def start(self) -> None:
+        async def attempt() -> None:
+            try:
+                await super(WaitingKafkaBroker, self).start()
+            except Exception:
+                # Close what the failed attempt opened (a producer, some consumers), so
+                # the next attempt starts clean and nothing is left unclosed.
+                with contextlib.suppress(Exception):
+                    await self.stop()
+                raise
+
+        await retry_transient("kafka start", attempt, max_delay_s=None)
+
+
 def make_broker(settings: Settings, client_id: str, logger: logging.Logger) -> KafkaBroker:
     # Idempotent producer with acks=all: a publish returns only once the broker has the
     # record, and retries cannot duplicate it; offsets are committed after that.
-    return KafkaBroker(
+    return WaitingKafkaBroker(
         settings.bootstrap_servers(),
         client_id=client_id,
         acks="all",

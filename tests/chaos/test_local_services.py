@@ -4,6 +4,8 @@ reconnect to the addresses they were given (the chaos scenarios restart both und
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import socket
 from pathlib import Path
 
@@ -13,6 +15,8 @@ import pytest
 
 from promoter.kafka_local import ephemeral_range, free_port
 from promoter.postgres_local import SYSTEM_USER, LocalPostgres
+from shared.kafka import make_broker
+from shared.settings import Settings
 
 pytestmark = pytest.mark.e2e
 
@@ -63,3 +67,19 @@ def test_a_client_reconnecting_to_a_stopped_server_can_hold_its_ephemeral_port()
             server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             with pytest.raises(OSError):
                 server.bind(("127.0.0.1", port))
+
+
+async def test_a_stage_started_while_kafka_is_away_waits_for_it_instead_of_exiting() -> None:
+    nothing = f"127.0.0.1:{free_port()}"  # no broker listens there (yet)
+    broker = make_broker(
+        Settings(kafka_bootstrap_servers=nothing), "probe", logging.getLogger("probe")
+    )
+    starting = asyncio.create_task(broker.start())
+    try:
+        await asyncio.sleep(3.0)
+        assert not starting.done(), starting.exception()
+    finally:
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        await broker.stop()
