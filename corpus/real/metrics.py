@@ -221,7 +221,8 @@ def evaluate(items: Sequence[Item], facts: StackFacts) -> dict[str, Any]:
         None if per_pattern is None else round(per_pattern, 3)
     )
     pipeline["fixtures_per_promotion"] = None if per_promotion is None else round(per_promotion, 3)
-    pipeline["fixture_kinds"] = dict(sorted(Counter(f.kind for f in facts.fixtures).items()))
+    kinds = {f.fixture_id: f.kind for f in facts.fixtures}
+    pipeline["fixture_kinds"] = dict(sorted(Counter(kinds.values()).items()))
 
     def baseline(groups: Mapping[str, str], promoted: set[str]) -> dict[str, Any]:
         fixtures = None if per_pattern is None else round(len(promoted) * per_pattern)

@@ -567,6 +567,7 @@ def _facts() -> StackFacts:
         FixtureRow("f2", "p1", "grader_example", "active", "t1"),
         FixtureRow("f3", "p3", "regression_case", "active", "t5"),
         FixtureRow("f4", "p3", "grader_example", "active", "t5"),
+        FixtureRow("f4", "p3", "grader_example", "active", "t6"),
     ]
     facts.dead = {"t7": DeadLetter("redaction", "RedactionFailed", "")}
     return facts
@@ -591,6 +592,7 @@ def test_the_figures_of_a_literal_run() -> None:
     assert pipeline["successes_promoted"] == 0
     assert (pipeline["promotions"], pipeline["fixtures"]) == (3, 4)
     assert pipeline["fixtures_per_promoted_pattern"] == 2.0
+    assert pipeline["fixture_kinds"] == {"grader_example": 2, "regression_case": 2}
     assert pipeline["failing_tasks_covered"] == 2
     every = report["methods"]["promote_every_failure"]
     assert (every["promotions"], every["fixtures"]) == (6, 12)
