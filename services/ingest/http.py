@@ -18,6 +18,7 @@ Retry-After, which OTLP exporters retry, instead of a 500 they may drop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -32,7 +33,7 @@ from starlette.routing import Route
 from services.ingest.decode import InvalidPayload, decode_payload
 from services.ingest.logic import TRUNCATION_MARKER, authorized, response_media_type
 from shared import topics
-from shared.errors import is_transient
+from shared.errors import is_transient, retry_transient
 from shared.events import DeadLettered, Trace
 from shared.kafka import client_options, max_request_bytes
 from shared.log import configure_logging
@@ -57,10 +58,22 @@ async def lifespan(_: Starlette) -> AsyncIterator[None]:
         linger_ms=5,
         **client_options(settings),
     )
-    await producer.start()
+    # The receiver listens at once and answers 503 until Kafka is reachable: started (or
+    # restarted) while the broker is away, it must not exit (it would never come back).
+    connecting = asyncio.create_task(connect(producer))
+    try:
+        yield
+    finally:
+        connecting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await connecting
+        state.pop("producer", None)
+        await producer.stop()
+
+
+async def connect(producer: AIOKafkaProducer) -> None:
+    await retry_transient("ingest_http kafka start", producer.start, max_delay_s=None)
     state["producer"] = producer
-    yield
-    await producer.stop()
 
 
 async def read_limited(request: Request, limit: int) -> bytes | None:
@@ -98,9 +111,12 @@ async def refuse(status: int, reason: str, message: str, body: bytes) -> JSONRes
         payload_bytes=len(body),
         at=now(),
     )
+    producer = state.get("producer")
+    if producer is None:
+        return busy(503, "the dead-letter queue is not reachable yet; retry later")
     try:
         await asyncio.wait_for(
-            state["producer"].send_and_wait(
+            producer.send_and_wait(
                 topics.DLQ,
                 to_bytes(letter),
                 key=letter.payload_sha256.encode(),
@@ -196,10 +212,11 @@ async def _export(request: Request) -> Response:
     except InvalidPayload as error:
         status = 413 if error.reason == "too_many_spans" else 400
         return await refuse(status, error.reason, error.message, body)
+    producer = state.get("producer")
+    if producer is None:
+        return busy(503, "the broker is not reachable yet; retry later")
     try:
-        await asyncio.wait_for(
-            send_all(state["producer"], traces), settings.ingest_http_send_timeout_s
-        )
+        await asyncio.wait_for(send_all(producer, traces), settings.ingest_http_send_timeout_s)
     except Exception as error:
         if not is_transient(error):
             raise

