@@ -247,6 +247,13 @@ def markdown(report: Mapping[str, Any]) -> str:
         "comparison is like for like. A run the pipeline never grouped (dead-lettered or "
         "missing) counts as a pattern of its own. The floors apply to the pipeline.",
         "",
+        "Reading the baselines: in wiki-search every run of a question starts with the same "
+        "user message (the question), and in tau2 the simulated user plays one scripted "
+        "scenario per task at temperature 0, so grouping by user-turn wording is a strong "
+        "baseline on these two corpora; real users word one request many ways. The figures of "
+        "one run vary slightly from run to run: dedupe's grouping and the coverage feedback "
+        "(fixtures.index) depend on the order in which the stages interleave.",
+        "",
     ]
     for name, figures in report["corpora"].items():
         lines += [f"## {CORPUS_TITLES.get(name, name)}", ""]
@@ -280,7 +287,7 @@ def markdown(report: Mapping[str, Any]) -> str:
         "## Reproducing",
         "",
         "```",
-        "make eval                     # both full corpora, about ten minutes",
+        "make eval                     # both full corpora, a few minutes",
         ".venv/bin/python -m corpus.real eval --quick --out out/EVALUATION.quick.md"
         " --json out/eval.quick.json   # the committed slice only",
         "```",
