@@ -245,7 +245,14 @@ def test_a_reviewer_clears_real_held_cases_in_the_browser_and_the_answer_reaches
         timeout_s=60,
     )
     assert {json.loads(f["body"])["review"]["reviewed_by"] for f in fixtures} == {"ana"}
-    assert {f["fixture_id"].rsplit(":", 1)[1] for f in fixtures} >= {"tool_use_assertion"}
+    # Each chosen kind was written, or refused by the write-time privacy check (on real runs
+    # it flags some ids as phone numbers), which records why.
+    written = {f["fixture_id"].rsplit(":", 1)[1] for f in fixtures}
+    blocked = rows(
+        dsn, "SELECT fixture_id FROM blocked_fixtures WHERE source_trace_id = $1", held[0]
+    )
+    refused = {b["fixture_id"].rsplit(":", 1)[1] for b in blocked}
+    assert written | refused >= {"regression_case", "tool_use_assertion"}
     for fmt, name in (
         ("pytest", "test_promoted_fixtures.py"),
         ("promptfoo", "promptfoo_tests.yaml"),
