@@ -153,10 +153,15 @@ def _cards(text: str) -> Iterator[Finding]:
         if _card_digits_ok(digits):
             yield Finding(start, end, "CARD", digits)
             continue
-        if len(digits) == 12 and digits[:2] in _MAESTRO_12 and luhn_ok(digits):
-            # Twelve-digit Maestro cards: only after a card word (bare, they are ids).
-            if _CARD_CONTEXT.search(text, max(0, start - 40), start):
-                yield Finding(start, end, "CARD", digits)
+        # Twelve-digit Maestro cards, and Luhn-valid numbers of card length whose issuer
+        # prefix is not known here: only after a card word (bare, they are ids).
+        card_length = (len(digits) == 12 and digits[:2] in _MAESTRO_12) or 13 <= len(digits) <= 19
+        if (
+            card_length
+            and luhn_ok(digits)
+            and _CARD_CONTEXT.search(text, max(0, start - 40), start)
+        ):
+            yield Finding(start, end, "CARD", digits)
             continue
         # A grouped number glued to a neighbouring group ("ref 1234 4111 1111 1111 1111"):
         # try the runs of whole groups inside it, longest first.

@@ -265,13 +265,21 @@ def _clause_ends(text: str, end: int) -> bool:
     return _CLAUSE_END.match(text, end) is not None
 
 
+_MONTH_NAMES = frozenset({"april", "june", "july", "august"})  # "this is june turner"
+
+
 def _name_words(words: list[str]) -> list[str]:
     kept: list[str] = []
-    for w in words:
+    for i, w in enumerate(words):
         if w in _LOWER_PARTICLES and kept:
             kept.append(w)
             continue
-        if _not_a_name_word(w) or sum(k not in _LOWER_PARTICLES for k in kept) >= 3:
+        if sum(k not in _LOWER_PARTICLES for k in kept) >= _MAX_NAME_WORDS:
+            break
+        month_first = (
+            i == 0 and w in _MONTH_NAMES and len(words) > 1 and not _not_a_name_word(words[1])
+        )
+        if _not_a_name_word(w) and not month_first:
             break
         kept.append(w)
     while kept and kept[-1] in _LOWER_PARTICLES:
@@ -412,7 +420,7 @@ _PREFIXES_GLUED = _alternation([w for w in _PREFIX_LIST if w.endswith((".", "/")
 _PREFIXES_SPACED = _alternation([w for w in _PREFIX_LIST if not w.endswith((".", "/"))])
 _TYPE_FIRST = (
     r"\b(?:(?i:" + _PREFIXES_GLUED + r")[ \t]*|(?:(?i:" + _PREFIXES_SPACED + r")|V[ií]a)"
-    r"[ \t]+)(?:(?:" + _ROMANCE_PARTICLES + r")[ \t]*)?" + _NAMEW + r"(?:[ \t]+(?:(?:"
+    r"[ \t]+)(?:(?:" + _ROMANCE_PARTICLES + r")[ \t]*){0,2}" + _NAMEW + r"(?:[ \t]+(?:(?:"
     + _ROMANCE_PARTICLES + r")[ \t]+)?" + _NAMEW + r"){0,4},?[ \t]*(?:n[º°o.]?[ \t]*)?(?:"
     + _NUM + r"|[sS]/[nN]|s\.n\.)\b"
 )  # fmt: skip
@@ -420,6 +428,7 @@ _TYPE_FIRST = (
 # "Praça de Carvalho". Capitalised (except French "rue", always lower case), then names.
 _TYPE_FIRST_BARE = (
     r"(?:\b(?:rue|Rue|Rua|Praça|Avenida|Avda\.|Calle|Carrer|Passeig|Piazza|Piazzale|Viale"
+    r"|avenue|boulevard|allée|impasse|chemin|quai"
     r"|Corso|Vicolo|Travessa|Alameda|Ladeira|Boulevard|Chemin|Impasse|Allée|Faubourg|Quai"
     r"|Ulica|Aleja)|(?<![A-Za-z])(?:ul\.|al\.))[ \t]*(?:(?:" + _ROMANCE_PARTICLES
     + r")[ \t]*)?" + _NAMEW + r"(?:[ \t]+(?:(?:" + _ROMANCE_PARTICLES + r")[ \t]+)?"
@@ -433,8 +442,11 @@ _FRENCH_NUMBER_FIRST = (
 )  # fmt: skip
 # One-word names ending in a street type, then a number: "Lindenstraße 12", "Nørrestræde 1",
 # "Corneliadreef 16", with up to two names before ("Arne Jacobsensstræde 5").
+# RE2's \b is ASCII only: a street starting with "Ø" or "Ä" after a line break or a quote
+# is matched with the character before it, stripped again by the extractor.
+_LEAD = r"(?:^|\b|[ \t\n,;:'\"(/])"
 _COMPOUND_ADDRESS = (
-    r"(?:\b[" + _UPPER + r"][" + _LOWER + r"]+[ \t-]){0,2}\b[" + _UPPER + r"][" + _LOWER
+    _LEAD + r"(?:[" + _UPPER + r"][" + _LOWER + r"]+[ \t-]){0,2}[" + _UPPER + r"][" + _LOWER
     + r"-]*(?i:" + _COMPOUNDS + r")[ \t]+" + _NUM
 )  # fmt: skip
 _COMPOUND_SEPARATE = (
@@ -458,6 +470,17 @@ _POSTCODE_BEFORE_TOWN = (
     r"|[0-9]{4}-[0-9]{3}|[0-9]{3}[ \t][0-9]{2})[ \t]+["
     + _UPPER + r"][" + _LOWER + r"]+(?:-[" + _UPPER + _LOWER + r"]+)*"
 )  # fmt: skip
+# India Post PIN after the town: "Hapur-163726", ", Orai 828807".
+_PIN_AFTER_TOWN = (
+    r"(?:(?<=[^0-9],)|(?<=\n)|(?<=[^0-9], )|(?<=\n ))[ \t]*[" + _UPPER + r"][" + _LOWER
+    + r"]+(?:[ \t]+[" + _UPPER + r"][" + _LOWER + r"]+)?(?:[ \t]?-[ \t]?|[ \t]+)[1-9][0-9]{5}\b"
+)  # fmt: skip
+# USPS military mail: the unit or ship line and "APO AE 09012" / "FPO AP 96601-1234".
+_MILITARY = (
+    r"(?:\b(?:(?:USNS|USNV|USS|USCGC)[ \t]+[A-Z][A-Za-z'-]+(?:[ \t]+[A-Z][A-Za-z'-]+)?|(?:PSC|CMR"
+    r"|Unit)[ \t]+[0-9]{1,5}(?:,?[ \t]+Box[ \t]+[0-9]{1,5})?)(?:,?[ \t]*\n?[ \t]*))?\b(?:APO|FPO"
+    r"|DPO)[ \t]+(?:AA|AE|AP)[ \t]+[0-9]{5}(?:-[0-9]{4})?\b"
+)
 _US_STATE_ZIP = (
     r"\b(?:A[KLRZ]|C[AOT]|D[CE]|FL|GA|HI|I[ADLN]|K[SY]|LA|M[ADEINOST]|N[CDEHJMVY]|O[HKR]|PA|RI"
     r"|S[CD]|T[NX]|UT|V[AT]|W[AIVY]|NSW|VIC|QLD|WA|SA|TAS|ACT|NT|ON|QC|BC|AB|MB|SK|NS|NB|NL"
@@ -500,7 +523,9 @@ def _address_rest(text: str, end: int) -> int:
         if m is None:
             break
         words = m.group(1).split()
-        if any(w[0].isupper() and w.casefold() in _NOT_NAMES for w in words):
+        common = [w[0].isupper() and w.casefold() in _NOT_NAMES for w in words]
+        holds_digit = any(ch.isdigit() for ch in m.group(1))
+        if all(common) or (common[0] and holds_digit):
             break
         pos = m.end()
         if any(ch.isdigit() for ch in m.group(1)):
@@ -508,11 +533,47 @@ def _address_rest(text: str, end: int) -> int:
     return best
 
 
+_LEADING = " \t,\n;:'\"(/"
+
+
+_BLOCK_TOKEN = re.compile(_SEGMENT_TOKEN)
+_BLOCK_OPENERS = ":'\"(["
+_MAX_BACK_SEGMENTS = 3
+
+
+def _address_start(text: str, start: int) -> int:
+    """A postcode line's address upwards: up to three earlier segments (a street, a house
+    number, a locality: "537\nAgarwal\nHapur-163726", "'057\nVarughese, Orai 828807"),
+    each after a line break or a comma, made of capitalised words, particles and codes."""
+    for _ in range(_MAX_BACK_SEGMENTS):
+        head = text[:start].rstrip(" \t")
+        if not head.endswith((",", "\n")):
+            break
+        head = head[:-1].rstrip(" \t")
+        cut = max(head.rfind(c) for c in ",\n" + _BLOCK_OPENERS)
+        segment = head[cut + 1 :]
+        words = segment.split()
+        if (
+            not words
+            or len(segment) > 50
+            or len(words) > 6
+            or not all(_BLOCK_TOKEN.fullmatch(w) or w in _LOWER_PARTICLES for w in words)
+            or all(w.casefold() in _NOT_NAMES or w in _LOWER_PARTICLES for w in words)
+            or (words[0].casefold() in _NOT_NAMES and not words[0][0].isdigit())
+        ):
+            break
+        start = cut + 1 + (len(segment) - len(segment.lstrip()))
+        if cut >= 0 and head[cut] in _BLOCK_OPENERS:
+            break
+    return start
+
+
 def _address_extractor(
     pattern: str,
     *,
     need_digit: bool = True,
     rest: bool = True,
+    back: bool = False,
     linear: bool = False,
     no_year: bool = False,
 ) -> Callable[[str], Iterator[Finding]]:
@@ -524,15 +585,17 @@ def _address_extractor(
     def extract(text: str) -> Iterator[Finding]:
         for m in compiled.finditer(text):
             raw = m.group()
-            value = raw.strip(" \t,\n")
+            value = raw.lstrip(_LEADING).rstrip(" \t,\n")
             if not value or (need_digit and not any(c.isdigit() for c in value)):
                 continue
             if no_year and _YEAR_AT_END.search(value):
                 continue
-            start = m.start() + (len(raw) - len(raw.lstrip(" \t,\n")))
+            start = m.start() + (len(raw) - len(raw.lstrip(_LEADING)))
             end = start + len(value)
             if rest:
                 end = _address_rest(text, end)
+            if back:
+                start = _address_start(text, start)
             canonical = " ".join(text[start:end].split()).casefold()
             yield Finding(start, end, "ADDRESS", canonical)
 
@@ -542,10 +605,20 @@ def _address_extractor(
 # A house number with its building or plot ("16/96", "12/345B"), a comma, then the street or
 # locality by name alone, as Indian addresses write it ("16/96, Singh", "4/12, Gandhi
 # Nagar"). A day and month ("12/05, Paris") and a score ("4/5, Great") are not.
+# A labelled house, plot or door number ("H.No. 18, Bhasin Zila") needs no slash.
 _HOUSE_SLASH = re.compile(
-    r"(?<![0-9/.-])\b(?:H\.?[ \t]?No\.?[ \t]*)?([0-9]{1,4})/([0-9]{1,4})[A-Za-z]?,[ \t]*("
-    + _NAMEW + r"(?:[ \t]+" + _NAMEW + r"){0,3})"
+    r"(?<![0-9/.-])\b(?:((?i:H\.?[ \t]?No|House[ \t]No|Plot[ \t]No|Door[ \t]No|Flat[ \t]No)\.?"
+    r"[ \t]*)?([0-9]{1,4})(?:/([0-9]{1,4}))?)[A-Za-z]?(?:,[ \t]*\n?|[ \t]*\n)[ \t]*(" + _NAMEW
+    + r"(?:[ \t]+"
+    + _NAMEW + r"){0,3})"
 )  # fmt: skip
+# A post-office box is a postal address of its own: "PO Box 307", "Private Bag 9", "Postfach
+# 1234", "Caixa Postal 55", "Apartado de Correos 12", "GPO Box 4".
+_PO_BOX = (
+    r"\b(?:(?:G\.?P\.?O\.?|P\.?[ \t]?O\.?)[ \t]*Box|Private[ \t]Bag|Postfach|Caixa[ \t]Postal"
+    r"|Apartado(?:[ \t]de[ \t]Correos)?|Postbus|Boîte[ \t]Postale|Casella[ \t]Postale)[ \t]*"
+    r"[0-9]{1,6}\b"
+)
 
 
 _NOT_STREET_NAMES = _FUNCTION_EN | _NOT_NAMES
@@ -553,10 +626,14 @@ _NOT_STREET_NAMES = _FUNCTION_EN | _NOT_NAMES
 
 def _house_number_slash(text: str) -> Iterator[Finding]:
     for m in _HOUSE_SLASH.finditer(text):
-        a, b = int(m.group(1)), int(m.group(2))
-        if (a <= 31 and 1 <= b <= 12) or (a <= 12 and 1 <= b <= 31) or b == 0:
+        labelled = m.group(1) is not None
+        if m.group(3) is None and not labelled:
             continue
-        words = m.group(3).split()
+        if not labelled:
+            a, b = int(m.group(2)), int(m.group(3))
+            if (a <= 31 and 1 <= b <= 12) or (a <= 12 and 1 <= b <= 31) or b == 0:
+                continue
+        words = m.group(4).split()
         if words[0].casefold().rstrip(".") in _NOT_STREET_NAMES:
             continue
         start = m.start()
@@ -643,14 +720,23 @@ ADDRESS_DETECTORS: tuple[Detector, ...] = (
     ),
     Detector(
         "address_house_number_slash",
-        (r"[0-9]/[0-9]{1,4}[A-Za-z]?,[ \t]*[A-Z\xc3-\xc5]",),
+        (
+            r"[0-9]/[0-9]{1,4}[A-Za-z]?,[ \t]*[A-Z\xc3-\xc5]",
+            r"(?i:h\.?[ \t]?no|house[ \t]no|plot[ \t]no|door[ \t]no|flat[ \t]no)\.?[ \t]*[0-9]",
+        ),
         _house_number_slash,
+    ),
+    Detector(
+        "address_po_box",
+        (r"(?i:box|private bag|postfach|caixa postal|apartado|postbus|postale)[ \t]*[0-9]",),
+        _address_extractor(_PO_BOX),
     ),
     Detector(
         "address_street_type_first_no_number",
         (
             _utf8(
                 r"(?:rue|Rue|Rua|Pra\xc3\xa7a|Avenida|Avda\.|Calle|Carrer|Passeig|Piazza|Viale"
+                r"|avenue|boulevard|all\xc3\xa9e|impasse|chemin|quai"
                 r"|Corso|Vicolo|Travessa|Alameda|Ladeira|Boulevard|Chemin|Impasse|All\xc3\xa9e"
                 r"|Faubourg|Quai|Ulica|Aleja|ul\.|al\.)[ \t]+(?:[a-z']{1,3}[ \t]+)?"
                 r"(?:[A-Z]|\xc3[\x80-\x9e]|\xc4|\xc5)"
@@ -673,10 +759,22 @@ ADDRESS_DETECTORS: tuple[Detector, ...] = (
             r"D6W ?[0-9A-Z]{4}",
             r"[A-Z]{2,3}\.?,?[ \t]+[0-9]{4,5}",
             r"[,\n][ \t]*[0-9]{2,5}",
+            r"[a-z][ \t-][1-9][0-9]{5}",
+            r"[AFD]PO[ \t]+A[AEP][ \t]+[0-9]",
         ),
         _address_extractor(
-            "|".join("(?:" + p + ")" for p in (_POSTCODES, _US_STATE_ZIP, _POSTCODE_BEFORE_TOWN)),
+            "|".join(
+                "(?:" + p + ")"
+                for p in (
+                    _MILITARY,
+                    _POSTCODES,
+                    _US_STATE_ZIP,
+                    _POSTCODE_BEFORE_TOWN,
+                    _PIN_AFTER_TOWN,
+                )
+            ),
             rest=False,
+            back=True,
         ),
     ),
 )
