@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import re
+import signal
+from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
 
@@ -57,8 +61,54 @@ async def open_store_pool(
             raise
         return pool
 
-    pool: asyncpg.Pool = await retry_transient(f"{what} database", attempt, max_delay_s=max_delay_s)
+    async with stoppable():
+        pool: asyncpg.Pool = await retry_transient(
+            f"{what} database", attempt, max_delay_s=max_delay_s
+        )
     return pool
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@contextlib.asynccontextmanager
+async def stoppable() -> AsyncIterator[None]:
+    """A stop signal (SIGTERM, SIGINT) during the block cancels it. FastStream's own
+    handler only sets a flag its run loop reads once startup is over: a stage waiting at
+    start for a database that is down would ignore `promote down` (and be SIGKILLed after
+    its timeout). The handler in place before (FastStream's) still runs, and is put back."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    handlers = getattr(loop, "_signal_handlers", None)
+    if task is None or handlers is None:  # not a Unix selector loop: nothing to do
+        yield
+        return
+    previous = {sig: handlers.get(sig) for sig in STOP_SIGNALS}
+    stopped = False
+
+    def on_signal(sig: signal.Signals) -> None:
+        nonlocal stopped
+        stopped = True
+        handle = previous[sig]
+        if handle is not None:
+            handle._run()
+        task.cancel()
+
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        yield
+    except asyncio.CancelledError:
+        if stopped:
+            raise SystemExit("stopped by a signal while waiting at start") from None
+        raise
+    finally:
+        for sig in STOP_SIGNALS:
+            handle = previous[sig]
+            if handle is None:
+                loop.remove_signal_handler(sig)
+            else:
+                loop.add_signal_handler(sig, handle._callback, *handle._args)
 
 
 def migration_scripts() -> list[tuple[str, str]]:

