@@ -559,7 +559,7 @@ def _address_start(text: str, start: int) -> int:
             or len(words) > 6
             or not all(_BLOCK_TOKEN.fullmatch(w) or w in _LOWER_PARTICLES for w in words)
             or all(w.casefold() in _NOT_NAMES or w in _LOWER_PARTICLES for w in words)
-            or (words[0].casefold() in _NOT_NAMES and not words[0][0].isdigit())
+            or (words[0].casefold() in _NOT_NAMES and any(c.isdigit() for c in segment))
         ):
             break
         start = cut + 1 + (len(segment) - len(segment.lstrip()))

@@ -349,6 +349,7 @@ SUFFIX_WORDS: dict[str, tuple[str, ...]] = {
         # AS 4590 / AS/NZS 4819 road types, but not those that are ordinary English nouns
         # after a number and a capitalised word (Line, Part, Range, Edge, Steps, Round, ...).
         "end",
+        "corso",
         "alleyway",
         "amble",
         "anchorage",
