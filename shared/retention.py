@@ -2,10 +2,13 @@
 
 | table                | time column  | setting                                   | default  |
 |----------------------|--------------|-------------------------------------------|----------|
-| dedupe_traces        | seen_at      | PROMOTE_RETENTION_DEDUPE_TRACES_DAYS      | 30 days  |
+| dedupe_traces        | recorded_at  | PROMOTE_RETENTION_DEDUPE_TRACES_DAYS      | 30 days  |
 | decisions            | decided_at   | PROMOTE_RETENTION_DECISIONS_DAYS          | 180 days |
 | scoring_promotions   | day          | PROMOTE_RETENTION_SCORING_PROMOTIONS_DAYS | 180 days |
 
+dedupe_traces counts from when dedupe recorded the trace, not from when the trace happened
+(seen_at): a late or replayed trace's row would otherwise be deleted at the next sweep, and
+its redelivery counted twice (the chaos suite found this with the committed real runs).
 0 keeps rows for ever. Each owning stage (dedupe, fixture writer, scoring) deletes its
 expired rows at start and then every PROMOTE_RETENTION_INTERVAL_S, in batches, so a sweep
 never holds long locks. What is kept elsewhere is per pattern or per fixture (patterns,
@@ -39,7 +42,7 @@ class Retained:
 
 def retained_tables(settings: Settings) -> dict[str, Retained]:
     return {
-        "dedupe": Retained("dedupe_traces", "seen_at", settings.retention_dedupe_traces_days),
+        "dedupe": Retained("dedupe_traces", "recorded_at", settings.retention_dedupe_traces_days),
         "fixture_writer": Retained("decisions", "decided_at", settings.retention_decisions_days),
         "scoring": Retained(
             "scoring_promotions",

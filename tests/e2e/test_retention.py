@@ -24,8 +24,9 @@ async def test_retention_deletes_expired_per_trace_rows_and_keeps_recent_ones(
     try:
         for i, seen in enumerate((old, new)):
             await pool.execute(
-                """INSERT INTO dedupe_traces (trace_id, content_sha256, pattern_id, seen_at)
-                   VALUES ($1, 'x', 'p-retention', $2) ON CONFLICT DO NOTHING""",
+                """INSERT INTO dedupe_traces (trace_id, content_sha256, pattern_id, seen_at,
+                                              recorded_at)
+                   VALUES ($1, 'x', 'p-retention', $2, $2) ON CONFLICT DO NOTHING""",
                 f"retention-{i}",
                 seen,
             )
@@ -60,5 +61,26 @@ async def test_retention_set_to_zero_keeps_every_row(infra: Endpoints) -> None:
     try:
         rule = retained_tables(Settings(retention_decisions_days=0))["fixture_writer"]
         assert await prune(pool, rule, NOW + timedelta(days=10_000)) == 0
+    finally:
+        await pool.close()
+
+
+async def test_a_trace_that_happened_long_ago_is_kept_as_long_as_a_recent_one(
+    infra: Endpoints,
+) -> None:
+    """dedupe_traces counts from when the trace was recorded: a late or replayed trace's
+    row must survive the sweep, or its redelivery is counted twice."""
+    pool = await connect_pool(infra.database_url)
+    try:
+        await pool.execute(
+            """INSERT INTO dedupe_traces (trace_id, content_sha256, pattern_id, seen_at)
+               VALUES ('retention-late', 'x', 'p-retention', $1) ON CONFLICT DO NOTHING""",
+            datetime.now(UTC) - timedelta(days=400),
+        )
+        await prune(pool, retained_tables(Settings())["dedupe"], datetime.now(UTC))
+        kept = await pool.fetchval(
+            "SELECT count(*) FROM dedupe_traces WHERE trace_id = 'retention-late'"
+        )
+        assert kept == 1
     finally:
         await pool.close()
