@@ -30,8 +30,10 @@ chromium:
 test: setup
 	$(PY) -m pytest -v -p no:cacheprovider
 
+# Every chaos scenario at full scale (RELIABILITY.md); `make test` runs the short slice.
+# A base folder of its own: concurrent pytest runs must not share embedded PostgreSQL data.
 chaos: setup
-	CHAOS_SCALE=full CHAOS_REPORT=out/chaos.json $(PY) -m pytest tests/chaos -v -p no:cacheprovider -o timeout=1500
+	CHAOS_SCALE=full CHAOS_REPORT=out/chaos.json $(PY) -m pytest tests/chaos -v -p no:cacheprovider -o timeout=1500 --basetemp=$$(mktemp -d /tmp/chaos-XXXXXX)
 
 test-fast: setup
 	$(PY) -m pytest -m "logic or wiring" -q
