@@ -12,7 +12,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import GroupCoordinatorNotAvailableError, KafkaError, TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+from prometheus_client import REGISTRY
 
 from shared import topics
 from shared.errors import retry_transient
@@ -123,6 +125,9 @@ def make_broker(settings: Settings, client_id: str, logger: logging.Logger) -> K
         graceful_timeout=20.0,
         security=broker_security(settings),
         logger=logger,
+        # Consumed/produced counts and latency histograms (faststream_*), served with the
+        # project's own metrics by shared/ops.py.
+        middlewares=[KafkaPrometheusMiddleware(registry=REGISTRY, app_name=client_id)],
     )
 
 

@@ -23,7 +23,7 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 from pydantic import BaseModel, ValidationError
 
-from shared import events, topics
+from shared import events, ops, topics
 from shared.errors import is_transient, transient_retrying
 from shared.events import DeadLettered, StageStamp
 
@@ -125,6 +125,7 @@ class Stage:
             key=(trace_id or letter.payload_sha256).encode(),
             headers={"content-type": "application/json"},
         )
+        ops.dead_lettered(self.name, letter.error_class)
         self.log.warning(
             "dead_lettered",
             error_class=letter.error_class,

@@ -16,6 +16,7 @@ from shared.db import open_store_pool
 from shared.events import FixtureIndexed, TraceDeduped, TraceNormalized, advance
 from shared.kafka import make_broker
 from shared.log import configure_logging
+from shared.ops import instrument
 from shared.retention import retention
 from shared.settings import get_settings
 from shared.stage import Stage, parse, to_bytes
@@ -39,6 +40,7 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
 
 
 app = FastStream(broker, logger=logger, lifespan=lifespan)
+instrument(app, broker, stage.name, database=True)
 
 
 @stage.subscriber(topics.NORMALIZED)

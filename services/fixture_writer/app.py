@@ -18,6 +18,7 @@ from shared.db import open_store_pool
 from shared.events import CaseReviewed, TraceScored, Verdict
 from shared.kafka import make_broker
 from shared.log import configure_logging
+from shared.ops import fixture_change, instrument
 from shared.retention import retention
 from shared.settings import get_settings
 from shared.stage import Stage, now, parse, to_bytes
@@ -39,6 +40,7 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
 
 
 app = FastStream(broker, logger=logger, lifespan=lifespan)
+instrument(app, broker, stage.name, database=True)
 
 
 @stage.subscriber(topics.PROMOTED)
@@ -67,7 +69,13 @@ async def write_promoted(
     for draft, reasons in blocked:
         await store.block(draft.fixture_id, event.trace_id, "; ".join(reasons), at)
         stage.log.warning("fixture_blocked", fixture_id=draft.fixture_id, reasons=reasons)
+    fixture_change("blocked", len(blocked))
     written = [await store.write(draft, event, at) for draft in clean]
+    for w in written:
+        if w.created:
+            fixture_change("written" if w.version <= 1 else "versioned")
+        elif w.restored:
+            fixture_change("restored")
     if any(w.superseded for w in written):
         stage.log.info("promotion_superseded", trace_id=event.trace_id)
     if any(not w.superseded for w in written):
@@ -86,6 +94,7 @@ async def on_scored(msg: KafkaMessage, store: FixtureStore = Context()) -> None:
     withdrawal = await store.withdraw(event, at)
     for fixture_id, action, version in withdrawal.changed:
         stage.log.info(action, fixture_id=fixture_id, version=version, trace_id=event.trace_id)
+        fixture_change(action)
     if withdrawal.sourced:
         await publish_coverage(store, withdrawal.pattern_id, event.policy_version, at)
 

@@ -25,6 +25,7 @@ from shared.errors import is_transient, retry_transient
 from shared.events import TraceNormalized
 from shared.kafka import make_broker
 from shared.log import configure_logging
+from shared.ops import BATCH_SIZE, instrument
 from shared.settings import get_settings
 from shared.stage import Stage, id_shaped, now, to_bytes
 
@@ -35,6 +36,7 @@ logger = configure_logging("ingest", settings.log_level)
 broker = make_broker(settings, "ingest", logger)
 app = FastStream(broker, logger=logger)
 stage = Stage(broker, "ingest", __version__)
+instrument(app, broker, stage.name, database=False)
 normalized = broker.publisher(topics.NORMALIZED)
 assembler = Assembler(
     quiet=timedelta(milliseconds=settings.assembly_quiet_ms),
@@ -118,6 +120,7 @@ async def flush() -> None:
     async with buffer_lock:
         released = assembler.release(now())
         if released:
+            BATCH_SIZE.labels(stage.name, "flush").observe(len(released))
             stamp = stage.stamp()
             events = [fitted(e) for e in logic.normalize([r.trace for r in released], stamp)]
             results = await asyncio.gather(

@@ -37,6 +37,7 @@ from shared.errors import is_transient, retry_transient
 from shared.events import DeadLettered, Trace
 from shared.kafka import client_options, max_request_bytes
 from shared.log import configure_logging
+from shared.ops import BATCH_SIZE, CountStatuses, dead_lettered, instrument_starlette
 from shared.settings import get_settings
 from shared.stage import now, to_bytes
 
@@ -129,6 +130,7 @@ async def refuse(status: int, reason: str, message: str, body: bytes) -> JSONRes
             # The refusal must be recorded before it is answered; the client retries.
             return busy(503, "the dead-letter queue is unavailable; retry later")
         raise
+    dead_lettered("ingest_http", reason)
     logger.warning("refused", extra={"status": status, "reason": reason})
     return JSONResponse({"code": status, "message": f"{reason}: {message}"}, status_code=status)
 
@@ -215,6 +217,7 @@ async def _export(request: Request) -> Response:
     producer = state.get("producer")
     if producer is None:
         return busy(503, "the broker is not reachable yet; retry later")
+    BATCH_SIZE.labels("ingest_http", "request").observe(len(traces))
     try:
         await asyncio.wait_for(send_all(producer, traces), settings.ingest_http_send_timeout_s)
     except Exception as error:
@@ -229,3 +232,11 @@ async def _export(request: Request) -> Response:
 
 
 app = Starlette(routes=[Route("/v1/traces", export_traces, methods=["POST"])], lifespan=lifespan)
+app.add_middleware(CountStatuses)
+
+
+async def producer_connected() -> str | None:
+    return None if "producer" in state else "kafka: producer not connected yet"
+
+
+instrument_starlette(app, "ingest_http", [producer_connected])

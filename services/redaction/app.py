@@ -13,6 +13,7 @@ from shared.events import TraceDeduped, TraceRedacted, advance
 from shared.features import derive_features
 from shared.kafka import make_broker
 from shared.log import configure_logging
+from shared.ops import count_redactions, instrument
 from shared.settings import get_settings
 from shared.stage import Stage, parse, to_bytes
 
@@ -24,6 +25,7 @@ logger = configure_logging("redaction", settings.log_level)
 broker = make_broker(settings, "redaction", logger)
 app = FastStream(broker, logger=logger)
 stage = Stage(broker, "redaction", __version__)
+instrument(app, broker, stage.name, database=False)
 redacted = broker.publisher(topics.REDACTED)
 
 
@@ -47,3 +49,4 @@ async def on_deduped(msg: KafkaMessage) -> None:
         redaction=report,
     )
     await redacted.publish(to_bytes(out), key=event.pattern.pattern_id.encode())
+    count_redactions(report.counts)

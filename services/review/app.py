@@ -18,6 +18,7 @@ from shared.db import open_store_pool
 from shared.events import TraceScored
 from shared.kafka import make_broker
 from shared.log import configure_logging
+from shared.ops import instrument
 from shared.settings import get_settings
 from shared.stage import Stage, parse
 
@@ -36,6 +37,7 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
 
 
 app = FastStream(broker, logger=logger, lifespan=lifespan)
+instrument(app, broker, stage.name, database=True)
 
 
 @stage.subscriber(topics.SCORED)

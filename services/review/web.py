@@ -354,6 +354,8 @@ def from_settings() -> Starlette:
             await verdicts.stop()
             await pool.close()
 
-    return create_app(
-        settings.review_key or "", deps, secure_cookies=settings.review_secure_cookies
-    )
+    from shared.ops import database_check, instrument_starlette
+
+    app = create_app(settings.review_key or "", deps, secure_cookies=settings.review_secure_cookies)
+    instrument_starlette(app, "review_http", [database_check(settings.dsn)])
+    return app

@@ -22,6 +22,7 @@ from shared.db import open_store_pool
 from shared.events import CaseReviewed, Decision, TraceRedacted
 from shared.kafka import make_broker
 from shared.log import configure_logging
+from shared.ops import decided, instrument
 from shared.retention import retention
 from shared.settings import get_settings
 from shared.stage import Stage, parse, to_bytes
@@ -47,6 +48,7 @@ async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
 
 
 app = FastStream(broker, logger=logger, lifespan=lifespan)
+instrument(app, broker, stage.name, database=True)
 
 
 @stage.subscriber(topics.REDACTED)
@@ -77,6 +79,7 @@ async def on_redacted(
         await promoted.publish(body, key=key, headers=headers)
         await store.record_promotion(event.trace_id, pattern_id, policy.version, day)
     await scored.publish(body, key=key, headers=headers)
+    decided(out.decision.value, out.scores, policy.weights.as_dict())
 
 
 @stage.subscriber(topics.REVIEWED, purpose=topics.REVIEWS)
