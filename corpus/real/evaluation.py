@@ -24,6 +24,8 @@ from corpus.real.readback import read_back
 from corpus.real.slice import DATA_DIR, read_slice
 from corpus.real.stack import on_fresh_stack
 from promoter.kafka_local import REPO_ROOT
+from scripts.eval_trends import slow_failure_markdown
+from scripts.sweep_real import sweep, threshold_choice_markdown
 
 DEFAULT_CORPORA = REPO_ROOT.parent / "shared" / "corpora"
 
@@ -120,5 +122,8 @@ def run_evaluation(
         print(f"{corpus}: {len(items)} runs evaluated", file=sys.stderr)
         for stage, line in facts.exited_stages.items():
             print(f"{corpus}: stage {stage} exited: {line}", file=sys.stderr)
+    if not quick:
+        report["threshold_choice"] = threshold_choice_markdown(sweep(corpora))
+        report["slow_failure"] = slow_failure_markdown(corpora)
     report["meta"]["seconds"] = round(time.monotonic() - started, 1)
     return report

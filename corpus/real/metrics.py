@@ -183,6 +183,20 @@ def _figures(
     }
 
 
+# Phrases the scoring reason uses for trend and trajectory evidence (services/scoring).
+SLOW_FAILURE_PHRASES = ("against the successful runs of this request", "rising:", "rescue load")
+
+
+def carried_by_slow_failure(facts: StackFacts) -> dict[str, Any]:
+    """Promotions whose reason cites a trend or trajectory signal, with one example."""
+    carried = sorted(
+        (t, d.reason)
+        for t, d in facts.decided.items()
+        if d.decision == "promote" and any(p in d.reason for p in SLOW_FAILURE_PHRASES)
+    )
+    return {"promotions": len(carried), "example": carried[0][1] if carried else None}
+
+
 def evaluate(items: Sequence[Item], facts: StackFacts) -> dict[str, Any]:
     """Every figure of one corpus, with each floor's verdict."""
     failed = [i for i in items if i.failed]
@@ -263,6 +277,7 @@ def evaluate(items: Sequence[Item], facts: StackFacts) -> dict[str, Any]:
         "recurring_failing_tasks": len(_recurring_tasks(items)),
         "methods": methods,
         "no_decision": no_decision(items, facts),
+        "carried_by_slow_failure": carried_by_slow_failure(facts),
         "dead_letters": {
             "attributed": dict(
                 sorted(

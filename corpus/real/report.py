@@ -21,6 +21,19 @@ CORPUS_TITLES = {
     "tau2": "tau2-bench retail (customer-service agent with tools)",
     "wiki": "wiki-search (research agent with search tools)",
 }
+THRESHOLD_TEXT = (
+    "Grouping has one threshold: the weighted Jaccard similarity of two intents at or above "
+    "which they are one request (`INTENT_THRESHOLD` in `services/dedupe/logic.py`, 0.35). It "
+    "was chosen on the tau2 runs as the best all-runs pairwise F1 of the sweep below "
+    "(in-process, the same cores, `scripts/sweep_real.py`), and the figures above for wiki "
+    "are its reading on a corpus it was not chosen on. The other direction is degenerate: "
+    "every wiki run of a question carries the question's exact wording, so recall is 1 at "
+    "any threshold and wiki's own choice (the highest) splits tau2's reworded runs. The "
+    "promote threshold (0.55, `services/scoring/policies/default.yaml`) was chosen on tau2 "
+    "too, in process: at 0.60, 14 of its 19 recurring failing tasks had exactly one promoted "
+    "pattern, at 0.55, 15, with no success promoted at either; wiki's figures above are its "
+    "reading there."
+)
 THRESHOLD_PLACEHOLDER = (
     "_To be written with the judgment changes: which thresholds were chosen, on which corpus "
     "(chosen on one, reported on the other), and the sweep that supports them._"
@@ -282,7 +295,25 @@ def markdown(report: Mapping[str, Any]) -> str:
         "",
         "## Threshold choice",
         "",
-        THRESHOLD_PLACEHOLDER,
+        THRESHOLD_TEXT,
+        "",
+        report.get("threshold_choice") or THRESHOLD_PLACEHOLDER,
+        "",
+        "## Slow failure and trajectory quality",
+        "",
+        *(
+            f"- **{name}**: {figures['carried_by_slow_failure']['promotions']} promotion(s)"
+            " carried in part by a trend or trajectory signal"
+            + (
+                f'; for example: "{figures["carried_by_slow_failure"]["example"]}"'
+                if figures.get("carried_by_slow_failure", {}).get("example")
+                else "."
+            )
+            for name, figures in report["corpora"].items()
+            if "carried_by_slow_failure" in figures
+        ),
+        "",
+        report.get("slow_failure") or "_Run `make eval` (not `--quick`) for these figures._",
         "",
         "## Reproducing",
         "",

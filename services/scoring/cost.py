@@ -157,7 +157,10 @@ def operationally_costly(
     if features.user_corrections:
         notes.append(f"the user corrected the agent {features.user_corrections}x")
     if features.tool_corrections:
-        notes.append(plural(features.tool_corrections, "failed call followed by another tool"))
+        notes.append(
+            plural(features.tool_corrections, "failed call", "failed calls")
+            + " followed by another tool"
+        )
     notes += measured_notes
     parts = {**effort, **measured}
     if path is not None:
