@@ -23,15 +23,20 @@ from promoter.supervisor import Endpoints
 
 pytestmark = pytest.mark.e2e
 
-# Floors, per corpus of the slice (tau2 and wiki alike).
-MIN_FAILED_RUNS_PRECISION = 0.5  # pairwise, over failed runs: merged pairs sharing a lesson
-MIN_FAILED_RUNS_RECALL = 0.3  # pairwise, over failed runs: same-lesson pairs merged
-MIN_ALL_RUNS_PRECISION = 0.3  # pairwise, over all runs
-MIN_ONE_PROMOTED_PATTERN_SHARE = 0.0  # recurring failing tasks with exactly one promoted pattern
+# Floors, per corpus of the slice (tau2 and wiki alike), a few points under what the slice
+# measured (tau2, the harder: failed-run precision 0.69 and recall 0.73, all-run precision
+# 0.64, 0.8 of recurring failing tasks with one promoted pattern, fixtures 0.28 of
+# promote-every-failure; wiki 1.0 throughout). Grouping on the live stack depends a little on
+# how ingest's partitions interleave, so the margin is wider than a point or two.
+MIN_FAILED_RUNS_PRECISION = 0.6  # pairwise, over failed runs: merged pairs sharing a lesson
+MIN_FAILED_RUNS_RECALL = 0.6  # pairwise, over failed runs: same-lesson pairs merged
+MIN_ALL_RUNS_PRECISION = 0.5  # pairwise, over all runs
+MIN_ONE_PROMOTED_PATTERN_SHARE = 0.6  # recurring failing tasks with exactly one promoted pattern
 MAX_SUCCESSES_PROMOTED = 0
 # Fixtures / fixtures of promoting every failed run. The slice is made of recurring failures
-# (per corpus 18 failed runs of 8 lessons), so its best case is 8/18 = 0.44 where the full
-# corpora's floor is 0.5.
+# (per corpus 18 failed runs of 8 lessons), so its best case is 8/18 = 0.44; sent all at
+# once, several runs of a lesson are scored before its coverage reaches dedupe (measured
+# 0.56 here, 0.28 on a fresh stack), where the full corpora's floor is 0.5.
 MAX_FIXTURES_VS_EVERY_FAILURE = 0.75
 MAX_DEAD_LETTERED = 0  # runs the pipeline dead-lettered (a converted run must be readable)
 
