@@ -7,7 +7,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup chromium test test-fast demo bench bench-redaction eval lint typecheck clean down
+.PHONY: setup chromium test test-fast demo bench bench-redaction eval lint lint-ops typecheck clean down
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -53,7 +53,33 @@ eval: setup
 demo: setup
 	$(VENV)/bin/promote demo
 
-lint: setup
+# Operations assets (issue 16): Go tools built into .tools/bin at pinned versions from the Go
+# module proxy, schemas made offline from registry packages (scripts/ops_schemas.py).
+KUBECONFORM_VERSION := v0.7.0
+GOBIN_DIR := $(abspath $(TOOLS)/bin)
+SCHEMAS := $(TOOLS)/schemas
+
+$(TOOLS)/bin/kubeconform: | $(UV)
+	GOBIN=$(GOBIN_DIR) go install github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION)
+
+# promtool cannot be `go install`ed (Prometheus's go.mod has exclude directives): rulecheck
+# runs Prometheus's own rule parser (rulefmt), at the version pinned in tools/rulecheck/go.mod.
+$(TOOLS)/bin/rulecheck: tools/rulecheck/go.mod tools/rulecheck/go.sum tools/rulecheck/main.go | $(UV)
+	cd tools/rulecheck && go build -o $(GOBIN_DIR)/rulecheck .
+
+$(SCHEMAS)/.done: scripts/ops_schemas.py deploy/k8s/*.yaml | $(VENV)/.synced
+	rm -rf $(SCHEMAS)
+	$(PY) scripts/ops_schemas.py --out $(SCHEMAS) --pip $(TOOLS)/bin/pip deploy/k8s/*.yaml
+
+lint-ops: $(VENV)/.synced $(TOOLS)/bin/kubeconform $(TOOLS)/bin/rulecheck $(SCHEMAS)/.done
+	$(TOOLS)/bin/kubeconform -strict -summary \
+		-schema-location '$(SCHEMAS)/kubernetes/{{.ResourceKind}}{{.KindSuffix}}.json' \
+		-schema-location '$(SCHEMAS)/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json' \
+		deploy/k8s/
+	$(TOOLS)/bin/rulecheck deploy/monitoring/alerts.yaml
+	$(PY) -m scripts.ops_lint compose dashboard asyncapi
+
+lint: setup lint-ops
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 

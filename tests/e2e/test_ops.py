@@ -81,7 +81,8 @@ def test_every_stage_serves_metrics_that_move_with_a_run(
     assert isinstance(urls, dict)
     for name in wanted:
         assert httpx.get(f"{urls[name]}/healthz", timeout=10).status_code == 200
-        until(f"{name} ready", lambda n=name: httpx.get(f"{urls[n]}/readyz").status_code == 200)
+        url = urls[name]
+        until(f"{name} ready", lambda u=url: httpx.get(f"{u}/readyz").status_code == 200)
     before = {name: scrape(urls[name]) for name in wanted}
 
     # A run: fresh traces, one undecodable record for ingest, one poison event for dedupe,
