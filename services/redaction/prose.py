@@ -143,11 +143,14 @@ def _people(text: str) -> Iterator[Finding]:
 # stricter rule: the first word must not be one of the 20,000 most frequent English words,
 # or a second, rare word must follow.
 _LOWER_STRONG = (
-    r"my name is|my name's|name is|call me|je m'appelle|me llamo|mi chiamo|ich heiße"
-    r"|meu nome é|mi nombre es|mein name ist|mijn naam is|jag heter|nazywam się"
-)
+    r"my name is|my name's|name is|name's|my name:|name:|call me|i'm called|i" + _RSQ
+    + r"m called|i am called|you're speaking to|you are speaking to|you're speaking with"
+    r"|you are speaking with|je m'appelle|me llamo|mi chiamo|ich heiße|meu nome é|mi nombre es"
+    r"|mein name ist|mijn naam is|jag heter|nazywam się"
+)  # fmt: skip
 _LOWER_INTRO = r"i'm|i" + _RSQ + r"m|i am|this is"
-_LOWER_WEAK = r"im|it's|ich bin|je suis|sono|soy|here is|here's"
+# Not "its" nor "it is": in prose they precede anything ("its hardness", "it is endemic").
+_LOWER_WEAK = r"im|it's|it" + _RSQ + r"s|ich bin|je suis|sono|soy|here is|here's"
 _LOWER_WORD = r"[a-zß-öø-ÿā-ž][a-zß-öø-ÿā-ž'" + _RSQ + r"-]*"
 _LOWER_TITLE = r"(?:(mr|mrs|ms|miss|mx|dr|prof|sir)\.?[ \t]+)?"
 _LOWER_NAME = re.compile(
@@ -161,8 +164,18 @@ _LOWER_SIGN_OFF = re.compile(
     r"[ \t]*(?:\n[ \t]*|[ \t]+)" + _LOWER_TITLE + r"(" + _LOWER_WORD + r"(?:[ \t]+"
     + _LOWER_WORD + r"){0,3})[ \t]*[.!]?[ \t]*(?=\n|$)"
 )  # fmt: skip
-_STRONG_CUES = frozenset(_LOWER_STRONG.split("|"))
-_INTRO_CUES = frozenset({"i'm", "i am", "this is"})
+# A greeting, then the name and "here" or "speaking": "hello, amelia okafor here".
+_LOWER_GREETING_HERE = re.compile(
+    r"(?i:\b(hi|hello|hey|hiya|good morning|good afternoon|good evening|greetings|morning))"
+    r"[ \t]*[,!.-]?[ \t]+(" + _LOWER_WORD + r"(?:[ \t]+" + _LOWER_WORD + r"){0,2})[ \t]+"
+    r"(?:here|speaking)\b"
+)  # fmt: skip
+_STRONG_CUES = frozenset(_LOWER_STRONG.replace(_RSQ, "'").split("|"))
+_INTRO_CUES = frozenset({"i'm", "i am", "this is", "im", "it's"})
+# Cues that introduce the speaker only at the start of an utterance ("hello this is ...",
+# "hi im ...", "it's mark baker"), and those that need two name words ("it's fine").
+_UTTERANCE_CUES = frozenset({"this is", "im", "it's"})
+_TWO_WORD_CUES = frozenset({"it's"})
 # Endings of words that are not names: always ("-ous", "-able", ...), or when what is left is
 # itself an English word ("look-ing", "tire-d", "real-ly", "act-ive", "differ-ent"), so that
 # "emily", "fred", "clive" and "vincent" stay names.
@@ -203,7 +216,8 @@ _FOLLOWERS = frozenset(
         vip regular frequent loyal existing returning first-time long-time bye goodbye later
         cheers thanks thank regards best wishes love xoxo xx asap fyi btw lol haha hmm um uh
         yes no yeah yep nope please pls plz dying lying mate buddy guys heaps loads lots
-        tons dude man bro honest cool relevant irrelevant valid invalid broken overdue
+        tons dude man bro honest cool anyone someone somebody anybody nobody everyone
+        everybody relevant irrelevant valid invalid broken overdue
         pending expired inaccurate incomplete complete insufficient
         """
     )
@@ -297,6 +311,8 @@ def _lower_finding(text: str, start: int, words_text: str, kept: list[str]) -> F
 def _lower_names(text: str) -> Iterator[Finding]:
     for m in _LOWER_NAME.finditer(text):
         cue = " ".join(m.group(1).casefold().replace(_RSQ, "'").split())
+        if cue == "im" and m.group(1) != "im":  # typed "im" only, not German "Im ersten ..."
+            continue
         words_text = m.group(3)
         words = words_text.split()
         titled = m.group(2) is not None
@@ -317,11 +333,12 @@ def _lower_names(text: str) -> Iterator[Finding]:
                 yield _lower_finding(text, m.start(3), words_text, kept)
             continue
         intro = cue in _INTRO_CUES and (
-            cue != "this is" or _UTTERANCE_START.search(text, max(0, m.start() - 40), m.start())
+            cue not in _UTTERANCE_CUES
+            or _UTTERANCE_START.search(text, max(0, m.start() - 40), m.start()) is not None
         )
         if intro:
             kept = _name_words(words)
-            if not kept:
+            if not kept or (cue in _TWO_WORD_CUES and len(kept) < 2):
                 continue
             end = m.start(3) + len(" ".join(kept))
             single_common = len(kept) == 1 and kept[0] in _COMMON_EN
@@ -329,9 +346,11 @@ def _lower_names(text: str) -> Iterator[Finding]:
                 continue
             yield _lower_finding(text, m.start(3), words_text, kept)
             continue
+        if cue == "im":  # mid-sentence it is German: "im nächsten monat"
+            continue
         # Weak cues: a rare first word, or a common one with a rare second one.
         first = words[0]
-        if first in _FUNCTION_EN or first in _NOT_NAMES or first in _FOLLOWERS:
+        if _not_a_name_word(first):
             continue
         kept = [first]
         for w in words[1:]:
@@ -346,6 +365,11 @@ def _lower_names(text: str) -> Iterator[Finding]:
         if first in _COMMON_EN and (len(kept) < 2 or kept[1] in _COMMON_EN):
             continue
         yield _lower_finding(text, m.start(3), words_text, kept)
+    for m in _LOWER_GREETING_HERE.finditer(text):
+        words_text = m.group(2)
+        kept = _name_words(words_text.split())
+        if kept and len(kept) == len(words_text.split()):
+            yield _lower_finding(text, m.start(2), words_text, kept)
     for m in _LOWER_SIGN_OFF.finditer(text):
         words_text = m.group(3)
         kept = _name_words(words_text.split())
@@ -678,6 +702,7 @@ LOWERCASE_PERSON_DETECTOR = Detector(
         ),
         r"(?:regards|wishes|sincerely|cheers|thank|best|yours|care)[ \t]*[,.!-]?[ \t]*\n?"
         r"[ \t]*[a-z\xc3-\xc5]",
+        r"(?:hi|hello|hey|hiya|morning|afternoon|evening|greetings)[^\n]{1,60}(?:here|speaking)",
     ),
     _lower_names,
     caseless=True,

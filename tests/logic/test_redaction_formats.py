@@ -117,6 +117,13 @@ def test_a_name_read_in_prose_is_replaced_wherever_the_trace_mentions_it() -> No
         ("thanks for sorting it\ncheers,\nhunter stone", "hunter stone"),
         ("that's all, regards dawn field", "dawn field"),
         ("hello this is april stone, about my booking", "april stone"),
+        ("hello, dana wright here, my parcel is late", "dana wright"),
+        ("name's lee park", "lee park"),
+        ("i'm called robin hart", "robin hart"),
+        ("my name: sunny lane", "sunny lane"),
+        ("hi im cliff moss", "cliff moss"),
+        ("hey, it's joy bell", "joy bell"),
+        ("you're speaking to ivy green", "ivy green"),
     ],
 )
 def test_names_typed_in_lower_case_after_an_introduction_are_replaced(text: str, name: str) -> None:
@@ -136,6 +143,9 @@ def test_names_typed_in_lower_case_after_an_introduction_are_replaced(text: str,
         "the result is odd and this is consistent with the data",
         "this is great stuff, i'm hoping it ships",
         "thanks a lot\ncheers mate",
+        "hi, it's broken again; it's been ages. hello, anyone here?",
+        "its hardness and density, its campaign drive; it is endemic",
+        "Im ersten stock, bezahlt im voraus, im nächsten monat",
     ],
 )
 def test_lower_case_phrases_after_an_introduction_cue_are_not_names(text: str) -> None:
