@@ -18,7 +18,7 @@ from rich.table import Table
 
 from services.review import logic
 from services.review.store import PostgresReviewStore
-from services.review.verdicts import KafkaVerdicts, give
+from services.review.verdicts import KafkaVerdicts, give, retirement
 from shared.db import connect_pool
 from shared.events import Verdict
 from shared.settings import Settings
@@ -223,6 +223,37 @@ def reject(
 ) -> None:
     """Reject a held case (with --whole-pattern, the pattern's later traces are rejected too)."""
     _give(state_dir, trace_id, Verdict.REJECT, reviewer, whole_pattern, reason=reason)
+
+
+@review_app.command()
+def retire(
+    fixture_id: str,
+    reason: Annotated[str, typer.Option(help="Why the fixture leaves the suite (gate log).")],
+    reviewer: Reviewer = None,
+    state_dir: StateDir = None,
+) -> None:
+    """Retire a fixture by hand: the fixture writer takes it out of every export."""
+    settings = _settings(state_dir)
+
+    async def run() -> str:
+        async with _store(settings) as store:
+            who = reviewer or getpass.getuser()
+            try:
+                event = await retirement(store, fixture_id, reason, who, datetime.now(UTC))
+            except logic.InvalidVerdict as error:
+                raise typer.BadParameter(str(error)) from None
+            if event is None:
+                raise typer.BadParameter(f"no fixture {fixture_id}", param_hint="FIXTURE_ID")
+            publisher = KafkaVerdicts(settings)
+            await publisher.start()
+            try:
+                await give(store, publisher.publish, event)
+            finally:
+                await publisher.stop()
+            return event.verdict_id
+
+    verdict_id = asyncio.run(run())
+    console.print(f"retire: verdict {verdict_id} on {fixture_id}")
 
 
 @review_app.command()

@@ -287,6 +287,9 @@ class Verdict(StrEnum):
     PROMOTE = "promote"
     REJECT = "reject"
     SNOOZE = "snooze"
+    # A fixture taken out of the suite by hand (``fixture_id``); ``trace_ids`` names the
+    # trace its current version came from.
+    RETIRE = "retire"
 
 
 class ExpectedBehaviour(Frozen):
@@ -317,6 +320,7 @@ class CaseReviewed(Frozen):
     reviewer: str
     at: datetime
     case: TraceScored | None = None
+    fixture_id: str | None = None
 
 
 E = TypeVar("E", bound=Envelope)

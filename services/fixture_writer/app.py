@@ -11,7 +11,7 @@ from faststream.kafka.annotations import KafkaMessage
 
 from services.fixture_writer import logic
 from services.fixture_writer.reviewed import reviewed_case, reviewed_drafts
-from services.fixture_writer.store import FixtureStore, PostgresFixtureStore
+from services.fixture_writer.store import HAND_POLICY, FixtureStore, PostgresFixtureStore
 from services.redaction.second_pass import find_leaks
 from shared import __version__, topics
 from shared.db import open_store_pool
@@ -53,11 +53,19 @@ async def on_promoted(msg: KafkaMessage, store: FixtureStore = Context()) -> Non
 @stage.subscriber(topics.REVIEWED, purpose=topics.REVIEWS)
 @stage.guarded
 async def on_reviewed(msg: KafkaMessage, store: FixtureStore = Context()) -> None:
-    """A person promoted a held case: its fixtures carry their expected behaviour. Other
-    verdicts write nothing here (scoring follows rejections)."""
+    """A person promoted a held case (its fixtures carry their expected behaviour) or
+    retired a fixture by hand (the gate log says who and why). Other verdicts write nothing
+    here (scoring follows rejections)."""
     verdict = parse(CaseReviewed, msg)
     if verdict.verdict == Verdict.PROMOTE and verdict.case is not None:
         await write_promoted(store, reviewed_case(verdict), reviewed_drafts(verdict))
+    elif verdict.verdict == Verdict.RETIRE and verdict.fixture_id is not None:
+        retirement = logic.hand_retirement(verdict)
+        at = now()
+        pattern_id = await store.retire_by_hand(retirement, at)
+        if pattern_id is not None:
+            fixture_change("retired")
+            await publish_coverage(store, pattern_id, HAND_POLICY, at)
 
 
 async def write_promoted(

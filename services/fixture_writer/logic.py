@@ -15,7 +15,14 @@ from enum import StrEnum
 from typing import Any
 
 from shared import topics
-from shared.events import Decision, FixtureIndexed, SpanKind, SpanStatus, TraceScored
+from shared.events import (
+    CaseReviewed,
+    Decision,
+    FixtureIndexed,
+    SpanKind,
+    SpanStatus,
+    TraceScored,
+)
 from shared.features import root_span
 
 
@@ -280,3 +287,26 @@ def privacy_checked(
         else:
             clean.append(draft)
     return clean, blocked
+
+
+@dataclass(frozen=True)
+class HandRetirement:
+    """A person taking a fixture out of the suite, with why: its gate-log line."""
+
+    fixture_id: str
+    reviewer: str
+    reason: str
+    # When the person decided: with the rest, what makes the gate-log line unique, so a
+    # redelivered verdict logs nothing twice.
+    decided: datetime
+
+    @property
+    def log_reason(self) -> str:
+        return f"retired by hand by {self.reviewer}: {self.reason}"
+
+
+def hand_retirement(verdict: CaseReviewed) -> HandRetirement:
+    """The retirement a reviewer's RETIRE verdict asks for."""
+    if verdict.fixture_id is None:
+        raise ValueError("a retirement names its fixture")
+    return HandRetirement(verdict.fixture_id, verdict.reviewer, verdict.reason, verdict.at)

@@ -19,6 +19,7 @@ import asyncpg
 
 from services.fixture_writer.logic import (
     FixtureDraft,
+    HandRetirement,
     VersionSource,
     after_withdrawal,
     decision_time,
@@ -54,9 +55,14 @@ class FixtureStore(Protocol):
     async def block(self, fixture_id: str, trace_id: str, reason: str, at: datetime) -> None: ...
     async def record_decision(self, event: TraceScored, at: datetime) -> None: ...
     async def withdraw(self, event: TraceScored, at: datetime) -> Withdrawal: ...
+    async def retire_by_hand(self, retirement: HandRetirement, at: datetime) -> str | None: ...
     def active_fixtures(
         self, pattern_id: str
     ) -> AbstractAsyncContextManager[list[tuple[str, int]]]: ...
+
+
+# The gate log's policy column for a change a person made, not a policy.
+HAND_POLICY = "review"
 
 
 def _scores(event: TraceScored) -> str:
@@ -176,6 +182,37 @@ class PostgresFixtureStore:
                 if change is not None:
                     changed.append(change)
         return Withdrawal(event.pattern.pattern_id, tuple(changed), sourced=bool(sourced))
+
+    async def retire_by_hand(self, retirement: HandRetirement, at: datetime) -> str | None:
+        """The fixture's pattern when this retired it; None when it was not active (already
+        retired, or unknown), so a redelivered verdict changes nothing."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await _lock(conn, retirement.fixture_id)
+            row = await conn.fetchrow(
+                """UPDATE fixtures SET status = 'retired', updated_at = $2
+                   WHERE fixture_id = $1 AND status = 'active'
+                   RETURNING pattern_id, kind, current_version""",
+                retirement.fixture_id,
+                at,
+            )
+            if row is None:
+                return None
+            await _log(
+                conn,
+                at,
+                GateLine(
+                    "retired",
+                    retirement.fixture_id,
+                    row["current_version"],
+                    row["kind"],
+                    row["pattern_id"],
+                    (),
+                    retirement.log_reason,
+                    HAND_POLICY,
+                    retirement.decided,
+                ),
+            )
+            return str(row["pattern_id"])
 
     async def record_decision(self, event: TraceScored, at: datetime) -> None:
         async with self._pool.acquire() as conn:
@@ -424,6 +461,16 @@ class InMemoryFixtureStore:
             changed.append(change)
             self._log(change[1], fixture_id, change[2], event)
         return Withdrawal(event.pattern.pattern_id, tuple(changed), sourced=sourced)
+
+    async def retire_by_hand(self, retirement: HandRetirement, at: datetime) -> str | None:
+        fixture = self.fixtures.get(retirement.fixture_id)
+        if fixture is None or fixture.status != "active":
+            return None
+        fixture.status = "retired"
+        line = ("retired", retirement.fixture_id, fixture.current, HAND_POLICY, retirement.decided)
+        if line not in self.gate_log:
+            self.gate_log.append(line)
+        return fixture.pattern_id
 
     @asynccontextmanager
     async def active_fixtures(self, pattern_id: str) -> AsyncIterator[list[tuple[str, int]]]:

@@ -236,10 +236,12 @@ def verdict_id(
     reason: str,
     reviewer: str,
     snoozed_until: datetime | None,
+    fixture_id: str | None = None,
 ) -> str:
     """A digest of what the verdict says: the same verdict given twice (a double submit, a
     retried CLI call) is one verdict downstream."""
     content = {
+        **({"fixture_id": fixture_id} if fixture_id else {}),
         "pattern_id": pattern_id,
         "trace_ids": sorted(trace_ids),
         "verdict": verdict.value,
@@ -251,6 +253,36 @@ def verdict_id(
     }
     text = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def retire_verdict(
+    fixture_id: str,
+    pattern_id: str,
+    source_trace_id: str,
+    reason: str,
+    reviewer: str,
+    at: datetime,
+) -> CaseReviewed:
+    """Taking a fixture out of the suite by hand: the fixture writer retires it, and the
+    reason lands in the release-gate log."""
+    reason = reason.strip()
+    if not reviewer.strip():
+        raise InvalidVerdict("a verdict needs the reviewer's name")
+    if not reason:
+        raise InvalidVerdict("retiring a fixture needs a reason")
+    trace_ids = (source_trace_id,)
+    return CaseReviewed(
+        verdict_id=verdict_id(
+            pattern_id, trace_ids, Verdict.RETIRE, (), None, reason, reviewer, None, fixture_id
+        ),
+        pattern_id=pattern_id,
+        trace_ids=trace_ids,
+        verdict=Verdict.RETIRE,
+        reason=reason,
+        reviewer=reviewer,
+        at=at,
+        fixture_id=fixture_id,
+    )
 
 
 def build_verdict(

@@ -6,9 +6,11 @@ recognises. Shared by the web app and the CLI."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from aiokafka import AIOKafkaProducer
 
+from services.review.logic import retire_verdict
 from services.review.store import ReviewStore
 from shared import topics
 from shared.events import CaseReviewed
@@ -17,6 +19,21 @@ from shared.settings import Settings
 from shared.stage import to_bytes
 
 Publish = Callable[[bytes, bytes], Awaitable[None]]
+
+
+async def retirement(
+    store: ReviewStore, fixture_id: str, reason: str, reviewer: str, at: datetime
+) -> CaseReviewed | None:
+    """The RETIRE verdict for a fixture of the store (None: no such fixture), naming the
+    trace its current version came from. Raises InvalidVerdict without a reason."""
+    summary = next((f for f in await store.all_fixtures() if f.fixture_id == fixture_id), None)
+    if summary is None:
+        return None
+    versions = {v.version: v for v in await store.fixture_versions(fixture_id)}
+    if summary.version not in versions:
+        return None
+    source = versions[summary.version].source_trace_id
+    return retire_verdict(fixture_id, summary.pattern_id, source, reason, reviewer, at)
 
 
 async def give(store: ReviewStore, publish: Publish, verdict: CaseReviewed) -> None:

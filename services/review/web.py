@@ -27,7 +27,7 @@ from starlette.staticfiles import StaticFiles
 
 from services.review import auth, logic
 from services.review.store import PostgresReviewStore, ReviewStore
-from services.review.verdicts import KafkaVerdicts, Publish, give
+from services.review.verdicts import KafkaVerdicts, Publish, give, retirement
 from shared.events import Verdict
 
 HERE = Path(__file__).parent
@@ -305,16 +305,39 @@ def create_app(review_key: str, deps: Deps, *, secure_cookies: bool = False) -> 
         diff = logic.body_diff(
             versions[a].body, versions[b].body, f"{fixture_id}@v{a}", f"{fixture_id}@v{b}"
         )
+        summary = next((f for f in await store.all_fixtures() if f.fixture_id == fixture_id), None)
         return render(
             request,
             "fixture.html",
             fixture_id=fixture_id,
+            fixture_status=summary.status if summary else "unknown",
             versions=[versions[n] for n in numbers],
             a=a,
             b=b,
             diff=diff,
             body=versions[b].body,
         )
+
+    async def retire_fixture(request: Request) -> Response:
+        """Take a fixture out of the suite by hand: a RETIRE verdict the fixture writer
+        follows, with the reason in the release-gate log."""
+        reviewer = signed_in(request)
+        if not reviewer:
+            return refused(request, "Sign in before retiring a fixture.")
+        form, refusal = await checked_form(request)
+        if refusal is not None or form is None:
+            return refusal or refused(request, "no form")
+        store, publish = state.deps()
+        fixture_id = str(form.get("fixture_id", ""))
+        reason = str(form.get("reason", ""))
+        try:
+            verdict = await retirement(store, fixture_id, reason, reviewer, datetime.now(UTC))
+        except ValueError as error:
+            return render(request, "refused.html", status=422, reason=str(error))
+        if verdict is None:
+            return refused(request, "No such fixture.", status=404)
+        await give(store, publish, verdict)
+        return RedirectResponse(f"/fixtures?{urlencode({'retired': fixture_id})}", status_code=303)
 
     async def health(_: Request) -> Response:
         return Response("ok")
@@ -328,6 +351,7 @@ def create_app(review_key: str, deps: Deps, *, secure_cookies: bool = False) -> 
             Route("/cases/{trace_id}", case_page, methods=["GET"]),
             Route("/cases/{trace_id}/verdict", give_verdict, methods=["POST"]),
             Route("/fixtures", fixtures_page, methods=["GET"]),
+            Route("/retire", retire_fixture, methods=["POST"]),
             Route("/fixtures/{fixture_id:path}", fixture_page, methods=["GET"]),
             Route("/healthz", health),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

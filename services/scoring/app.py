@@ -19,7 +19,7 @@ from services.scoring.verdicts import (
 )
 from shared import __version__, topics
 from shared.db import open_store_pool
-from shared.events import CaseReviewed, Decision, TraceRedacted
+from shared.events import CaseReviewed, Decision, TraceRedacted, Verdict
 from shared.kafka import make_broker
 from shared.log import configure_logging
 from shared.ops import decided, instrument
@@ -85,5 +85,8 @@ async def on_redacted(
 @stage.subscriber(topics.REVIEWED, purpose=topics.REVIEWS)
 @stage.guarded
 async def on_reviewed(msg: KafkaMessage, verdicts: VerdictStore = Context()) -> None:
-    """A person's verdict on a pattern: its later traces follow it (see verdicts.py)."""
-    await verdicts.record(pattern_verdict(parse(CaseReviewed, msg)))
+    """A person's verdict on a pattern: its later traces follow it (see verdicts.py). A
+    fixture retired by hand says nothing about the pattern's later traces."""
+    verdict = parse(CaseReviewed, msg)
+    if verdict.verdict != Verdict.RETIRE:
+        await verdicts.record(pattern_verdict(verdict))

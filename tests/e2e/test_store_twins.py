@@ -1,7 +1,7 @@
 """Stores on the real database answer as their in-memory twins do: dedupe's pattern store
-(assignment, counts, exemplars, learned baselines, daily series, reference paths) on real runs, scoring's budgets (with
-and without counting the day's promotions), and the fixture store withdrawing, reverting,
-retiring and restoring fixtures."""
+(assignment, counts, exemplars, learned baselines, daily series, reference paths) on real
+runs, scoring's budgets (with and without counting the day's promotions), and the fixture
+store withdrawing, reverting, retiring (by a replay or by hand) and restoring fixtures."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from promoter.supervisor import Endpoints
 from services.dedupe import logic as dedupe
 from services.dedupe.logic import Observation
 from services.dedupe.store import InMemoryPatternStore, PatternStore, PostgresPatternStore
-from services.fixture_writer.logic import build_fixtures
+from services.fixture_writer.logic import HandRetirement, build_fixtures
 from services.fixture_writer.store import (
     FixtureStore,
     InMemoryFixtureStore,
@@ -213,3 +213,42 @@ def test_the_postgres_pattern_store_groups_as_the_in_memory_one_does(infra: Endp
     assert any(fact[2] for fact in recorded)  # daily series
     assert any(fact[3][1] for fact in recorded)  # reference paths of successful runs
     assert on_db == in_memory
+
+
+async def retired_by_hand(store: FixtureStore, nonce: str) -> tuple[Any, ...]:
+    """A promoted fixture retired by hand, then the same retirement redelivered."""
+    event = scored(refund_trace(f"{nonce}r".ljust(32, "0"), 77), pattern_id=f"p-{nonce}")
+    await _promote(store, event)
+    fixture_id = build_fixtures(event)[0].fixture_id
+    retirement = HandRetirement(fixture_id, "ana", "the refund rule changed", AT)
+    first = await store.retire_by_hand(retirement, AT)
+    again = await store.retire_by_hand(retirement, AT)
+    async with store.active_fixtures(f"p-{nonce}") as active:
+        left = sorted(active)
+    return first, again, fixture_id in {f for f, _ in left}
+
+
+def test_the_postgres_fixture_store_retires_by_hand_as_the_in_memory_one_does(
+    infra: Endpoints,
+) -> None:
+    nonce = secrets.token_hex(4)
+
+    async def on_postgres() -> tuple[tuple[Any, ...], list[str]]:
+        pool = await connect_pool(infra.database_url)
+        try:
+            story = await retired_by_hand(PostgresFixtureStore(pool), nonce)
+            reasons = [
+                r["reason"]
+                for r in await pool.fetch(
+                    "SELECT reason FROM gate_log WHERE action = 'retired' AND pattern_id = $1",
+                    f"p-{nonce}",
+                )
+            ]
+            return story, reasons
+        finally:
+            await pool.close()
+
+    story, reasons = asyncio.run(on_postgres())
+    assert story == asyncio.run(retired_by_hand(InMemoryFixtureStore(), nonce))
+    assert story == (f"p-{nonce}", None, False), "retired once; the redelivery changes nothing"
+    assert reasons == ["retired by hand by ana: the refund rule changed"]

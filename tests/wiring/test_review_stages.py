@@ -12,7 +12,7 @@ from services.review import logic
 from services.review.store import MemoryReviewStore
 from services.scoring.verdicts import MemoryVerdictStore
 from shared import topics
-from shared.events import Decision, Verdict
+from shared.events import Decision, FixtureIndexed, Verdict
 from tests.support.builders import T0, refund_trace, scored
 
 pytestmark = pytest.mark.wiring
@@ -81,3 +81,43 @@ async def test_scoring_rejects_the_next_trace_of_a_pattern_a_reviewer_rejected()
         decided = scoring.scored.mock.call_args.args[0]
     assert decided["decision"] == "reject"
     assert decided["reason"].startswith("pattern rejected in review by ana (test account)")
+
+
+async def test_a_fixture_retired_by_hand_is_retired_once_and_its_pattern_uncovered() -> None:
+    from services.fixture_writer import app as writer
+    from services.fixture_writer.store import InMemoryFixtureStore
+
+    case = logic.case_from(scored(refund_trace("a" * 32), decision=Decision.HOLD))
+    promoted = logic.build_verdict(
+        [case], Verdict.PROMOTE, "ana", T0, answer="Refund 40.", kinds=("regression_case",)
+    )
+    retired = logic.retire_verdict(
+        "p1-abc:regression_case", "p1-abc", "a" * 32, "policy changed", "bo", T0
+    )
+    store = InMemoryFixtureStore()
+    async with TestKafkaBroker(writer.broker) as broker:
+        broker.context.set_global("store", store)
+        await broker.publish(promoted.model_dump_json().encode(), topics.REVIEWED)
+        for _ in range(2):  # a redelivery
+            await broker.publish(retired.model_dump_json().encode(), topics.REVIEWED)
+        index = writer.index.mock
+        assert index is not None
+        coverage = [FixtureIndexed.model_validate(c.args[0]) for c in index.call_args_list]
+    assert store.fixtures["p1-abc:regression_case"].status == "retired"
+    assert [line[0] for line in store.gate_log].count("retired") == 1
+    assert coverage[-1].fixture_ids == (), "no active fixture covers the pattern any more"
+
+
+async def test_scoring_keeps_a_rejection_when_a_fixture_of_the_pattern_is_retired() -> None:
+    from services.scoring import app as scoring
+
+    case = logic.case_from(scored(refund_trace("a" * 32), decision=Decision.HOLD))
+    rejected = logic.build_verdict([case], Verdict.REJECT, "ana", T0, reason="no lesson")
+    retired = logic.retire_verdict("p1-abc:regression_case", "p1-abc", "a" * 32, "old", "bo", T0)
+    verdicts = MemoryVerdictStore()
+    async with TestKafkaBroker(scoring.broker) as broker:
+        broker.context.set_global("verdicts", verdicts)
+        for event in (rejected, retired):
+            await broker.publish(event.model_dump_json().encode(), topics.REVIEWED)
+    kept = await verdicts.verdict("p1-abc")
+    assert kept is not None and kept.verdict == Verdict.REJECT

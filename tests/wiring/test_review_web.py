@@ -15,7 +15,7 @@ from services.review import logic
 from services.review.store import FixtureSummary, FixtureVersion, MemoryReviewStore, ReviewStore
 from services.review.verdicts import Publish
 from services.review.web import create_app
-from shared.events import CaseReviewed, Decision, Span
+from shared.events import CaseReviewed, Decision, Span, Verdict
 from tests.support.builders import T0, refund_trace, scored
 
 pytestmark = pytest.mark.wiring
@@ -167,3 +167,29 @@ def test_the_fixtures_browser_lists_fixtures_and_diffs_two_versions_as_text(
     assert '<span class="del">-  &#34;refund&#34;</span>' in diff.text
     assert "&lt;script&gt;" in diff.text and "<script>window.pwned" not in diff.text
     assert client.get("/fixtures/p1-abc:regression_case?a=1&b=9").status_code == 404
+
+
+def test_retiring_a_fixture_by_hand_needs_a_reason_and_leaves_as_a_retire_verdict(
+    client: TestClient, published: list[tuple[bytes, bytes]]
+) -> None:
+    sign_in(client)
+    page = client.get("/fixtures/p1-abc:regression_case")
+    assert "Retire fixture" in page.text
+    token = csrf_of(page.text)
+    no_reason = {"csrf_token": token, "fixture_id": "p1-abc:regression_case", "reason": " "}
+    assert client.post("/retire", data=no_reason).status_code == 422
+    assert client.post("/retire", data={**no_reason, "csrf_token": ""}).status_code == 403
+    form = {**no_reason, "reason": "the refund rule changed"}
+    answer = client.post("/retire", data=form)
+    assert answer.status_code == 303
+    [(body, key)] = published
+    verdict = CaseReviewed.model_validate_json(body)
+    assert key == b"p1-abc"
+    assert (verdict.verdict, verdict.fixture_id, verdict.trace_ids) == (
+        Verdict.RETIRE,
+        "p1-abc:regression_case",
+        ("t2",),  # the trace the current version came from
+    )
+    assert verdict.reason == "the refund rule changed" and verdict.reviewer == "ana"
+    unknown = {**form, "fixture_id": "p9-none:regression_case"}
+    assert client.post("/retire", data=unknown).status_code == 404
