@@ -124,3 +124,18 @@ def fixed_threshold_alarm(days: Iterable[DayCount], today: date, factor: float =
         return False
     mean = sum(d.occurrences / d.agent_traces for d in past) / len(past)
     return now.occurrences / now.agent_traces >= factor * mean
+
+
+def describe(t: PatternTrend) -> str:
+    """What changed, for a person: the share of traffic and the rescue load."""
+    changes = []
+    if t.rising:
+        changes.append(
+            f"share of the agent's traffic {t.baseline_share:.2%} → {t.recent_share:.2%}"
+            f" ({t.rate_ratio:.1f}x, p={t.p_value:.3g})"
+        )
+    if t.rescue_rising:
+        changes.append(
+            f"rescue load per occurrence {t.rescue_ratio:.1f}x (p={t.rescue_p_value:.3g})"
+        )
+    return "; ".join(changes)

@@ -38,6 +38,7 @@ from services.dedupe.logic import (
 from services.dedupe.trajectory import MAX_PATHS, Path
 from shared.db import Connection
 from shared.events import AgentBaseline, PatternInfo
+from shared.series import pattern_days
 from shared.trends import BASELINE_DAYS, RECENT_DAYS, DayCount
 
 DAY = timedelta(days=1)
@@ -244,24 +245,7 @@ class PostgresPatternStore:
         return pattern_id, [tuple(r["tools"]) for r in paths]
 
     async def days(self, pattern_id: str, agent: str, until: date) -> list[DayCount]:
-        since = until - timedelta(days=RECENT_DAYS + BASELINE_DAYS)
-        rows = await self._pool.fetch(
-            """SELECT a.day, coalesce(p.occurrences, 0) AS occurrences, a.traces,
-                      coalesce(p.rescues, 0) AS rescues
-               FROM (SELECT start::date AS day, sum(traces)::int AS traces FROM agent_series
-                     WHERE agent = $2 AND grain = 'day' AND start::date BETWEEN $3 AND $4
-                     GROUP BY 1) a
-               LEFT JOIN (SELECT start::date AS day, sum(occurrences)::int AS occurrences,
-                                 sum(rescues)::int AS rescues
-                          FROM pattern_series WHERE pattern_id = $1 AND grain = 'day'
-                            AND start::date BETWEEN $3 AND $4 GROUP BY 1) p USING (day)
-               ORDER BY a.day""",
-            pattern_id,
-            agent,
-            since,
-            until,
-        )
-        return [DayCount(r["day"], r["occurrences"], r["traces"], r["rescues"]) for r in rows]
+        return await pattern_days(self._pool, pattern_id, agent, until)
 
     @staticmethod
     async def _redelivery(conn: Connection, obs: Observation) -> Recorded | None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from shared.events import PatternTrend
-from shared.trends import DayCount, trend
+from shared.trends import DayCount, describe, trend
 
 
 @dataclass(frozen=True)
@@ -39,20 +39,6 @@ def degrading(patterns: Sequence[PatternSeries], today: date) -> list[Degrading]
     )
 
 
-def _what_changed(t: PatternTrend) -> str:
-    changes = []
-    if t.rising:
-        changes.append(
-            f"share of the agent's traffic {t.baseline_share:.2%} → {t.recent_share:.2%}"
-            f" ({t.rate_ratio:.1f}x, p={t.p_value:.3g})"
-        )
-    if t.rescue_rising:
-        changes.append(
-            f"rescue load per occurrence {t.rescue_ratio:.1f}x (p={t.rescue_p_value:.3g})"
-        )
-    return "; ".join(changes)
-
-
 def render_degrading(
     items: Sequence[Degrading], charts: Mapping[str, str], today: date
 ) -> list[str]:
@@ -74,7 +60,7 @@ def render_degrading(
         cover = "covered but not protected" if s.covered else "not covered"
         chart = f"[chart]({charts[s.pattern_id]})" if s.pattern_id in charts else "—"
         lines.append(
-            f"| `{s.pattern_id}` | {s.agent} | {_what_changed(t)} | {t.since.isoformat()}"
+            f"| `{s.pattern_id}` | {s.agent} | {describe(t)} | {t.since.isoformat()}"
             f" | {cover} | {chart} |"
         )
     return lines

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 import asyncpg
@@ -13,6 +13,8 @@ import asyncpg
 from services.review.logic import Case, status_after
 from shared.db import jsonb
 from shared.events import CaseReviewed, TraceScored
+from shared.series import pattern_days
+from shared.trends import DayCount
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class ReviewStore(Protocol):
     async def record_verdict(self, verdict: CaseReviewed) -> None: ...
     async def verdicts(self, limit: int = 50) -> list[dict[str, Any]]: ...
     async def daily_occurrences(self, pattern_id: str, days: int, now: datetime) -> list[int]: ...
+    async def pattern_days(self, pattern_id: str, agent: str, until: date) -> list[DayCount]: ...
     async def fixtures_of_agent(self, agent: str, limit: int = 5) -> list[FixtureSummary]: ...
     async def all_fixtures(self) -> list[FixtureSummary]: ...
     async def fixture_versions(self, fixture_id: str) -> list[FixtureVersion]: ...
@@ -147,6 +150,9 @@ class PostgresReviewStore:
             for r in rows
         ]
 
+    async def pattern_days(self, pattern_id: str, agent: str, until: date) -> list[DayCount]:
+        return await pattern_days(self._pool, pattern_id, agent, until)
+
     async def daily_occurrences(self, pattern_id: str, days: int, now: datetime) -> list[int]:
         """Occurrences per day over the ``days`` up to the pattern's latest day (traces carry
         their own times, which may be long before now), never past now."""
@@ -234,6 +240,7 @@ class MemoryReviewStore:
     stored: dict[str, Case] = field(default_factory=dict)
     given: dict[str, CaseReviewed] = field(default_factory=dict)
     series: dict[str, list[int]] = field(default_factory=dict)
+    days: dict[str, list[DayCount]] = field(default_factory=dict)
     fixtures: list[FixtureSummary] = field(default_factory=list)
     versions: dict[str, list[FixtureVersion]] = field(default_factory=dict)
 
@@ -263,6 +270,9 @@ class MemoryReviewStore:
     async def verdicts(self, limit: int = 50) -> list[dict[str, Any]]:
         rows = [_verdict_row(v) for v in self.given.values()]
         return sorted(rows, key=lambda r: (r["at"], r["verdict_id"]), reverse=True)[:limit]
+
+    async def pattern_days(self, pattern_id: str, agent: str, until: date) -> list[DayCount]:
+        return [d for d in self.days.get(pattern_id, []) if d.day <= until]
 
     async def daily_occurrences(self, pattern_id: str, days: int, now: datetime) -> list[int]:
         return self.series.get(pattern_id, [])[-days:]

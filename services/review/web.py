@@ -29,6 +29,8 @@ from services.review import auth, logic
 from services.review.store import PostgresReviewStore, ReviewStore
 from services.review.verdicts import KafkaVerdicts, Publish, give, retirement
 from shared.events import Verdict
+from shared.features import started_at
+from shared.trends import describe, trend
 
 HERE = Path(__file__).parent
 SERIES_DAYS = 14
@@ -85,6 +87,16 @@ class Review:
     def deps(self) -> tuple[ReviewStore, Publish]:
         assert self.store is not None and self.publish is not None, "app not started"
         return self.store, self.publish
+
+
+async def pattern_trend(store: ReviewStore, case: logic.Case) -> tuple[str, str] | None:
+    """(what changed, since when) when the case's pattern is degrading against its own
+    past, as the release-gate report's "degrading patterns" section says it."""
+    today = started_at(case.event.trace).date()
+    found = trend(await store.pattern_days(case.pattern_id, case.agent, today), today)
+    if found is None or not (found.rising or found.rescue_rising):
+        return None
+    return describe(found), found.since.isoformat()
 
 
 def create_app(review_key: str, deps: Deps, *, secure_cookies: bool = False) -> Starlette:
@@ -235,6 +247,7 @@ def create_app(review_key: str, deps: Deps, *, secure_cookies: bool = False) -> 
             turns=logic.conversation(case.event.trace),
             criteria=[(n, case.event.scores.get(n)) for n in logic.CRITERIA],
             chart=logic.sparkline(await store.daily_occurrences(case.pattern_id, SERIES_DAYS, now)),
+            trend=await pattern_trend(store, case),
             similar=await store.fixtures_of_agent(case.agent) if case.agent else [],
             siblings=siblings,
             kinds=logic.FIXTURE_KINDS,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import pytest
 from starlette.testclient import TestClient
@@ -16,6 +17,8 @@ from services.review.store import FixtureSummary, FixtureVersion, MemoryReviewSt
 from services.review.verdicts import Publish
 from services.review.web import create_app
 from shared.events import CaseReviewed, Decision, Span, Verdict
+from shared.features import started_at
+from shared.trends import DayCount
 from tests.support.builders import T0, refund_trace, scored
 
 pytestmark = pytest.mark.wiring
@@ -38,8 +41,12 @@ def published() -> list[tuple[bytes, bytes]]:
 
 
 @pytest.fixture
-def client(published: list[tuple[bytes, bytes]]) -> Iterator[TestClient]:
-    store = MemoryReviewStore()
+def store() -> MemoryReviewStore:
+    return MemoryReviewStore()
+
+
+@pytest.fixture
+def client(published: list[tuple[bytes, bytes]], store: MemoryReviewStore) -> Iterator[TestClient]:
     store.stored["c" * 32] = planted_case()
     fixture_id = "p1-abc:regression_case"
     store.fixtures.append(
@@ -193,3 +200,19 @@ def test_retiring_a_fixture_by_hand_needs_a_reason_and_leaves_as_a_retire_verdic
     assert verdict.reason == "the refund rule changed" and verdict.reviewer == "ana"
     unknown = {**form, "fixture_id": "p9-none:regression_case"}
     assert client.post("/retire", data=unknown).status_code == 404
+
+
+def test_a_case_of_a_degrading_pattern_says_what_changed_and_since_when(
+    client: TestClient, store: MemoryReviewStore
+) -> None:
+    sign_in(client)
+    case = store.stored["c" * 32]
+    assert "Degrading" not in client.get(f"/cases/{'c' * 32}").text
+    today = started_at(case.event.trace).date()
+    counts = [1, 0, 1, 1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 1, 5, 6, 7]
+    store.days[case.pattern_id] = [
+        DayCount(today - timedelta(days=16 - i), n, 300) for i, n in enumerate(counts)
+    ]
+    page = client.get(f"/cases/{'c' * 32}").text
+    assert "Degrading" in page and (today - timedelta(days=2)).isoformat() in page
+    assert "share of the agent" in page
