@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from aiokafka.errors import KafkaError
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 
-from promoter import exporting, replay, sending
+from promoter import exporting, progress, replay, sending
 from promoter.review_cli import review_app
 from promoter.supervisor import (
     API_KEY_FILE,
@@ -167,7 +170,8 @@ def send(
         raise typer.BadParameter(f"unknown format {fmt!r}", param_hint="--format")
     endpoints = _endpoints(_settings(state_dir))
     batch = list(sending.messages(paths, fmt))  # type: ignore[arg-type]
-    sent = asyncio.run(sending.send(endpoints.kafka_bootstrap_servers, batch))
+    with progress.bar("sending", len(batch), show=progress.interactive()) as advance:
+        sent = asyncio.run(sending.send(endpoints.kafka_bootstrap_servers, batch, advance))
     console.print(f"sent {sent} message(s) to {topics.RAW}")
 
 
@@ -178,13 +182,47 @@ def wait(
 ) -> None:
     """Block until every stage has caught up (lag 0 on every pipeline topic)."""
     endpoints = _endpoints(_settings(state_dir))
-    if not wait_for_idle(endpoints.kafka_bootstrap_servers, timeout):
+    if progress.interactive():
+        started: dict[str, int] = {}
+        with Live(console=console, refresh_per_second=4, transient=True) as live:
+
+            def show(lags: dict[str, dict[str, int]]) -> None:
+                for group, per_topic in lags.items():
+                    for name, lag in per_topic.items():
+                        started.setdefault(f"{group}/{name}", lag)
+                live.update(progress.lag_table(lags, started))
+
+            idle = wait_for_idle(endpoints.kafka_bootstrap_servers, timeout, on_lags=show)
+    else:
+        idle = wait_for_idle(endpoints.kafka_bootstrap_servers, timeout)
+    if not idle:
         console.print(f"[red]still busy after {timeout:.0f}s[/red]")
         raise typer.Exit(1)
     console.print("idle")
 
 
-def wait_for_idle(bootstrap: str, timeout_s: float) -> bool:
+@app.command()
+def top(
+    once: Annotated[bool, typer.Option("--once", help="One reading, then exit.")] = False,
+    state_dir: StateDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Live view of every running stage: rate, lag, dead letters, the decision funnel
+    (from each stage's /metrics, refreshed every second)."""
+    state = _settings(state_dir).state_dir
+    if as_json:
+        views = progress.snapshot(state)
+        typer.echo(json.dumps({k: v and vars(v) for k, v in views.items()}, indent=2))
+        return
+    with contextlib.suppress(KeyboardInterrupt):
+        progress.run_top(state, once=once or not progress.interactive(), console=console)
+
+
+def wait_for_idle(
+    bootstrap: str,
+    timeout_s: float,
+    on_lags: Callable[[dict[str, dict[str, int]]], None] | None = None,
+) -> bool:
     """Stages commit only after their outputs are acknowledged, so reading lags in
     pipeline order cannot miss a record moving downstream; two idle readings in a row
     guard against a record fetched but not yet committed between them."""
@@ -196,6 +234,8 @@ def wait_for_idle(bootstrap: str, timeout_s: float) -> bool:
         except KafkaError:
             # A broker that just started has no group coordinator yet: busy, not broken.
             lags = {"unknown": {"unknown": 1}}
+        if on_lags is not None:
+            on_lags(lags)
         busy = sum(n for per_topic in lags.values() for n in per_topic.values())
         idle_readings = idle_readings + 1 if busy == 0 else 0
         if idle_readings >= 2:

@@ -46,6 +46,7 @@ from rich.progress import (
     Progress,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
 )
 from rich.table import Table
 
@@ -407,12 +408,17 @@ def replay(
     mode = "dry run, nothing is written" if dry_run else f"group {replay_group(policy.version)}"
     console.print(f"replaying {topics.REDACTED} under policy {policy.version} ({mode})")
 
+    from promoter.progress import RateColumn, interactive
+
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        RateColumn(),
         TimeElapsedColumn(),
+        TimeRemainingColumn(),
         console=console,
+        disable=not interactive(),  # quiet when not on a terminal
     ) as progress:
         task = progress.add_task("re-scoring", total=None)
 

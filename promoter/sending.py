@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -97,7 +97,10 @@ def _each_line_is_json(lines: list[str]) -> bool:
     return True
 
 
-async def send(bootstrap: str, batch: list[RawMessage]) -> int:
+async def send(
+    bootstrap: str, batch: list[RawMessage], progress: Callable[[int], None] | None = None
+) -> int:
+    """Publishes ``batch``; ``progress`` is told of each message the broker acknowledged."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
@@ -119,6 +122,8 @@ async def send(bootstrap: str, batch: list[RawMessage]) -> int:
         ]
         for future in futures:
             await future
+            if progress is not None:
+                progress(1)
         return len(futures)
     finally:
         await producer.stop()

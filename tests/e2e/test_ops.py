@@ -48,6 +48,10 @@ def stage_urls(state_dir: Path) -> dict[str, str]:
     return {name.rsplit("-", 1)[0]: url for name, url in found.items()}
 
 
+def ready(url: str) -> Callable[[], bool]:
+    return lambda: httpx.get(f"{url}/readyz", timeout=10).status_code == 200
+
+
 def scrape(url: str) -> Samples:
     text = httpx.get(f"{url}/metrics", timeout=10).text
     return {
@@ -81,8 +85,7 @@ def test_every_stage_serves_metrics_that_move_with_a_run(
     assert isinstance(urls, dict)
     for name in wanted:
         assert httpx.get(f"{urls[name]}/healthz", timeout=10).status_code == 200
-        url = urls[name]
-        until(f"{name} ready", lambda u=url: httpx.get(f"{u}/readyz").status_code == 200)
+        until(f"{name} ready", ready(urls[name]))
     before = {name: scrape(urls[name]) for name in wanted}
 
     # A run: fresh traces, one undecodable record for ingest, one poison event for dedupe,
