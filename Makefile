@@ -65,7 +65,7 @@ $(TOOLS)/bin/kubeconform: | $(UV)
 # promtool cannot be `go install`ed (Prometheus's go.mod has exclude directives): rulecheck
 # runs Prometheus's own rule parser (rulefmt), at the version pinned in tools/rulecheck/go.mod.
 $(TOOLS)/bin/rulecheck: tools/rulecheck/go.mod tools/rulecheck/go.sum tools/rulecheck/main.go | $(UV)
-	cd tools/rulecheck && go build -o $(GOBIN_DIR)/rulecheck .
+	cd tools/rulecheck && go build -buildvcs=false -o $(GOBIN_DIR)/rulecheck .
 
 $(SCHEMAS)/.done: scripts/ops_schemas.py deploy/k8s/*.yaml | $(VENV)/.synced
 	rm -rf $(SCHEMAS)
