@@ -20,7 +20,7 @@ from services.review import logic
 from services.review.store import PostgresReviewStore
 from services.review.verdicts import KafkaVerdicts, give, retirement
 from shared.db import connect_pool
-from shared.events import Verdict
+from shared.events import CRITERIA, CaseReviewed, Verdict
 from shared.settings import Settings
 
 KINDS = ", ".join(logic.FIXTURE_KINDS)
@@ -136,7 +136,7 @@ def show(trace_id: str, state_dir: StateDir = None, as_json: AsJson = False) -> 
         return
     console.print(f"case {case.trace_id}  pattern {case.pattern_id}  agent {case.agent}")
     console.print(f"held under {case.policy_version}: {case.event.reason}", markup=False)
-    for name in logic.CRITERIA:
+    for name in CRITERIA:
         score = case.event.scores.get(name)
         console.print(f"  {name:<22} {score.score if score else 0:.2f}", markup=False)
     for t in turns:
@@ -144,6 +144,16 @@ def show(trace_id: str, state_dir: StateDir = None, as_json: AsJson = False) -> 
         if t.role == "tool":
             text = f"{t.tool_name}({t.arguments or ''}) -> {t.result or ''}"
         console.print(f"[{t.role}] {text}", markup=False)
+
+
+async def _publish(settings: Settings, store: PostgresReviewStore, event: CaseReviewed) -> None:
+    """Give a verdict from the command line: published (acknowledged), then recorded."""
+    publisher = KafkaVerdicts(settings)
+    await publisher.start()
+    try:
+        await give(store, publisher.publish, event)
+    finally:
+        await publisher.stop()
 
 
 def _give(
@@ -178,12 +188,7 @@ def _give(
                 )  # fmt: skip
             except logic.InvalidVerdict as error:
                 raise typer.BadParameter(str(error)) from None
-            publisher = KafkaVerdicts(settings)
-            await publisher.start()
-            try:
-                await give(store, publisher.publish, event)
-            finally:
-                await publisher.stop()
+            await _publish(settings, store, event)
             return event.verdict_id
 
     verdict_id = asyncio.run(run())
@@ -244,12 +249,7 @@ def retire(
                 raise typer.BadParameter(str(error)) from None
             if event is None:
                 raise typer.BadParameter(f"no fixture {fixture_id}", param_hint="FIXTURE_ID")
-            publisher = KafkaVerdicts(settings)
-            await publisher.start()
-            try:
-                await give(store, publisher.publish, event)
-            finally:
-                await publisher.stop()
+            await _publish(settings, store, event)
             return event.verdict_id
 
     verdict_id = asyncio.run(run())

@@ -242,6 +242,19 @@ class Decision(StrEnum):
     REJECT = "reject"
 
 
+# The seven P.R.O.M.O.T.E. criteria, in the filter's order: the keys of every decision's
+# scores, for scoring, review and reports alike.
+CRITERIA = (
+    "patterned",
+    "risk_bearing",
+    "operationally_costly",
+    "missed_offline",
+    "observable",
+    "teachable",
+    "enduring",
+)
+
+
 class CriterionScore(Frozen):
     score: float = Field(ge=0.0, le=1.0)
     evidence: dict[str, Any] = Field(default_factory=dict)

@@ -27,15 +27,6 @@ from shared.events import (
 )
 from shared.features import root_span
 
-CRITERIA = (
-    "patterned",
-    "risk_bearing",
-    "operationally_costly",
-    "missed_offline",
-    "observable",
-    "teachable",
-    "enduring",
-)
 # A criterion "carries" a case in the filter when it scores at least this.
 CRITERION_FLOOR = 0.5
 FIXTURE_KINDS = (

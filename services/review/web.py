@@ -28,7 +28,7 @@ from starlette.staticfiles import StaticFiles
 from services.review import auth, logic
 from services.review.store import PostgresReviewStore, ReviewStore
 from services.review.verdicts import KafkaVerdicts, Publish, give, retirement
-from shared.events import Verdict
+from shared.events import CRITERIA, Verdict
 from shared.features import started_at
 from shared.trends import describe, trend
 
@@ -194,7 +194,7 @@ def create_app(review_key: str, deps: Deps, *, secure_cookies: bool = False) -> 
         criterion = q.get("criterion") or None
         return logic.Filters(
             agent=q.get("agent") or None,
-            criterion=criterion if criterion in logic.CRITERIA else None,
+            criterion=criterion if criterion in CRITERIA else None,
             min_age_days=_float(q.get("min_age")),
             max_age_days=_float(q.get("max_age")),
         )
@@ -220,7 +220,7 @@ def create_app(review_key: str, deps: Deps, *, secure_cookies: bool = False) -> 
             charts=charts,
             filters=filters,
             agents=sorted({c.agent for c in cases if c.agent}),
-            criteria=logic.CRITERIA,
+            criteria=CRITERIA,
             open_count=sum(len(g.cases) for g in groups),
             done=request.query_params.get("done"),
             verdicts=await store.verdicts(10),
@@ -245,7 +245,7 @@ def create_app(review_key: str, deps: Deps, *, secure_cookies: bool = False) -> 
             status=status,
             case=case,
             turns=logic.conversation(case.event.trace),
-            criteria=[(n, case.event.scores.get(n)) for n in logic.CRITERIA],
+            criteria=[(n, case.event.scores.get(n)) for n in CRITERIA],
             chart=logic.sparkline(await store.daily_occurrences(case.pattern_id, SERIES_DAYS, now)),
             trend=await pattern_trend(store, case),
             similar=await store.fixtures_of_agent(case.agent) if case.agent else [],

@@ -26,16 +26,6 @@ from shared.events import (
 from shared.features import is_complete, is_negative_feedback, root_span
 from shared.templating import template_message
 
-CRITERIA = (
-    "patterned",
-    "risk_bearing",
-    "operationally_costly",
-    "missed_offline",
-    "observable",
-    "teachable",
-    "enduring",
-)
-
 LABELS = {
     "patterned": "patterned",
     "risk_bearing": "risk-bearing",

@@ -30,7 +30,6 @@ from datetime import date
 
 from services.scoring.cost import operationally_costly
 from services.scoring.criteria import (
-    CRITERIA,
     LABELS,
     enduring,
     missed_offline,
@@ -42,6 +41,7 @@ from services.scoring.criteria import (
 from services.scoring.numbers import plural, rounded
 from services.scoring.policy import Gate, Policy
 from shared.events import (
+    CRITERIA,
     CriterionScore,
     Decision,
     StageStamp,
