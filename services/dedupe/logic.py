@@ -366,8 +366,21 @@ def index_keys(intent: Intent, words: int = INDEX_WORDS) -> tuple[int, ...]:
 
 def intent_sketch(trace: Trace, features: TraceFeatures) -> Intent:
     """Every user turn. The agent's answers are left out: on real runs a wrong answer
-    differs from run to run, and splits one lesson (measured in EVALUATION.md)."""
-    return intent_of(user_turns(trace) or [features.user_request])
+    differs from run to run, and splits one lesson (measured in EVALUATION.md).
+
+    An instrumentation that records no message content (some send it as log records, not
+    on spans) leaves no user turn: then whatever text the model calls and tools carry
+    stands in, so that such runs are not all merged into one pattern per bucket."""
+    intent = intent_of(user_turns(trace) or [features.user_request])
+    if intent:
+        return intent
+    spans = sorted(trace.spans, key=lambda s: (s.start_time, s.span_id))
+    return intent_of(
+        text
+        for s in spans
+        for text in (s.input, s.output, s.tool_name, s.tool_arguments)
+        if s.kind in (SpanKind.LLM, SpanKind.AGENT, SpanKind.TOOL)
+    )
 
 
 def content_sketch(trace: Trace, features: TraceFeatures) -> Sketch:

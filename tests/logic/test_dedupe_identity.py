@@ -391,3 +391,16 @@ async def test_sending_the_whole_corpus_twice_changes_no_pattern_count() -> None
     again = [(await store.record(o)).pattern_id for o in observed]
     assert again == first
     assert store.patterns == counts
+
+
+def test_runs_without_recorded_messages_are_told_apart_by_what_their_spans_carry() -> None:
+    def bare(trace_id: str, tools: tuple[str, ...]) -> Trace:
+        trace = a_trace("", "", tools, trace_id=trace_id)
+        spans = [s.model_copy(update={"input": None, "output": None}) for s in trace.spans]
+        return trace.model_copy(update={"spans": tuple(spans)})
+
+    lookup = obs(bare("a" * 32, ("lookup_order", "issue_refund")))
+    again = obs(bare("b" * 32, ("lookup_order", "issue_refund")))
+    other = obs(bare("c" * 32, ("search_flights", "book_seat")))
+    assert lookup.intent and lookup.intent == again.intent
+    assert intent_similarity(lookup.intent, other.intent) < INTENT_THRESHOLD
