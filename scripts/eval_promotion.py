@@ -157,8 +157,7 @@ async def upstream(trace: Trace, patterns: PatternStore) -> TraceRedacted | str:
     today = observation.seen_at.date()
     days = await patterns.days(recorded.pattern_id, observation.agent, today)
     pattern = dedupe.with_trend(await patterns.pattern(recorded.pattern_id), days, today)
-    rising = pattern.trend is not None and pattern.trend.rising
-    forward = dedupe.should_forward(recorded, pattern.covered_by_fixture, rising)
+    forward = dedupe.should_forward(recorded, pattern.covered_by_fixture, dedupe.is_rising(pattern))
     await patterns.mark_forwarded(trace.trace_id)
     if not forward:
         return DROPPED_DUPLICATE if recorded.already_forwarded else NOT_FORWARDED

@@ -52,8 +52,7 @@ async def on_normalized(msg: KafkaMessage, store: PatternStore = Context()) -> N
     today = observation.seen_at.date()
     days = await store.days(recorded.pattern_id, observation.agent, today)
     pattern = logic.with_trend(await store.pattern(recorded.pattern_id), days, today)
-    rising = pattern.trend is not None and pattern.trend.rising
-    if logic.should_forward(recorded, pattern.covered_by_fixture, rising):
+    if logic.should_forward(recorded, pattern.covered_by_fixture, logic.is_rising(pattern)):
         baseline = await store.baseline(observation.agent)
         reference, paths = await store.reference(observation)
         path_report = trajectory(event.trace, paths, reference)

@@ -138,6 +138,10 @@ def with_trend(pattern: PatternInfo, days: Sequence[DayCount], today: date) -> P
     return pattern.model_copy(update={"trend": trend(days, today)})
 
 
+def is_rising(pattern: PatternInfo) -> bool:
+    return pattern.trend is not None and pattern.trend.rising
+
+
 @dataclass(frozen=True)
 class Observation:
     trace_id: str
