@@ -487,23 +487,29 @@ def test_fuzzed_payloads_on_every_topic_and_the_receiver_never_stall_or_stop_a_s
                 payload = b"{" + b" " * (9 << 20) + b"}"
             else:
                 payload = mutate(rng.choice(bodies), rng, kind)
-            answer = client.post(
-                endpoints.ingest_http,
-                content=payload,
-                headers={
-                    "x-api-key": key,
-                    "content-type": rng.choice(
-                        ("application/json", "application/x-protobuf", "text/plain")
-                    ),
-                },
-            )
-            statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
+            headers = {
+                "x-api-key": key,
+                "content-type": rng.choice(
+                    ("application/json", "application/x-protobuf", "text/plain")
+                ),
+            }
+            try:
+                status = client.post(endpoints.ingest_http, content=payload, headers=headers)
+                code = status.status_code
+            except httpx.TransportError:
+                # The receiver answers 413 from the declared length and may close the
+                # connection before the client has written a body it will never read.
+                if kind != "over_body":
+                    raise
+                code = 0
+            statuses[code] = statuses.get(code, 0) + 1
     asyncio.run(send(bootstrap, batch))
     FIGURES["scenarios"]["fuzz"] = {
         "payloads_on_topics": sum(per_kind.values()) + len(oversize),
         "payloads_per_kind": per_kind,
         "oversize_valid_traces": len(oversize),
         "payloads_on_receiver": sum(statuses.values()),
+        # 0: the connection closed after the 413 of a body over the limit.
         "receiver_statuses": {str(k): v for k, v in sorted(statuses.items())},
     }
     assert not [s for s in statuses if s >= 500 and s != 503], statuses
