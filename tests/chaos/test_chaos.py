@@ -122,12 +122,33 @@ def load_pairs(tmp: Path, seed: int, real: bool) -> list[tuple[Any, str]]:
         runs = read_slice()
         if REAL is not None:
             runs = runs[:REAL]
-        for document, label in runs:
+        documents_ = [(document, label["trace_id"]) for document, label in runs]
+        if FULL:
+            documents_ += shared_corpora()
+        kind = type(pairs[0][0])
+        for document, trace_id in documents_:
             body = json.dumps(document).encode()
-            kind = type(pairs[0][0])
-            message = kind(label["trace_id"].encode(), body, "application/json")
-            pairs.append((message, label["trace_id"]))
+            pairs.append((kind(trace_id.encode(), body, "application/json"), trace_id))
     return pairs
+
+
+SHARED_CORPORA_RUNS = 120  # of each real corpus, at full scale
+
+
+def shared_corpora() -> list[tuple[dict[str, Any], str]]:
+    """At full scale: the first runs of both real corpora of ../shared/corpora (tau2-retail,
+    wiki-search), converted to OTLP with trace ids of their own; none when absent."""
+    from corpus.real.convert import SOURCE_DIRS, convert_corpus
+    from corpus.real.evaluation import DEFAULT_CORPORA
+
+    found: list[tuple[dict[str, Any], str]] = []
+    for corpus, folder in SOURCE_DIRS.items():
+        if not (DEFAULT_CORPORA / folder).is_dir():
+            continue
+        runs = convert_corpus(corpus, DEFAULT_CORPORA / folder, 1313, SHARED_CORPORA_RUNS)
+        found += [(run.document, run.trace_id) for run in runs]
+    FIGURES["shared_corpora_runs"] = len(found)
+    return found
 
 
 async def query(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
