@@ -98,7 +98,7 @@ async def test_a_stage_whose_database_is_down_at_start_waits_for_it_instead_of_e
         assert not starting.done(), "the stage is still waiting, not exited"
         proxy.up = True
         await asyncio.wait_for(starting, 60)
-        store = context.set_global.call_args.args[1]
+        store = dict(c.args for c in context.set_global.call_args_list)["store"]
         budget = await store.budget("t", "p", "v", NOW.date())
         assert budget.promoted_for_pattern == 0
         await store._pool.close()
