@@ -166,10 +166,12 @@ def spellings(value: str) -> set[str]:
 
 def found_in(value: str, text: str) -> str | None:
     """The first spelling of ``value`` found in ``text`` as a token of its own (not inside a
-    longer run of letters and digits: a hash, a timestamp, another number), or None."""
+    longer run of letters and digits: a hash, a timestamp, another number, the decimals of
+    a measured figure such as a z-score of -1.2588), or None."""
     for form in sorted(spellings(value), key=len, reverse=True):
         if form in text and re.search(
-            r"(?<![0-9A-Za-z])" + re.escape(form) + r"(?![0-9A-Za-z])", text
+            r"(?<![0-9A-Za-z])(?<![0-9]\.)" + re.escape(form) + r"(?![0-9A-Za-z])(?!\.[0-9])",
+            text,
         ):
             return form
     return None

@@ -208,3 +208,9 @@ def test_a_luhn_valid_card_length_number_after_a_card_word_is_a_card_whatever_it
     out = redact_text("card 3510123456789012 was declined; debit card 7000 1234 5678 9010")
     assert "3510123456789012" not in out and "7000 1234" not in out
     assert redact_text("order 3510123456789012 shipped") == "order 3510123456789012 shipped"
+
+
+def test_a_canary_counts_as_found_as_a_token_of_its_own_not_inside_a_decimal() -> None:
+    assert found_in("2588", 'evidence {"z": -1.2588, "ratio": 2588.5}') is None
+    assert found_in("2588", "moved to Wellington 2588.") == "2588"
+    assert found_in("2588", "id 125880") is None
