@@ -95,6 +95,17 @@ class PostgresFixtureStore:
                 draft.fixture_id,
                 draft.body_sha256,
             )
+            if same is None:
+                # A trace decided again after a redelivery (a stage killed between its
+                # publish and its commit) may carry another body, the pattern having grown
+                # in between: one trace sources at most one version of a fixture per policy.
+                same = await conn.fetchval(
+                    """SELECT min(version) FROM fixture_versions
+                       WHERE fixture_id = $1 AND source_trace_id = $2 AND policy_version = $3""",
+                    draft.fixture_id,
+                    event.trace_id,
+                    event.policy_version,
+                )
             if same is not None:
                 restored = await conn.fetchval(
                     """UPDATE fixtures SET status = 'active', current_version = $2,
@@ -408,13 +419,20 @@ class InMemoryFixtureStore:
         if self._superseded(event):
             return Written(draft.fixture_id, 0, created=False, superseded=True)
         fixture = self.fixtures.setdefault(draft.fixture_id, _StoredFixture(draft.pattern_id))
-        for number, stored in enumerate(fixture.versions, start=1):
-            if stored.body_sha256 == draft.body_sha256:
-                restored = fixture.status == "retired"
-                if restored:
-                    fixture.status, fixture.current = "active", number
-                    self._log("restored", draft.fixture_id, number, event)
-                return Written(draft.fixture_id, number, created=False, restored=restored)
+        same = [n for n, v in enumerate(fixture.versions, 1) if v.body_sha256 == draft.body_sha256]
+        # One trace sources at most one version of a fixture per policy (see the PG store).
+        same += [
+            n
+            for n, v in enumerate(fixture.versions, 1)
+            if (v.source_trace_id, v.policy_version) == (event.trace_id, event.policy_version)
+        ]
+        if same:
+            number = same[0]
+            restored = fixture.status == "retired"
+            if restored:
+                fixture.status, fixture.current = "active", number
+                self._log("restored", draft.fixture_id, number, event)
+            return Written(draft.fixture_id, number, created=False, restored=restored)
         fixture.versions.append(
             _StoredVersion(draft.body_sha256, draft.body, event.trace_id, event.policy_version)
         )

@@ -142,3 +142,22 @@ def test_the_in_memory_store_reverts_to_a_version_the_new_policy_still_promotes(
         assert fresh and all(fresh[f] == 3 for f in reverted if f in fresh)
 
     asyncio.run(scenario())
+
+
+def test_a_trace_decided_again_with_another_body_sources_no_second_version() -> None:
+    """A redelivered trace can be scored again after its pattern grew, so its promotion
+    carries another body: one trace sources at most one version of a fixture per policy."""
+
+    async def scenario() -> None:
+        store = InMemoryFixtureStore()
+        trace = refund_trace("a" * 32)
+        first = scored(trace, policy_version="p", at=at(1))
+        grown = first.model_copy(update={"reason": first.reason + " (pattern grew)"})
+        await _promote(store, first)
+        again = await _promote(store, grown)
+        assert all(not w.created for w in again), "no new version from the same trace"
+        assert {len(f.versions) for f in store.fixtures.values()} == {1}
+        other = scored(refund_trace("b" * 32, 999), policy_version="p", at=at(2))
+        assert any(w.created for w in await _promote(store, other)), "another trace versions"
+
+    asyncio.run(scenario())
