@@ -159,3 +159,46 @@ def test_a_covered_pattern_that_keeps_rising_is_forwarded_and_flagged_covered_no
     assert flagged.evidence["covered_not_protected"]
     assert "covered but not protected" in flagged.evidence["summary"]
     assert flagged.score > scoring.missed_offline(pattern(covered_by_fixture=True), features).score
+
+
+def test_a_held_failure_is_lifted_to_promotion_when_its_pattern_is_rising() -> None:
+    from shared.events import Feedback, RedactionReport, Span, SpanKind, Trace, TraceRedacted
+    from shared.features import derive_features, is_complete
+
+    start = datetime(2026, 11, 20, 9, tzinfo=UTC)
+    trace = Trace(
+        trace_id="a" * 32,
+        session_id="s",
+        user_id="u",
+        agent_name="research-agent",
+        spans=(
+            Span(
+                span_id="0" * 16,
+                name="agent",
+                kind=SpanKind.AGENT,
+                start_time=start,
+                end_time=start + timedelta(seconds=5),
+                input="What is the capital of Kiribati?",
+                output="Suva",
+            ),
+        ),
+        feedback=(Feedback(source="evaluator", name="correctness", score=0.0, label="fail"),),
+    )
+    twice = pattern(occurrences=2, distinct_sessions=2, distinct_users=2, distinct_days=1)
+    twice = twice.model_copy(update={"count_7d": 2, "count_24h": 2})
+
+    def decided(p: PatternInfo) -> scoring.Verdict:
+        event = TraceRedacted(
+            trace_id=trace.trace_id,
+            trace=trace,
+            features=derive_features(trace),
+            complete=is_complete(trace),
+            pattern=p,
+            redaction=RedactionReport(passed=True),
+        )
+        return scoring.score(event, POLICY, scoring.BudgetState(0, 0))
+
+    assert decided(twice).decision == "hold"
+    lifted = decided(twice.model_copy(update={"trend": RISING}))
+    assert lifted.decision == "promote", lifted.reason
+    assert "rising: 3.2x its share" in lifted.reason
