@@ -164,10 +164,21 @@ def spellings(value: str) -> set[str]:
     return {f for f in forms if len(f) >= 4}
 
 
+_STRUCTURED_NUMBER = re.compile(
+    r'(?<=":)\s*-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?'
+    r"|(?:^|(?<=\t))-?[0-9]+(?:\.[0-9]+)?(?=\t|$)",
+    re.MULTILINE,
+)
+
+
 def found_in(value: str, text: str) -> str | None:
     """The first spelling of ``value`` found in ``text`` as a token of its own (not inside a
     longer run of letters and digits: a hash, a timestamp, another number, the decimals of
     a measured figure such as a z-score of -1.2588), or None."""
+    if value.strip().isdigit():
+        # A bare number (a postcode) is only a leak where text can carry it: not as a
+        # measured value of a JSON member ("tokens": 1523) or a numeric column of a dump.
+        text = _STRUCTURED_NUMBER.sub(" ", text)
     for form in sorted(spellings(value), key=len, reverse=True):
         if form in text and re.search(
             r"(?<![0-9A-Za-z])(?<![0-9]\.)" + re.escape(form) + r"(?![0-9A-Za-z])(?!\.[0-9])",

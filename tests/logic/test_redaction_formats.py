@@ -214,3 +214,10 @@ def test_a_canary_counts_as_found_as_a_token_of_its_own_not_inside_a_decimal() -
     assert found_in("2588", 'evidence {"z": -1.2588, "ratio": 2588.5}') is None
     assert found_in("2588", "moved to Wellington 2588.") == "2588"
     assert found_in("2588", "id 125880") is None
+
+
+def test_a_bare_number_canary_is_no_leak_as_a_measured_json_value_or_a_dump_column() -> None:
+    assert found_in("1523", '{"total_tokens": {"value": 1523, "z": 0.4}}') is None
+    assert found_in("1523", "p3-x\tday\t1523\t7") is None
+    assert found_in("1523", '{"address": "Wellington, 1523"}') == "1523"
+    assert found_in("1523", '{"zip": "1523"}') == "1523"
