@@ -55,3 +55,14 @@ def glued(text: str, start: int, end: int, joiners: str = ".-") -> bool:
     if b and b in joiners and is_word(before(text, start - 1)):
         return True
     return bool(a and a in joiners and is_word(after(text, end + 1)))
+
+
+def luhn_ok(digits: str) -> bool:
+    """The Luhn checksum of cards and several national ids."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0

@@ -35,6 +35,7 @@ from services.redaction.base import (
     Detector,
     Finding,
     is_placeholder,
+    luhn_ok,
 )
 from services.redaction.base import after as _after
 from services.redaction.base import before as _before
@@ -103,16 +104,6 @@ _CARD = re.compile(r"\b[0-9](?:[ -]?[0-9]){11,18}\b", re.ASCII)
 _CARD_CONTEXT = re.compile(
     r"(?i)\b(?:card|credit|debit|maestro|visa|mastercard|cc)\b[^0-9\n]{0,20}$"
 )
-
-
-def luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
 
 
 def _card_brand_ok(d: str) -> bool:

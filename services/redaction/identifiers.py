@@ -33,17 +33,7 @@ from stdnum.pl import pesel
 from stdnum.se import personnummer
 from stdnum.us import rtn
 
-from services.redaction.base import Detector, Finding, glued
-
-
-def _luhn(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
+from services.redaction.base import Detector, Finding, glued, luhn_ok
 
 
 def _nric_ok(value: str) -> bool:
@@ -135,7 +125,7 @@ RULES: tuple[IdRule, ...] = (
     IdRule(
         "CA_SIN",
         _C(r"\b[0-9]{3}[ -][0-9]{3}[ -][0-9]{3}\b"),
-        lambda v: _luhn(_digits(v)),
+        lambda v: luhn_ok(_digits(v)),
         _ctx(r"sin|social insurance|nas|assurance sociale"),
         True,
     ),
