@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import GroupCoordinatorNotAvailableError, KafkaError, TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
@@ -88,6 +88,56 @@ def max_request_bytes(settings: Settings) -> int:
     return settings.kafka_max_message_bytes + FRAMING_BYTES
 
 
+def producer_options(settings: Settings) -> dict[str, Any]:
+    """The one producer configuration (README "Delivery guarantees"): idempotent with
+    acks=all, so a send is acknowledged only once the broker has the record and retries
+    cannot duplicate it; lingering a few milliseconds into large batches, because every
+    producer here hands over many records before awaiting their acknowledgements."""
+    return {
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": settings.kafka_linger_ms,
+        "max_batch_size": min(settings.kafka_batch_bytes, max_request_bytes(settings)),
+        "max_request_size": max_request_bytes(settings),
+    }
+
+
+def make_producer(settings: Settings, client_id: str, **overrides: Any) -> AIOKafkaProducer:
+    """A raw producer for the tools that publish outside a stage (send, replay, the
+    receiver, the review app), with the same settings as the stages' producers."""
+    options = {**producer_options(settings), **client_options(settings), **overrides}
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers(), client_id=client_id, **options
+    )
+
+
+def make_consumer(settings: Settings, *topic_names: str, **overrides: Any) -> AIOKafkaConsumer:
+    """A raw consumer outside any stage: manual commits, reading from the start, fetches
+    sized to the one size rule."""
+    options: dict[str, Any] = {
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "max_partition_fetch_bytes": max_request_bytes(settings),
+        **client_options(settings),
+        **overrides,
+    }
+    return AIOKafkaConsumer(*topic_names, bootstrap_servers=settings.bootstrap_servers(), **options)
+
+
+@contextlib.asynccontextmanager
+async def admin_client(
+    bootstrap: str, settings: Settings | None = None
+) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A started admin client, closed on the way out."""
+    options = client_options(settings) if settings is not None else process_client_options()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="promote-admin", **options)
+    await admin.start()
+    try:
+        yield admin
+    finally:
+        await admin.close()
+
+
 class WaitingKafkaBroker(KafkaBroker):
     """A broker whose start waits for Kafka instead of failing. A stage started (or
     restarted by its supervisor) while the broker is away or restarting would otherwise
@@ -111,17 +161,11 @@ class WaitingKafkaBroker(KafkaBroker):
 
 
 def make_broker(settings: Settings, client_id: str, logger: logging.Logger) -> KafkaBroker:
-    # Idempotent producer with acks=all: a publish returns only once the broker has the
-    # record, and retries cannot duplicate it; offsets are committed after that.
     return WaitingKafkaBroker(
         settings.bootstrap_servers(),
         client_id=client_id,
-        acks="all",
-        enable_idempotence=True,
         allow_auto_create_topics=False,
-        # Each stage awaits every publish before the next message: lingering only adds delay.
-        linger_ms=0,
-        max_request_size=max_request_bytes(settings),
+        **producer_options(settings),
         graceful_timeout=20.0,
         security=broker_security(settings),
         logger=logger,
@@ -134,11 +178,7 @@ def make_broker(settings: Settings, client_id: str, logger: logging.Logger) -> K
 async def ensure_topics(bootstrap: str, settings: Settings) -> list[str]:
     """Creates missing pipeline topics; returns the names it created. Never relies on
     broker auto-creation, so partition counts and retention are always what was asked."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, client_id="promote-admin", **client_options(settings)
-    )
-    await admin.start()
-    try:
+    async with admin_client(bootstrap, settings) as admin:
         existing = set(await admin.list_topics())
         wanted = []
         for spec in topics.topic_specs(settings.raw_retention_ms, settings.kept_retention_ms):
@@ -162,8 +202,6 @@ async def ensure_topics(bootstrap: str, settings: Settings) -> list[str]:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
         return [t.name for t in wanted]
-    finally:
-        await admin.close()
 
 
 def _single_node(bootstrap: str) -> bool:
@@ -175,37 +213,34 @@ async def groups_lag(
 ) -> dict[str, dict[str, int]]:
     """Records not yet committed, per consumer group and topic (a group that never
     committed counts everything from the earliest retained offset)."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, client_id="promote-admin", **process_client_options()
-    )
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        **process_client_options(),
-    )
-    await admin.start()
-    await consumer.start()
-    try:
-        all_tps = await partitions_of(admin, {n for names in wanted.values() for n in names})
-        flat = [tp for tps in all_tps.values() for tp in tps]
-        ends = await consumer.end_offsets(flat) if flat else {}
-        starts = await consumer.beginning_offsets(flat) if flat else {}
-        lags: dict[str, dict[str, int]] = {}
-        for group, names in wanted.items():
-            committed = await admin.list_consumer_group_offsets(group)
-            lags[group] = {}
-            for name in names:
-                total = 0
-                for tp in all_tps[name]:
-                    meta = committed.get(tp)
-                    position = meta.offset if meta is not None and meta.offset >= 0 else starts[tp]
-                    total += max(0, ends[tp] - position)
-                lags[group][name] = total
-        return lags
-    finally:
-        await consumer.stop()
-        await admin.close()
+    consumer = _reader(bootstrap)
+    async with admin_client(bootstrap) as admin:
+        await consumer.start()
+        try:
+            return await _lags(admin, consumer, wanted)
+        finally:
+            await consumer.stop()
+
+
+async def _lags(
+    admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, wanted: dict[str, tuple[str, ...]]
+) -> dict[str, dict[str, int]]:
+    all_tps = await partitions_of(admin, {n for names in wanted.values() for n in names})
+    flat = [tp for tps in all_tps.values() for tp in tps]
+    ends = await consumer.end_offsets(flat) if flat else {}
+    starts = await consumer.beginning_offsets(flat) if flat else {}
+    lags: dict[str, dict[str, int]] = {}
+    for group, names in wanted.items():
+        committed = await admin.list_consumer_group_offsets(group)
+        lags[group] = {}
+        for name in names:
+            total = 0
+            for tp in all_tps[name]:
+                meta = committed.get(tp)
+                position = meta.offset if meta is not None and meta.offset >= 0 else starts[tp]
+                total += max(0, ends[tp] - position)
+            lags[group][name] = total
+    return lags
 
 
 async def partitions_of(
@@ -230,22 +265,11 @@ async def group_lag(bootstrap: str, group: str, topic_names: Iterable[str]) -> d
 
 async def read_topic(bootstrap: str, topic: str) -> list[bytes]:
     """Everything currently retained in a topic, without joining any consumer group."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, client_id="promote-admin", **process_client_options()
-    )
-    await admin.start()
-    try:
+    async with admin_client(bootstrap) as admin:
         tps = (await partitions_of(admin, {topic}))[topic]
-    finally:
-        await admin.close()
     if not tps:
         return []
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        **process_client_options(),
-    )
+    consumer = _reader(bootstrap)
     await consumer.start()
     try:
         consumer.assign(tps)
@@ -266,19 +290,24 @@ async def read_topic(bootstrap: str, topic: str) -> list[bytes]:
 async def group_members(bootstrap: str, group: str) -> tuple[str, int]:
     """The consumer group's state ("Stable", "PreparingRebalance", "Empty", ...) and how
     many members it has."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, client_id="promote-admin", **process_client_options()
-    )
-    await admin.start()
-    try:
-        (response,) = await admin.describe_consumer_groups([group])
-    except GroupCoordinatorNotAvailableError:
-        # A fresh broker creates its offsets topic on the first group request.
-        return "CoordinatorNotAvailable", 0
-    finally:
-        await admin.close()
+    async with admin_client(bootstrap) as admin:
+        try:
+            (response,) = await admin.describe_consumer_groups([group])
+        except GroupCoordinatorNotAvailableError:
+            # A fresh broker creates its offsets topic on the first group request.
+            return "CoordinatorNotAvailable", 0
     described = response.to_object()["groups"][0]
     return described["state"], len(described["members"])
+
+
+def _reader(bootstrap: str) -> AIOKafkaConsumer:
+    """A consumer in no group, for offsets and reads by assignment."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **process_client_options(),
+    )
 
 
 def process_client_options() -> dict[str, Any]:

@@ -66,6 +66,14 @@ class Settings(BaseSettings):
     kafka_ssl_certfile: Path | None = None
     kafka_ssl_keyfile: Path | None = None
     kafka_ssl_check_hostname: bool = True
+    # One producer configuration for every producer the project creates (stages, receiver,
+    # `promote send`, replay, review): the stages publish a whole batch before awaiting its
+    # acknowledgements, so a few milliseconds of linger fill large record batches.
+    kafka_linger_ms: int = Field(default=5, ge=0, le=1000)
+    kafka_batch_bytes: int = Field(default=256 * 1024, ge=16 * 1024)
+    # Records a stage takes from one poll, and how long it waits for them.
+    stage_batch_records: int = Field(default=500, ge=1)
+    stage_batch_timeout_ms: int = Field(default=100, ge=1)
 
     # PostgreSQL timeouts: connecting, one command (client side), one statement (server
     # side), and a transaction left idle.
