@@ -35,7 +35,6 @@ from typing import Annotated, Any, Literal
 
 import typer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
@@ -50,15 +49,16 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from services.scoring import logic, replay_logic
+from services.scoring import replay_logic, step
 from services.scoring.policy import Policy, PolicyError, load_policy
 from services.scoring.replay_logic import DecisionSummary, ReplayDiff
 from services.scoring.store import BudgetStore, InMemoryBudgetStore, PostgresBudgetStore
 from shared import __version__, topics
 from shared.db import connect_pool, migrate
 from shared.events import Decision, TraceRedacted
-from shared.kafka import group_lag, partitions_of, read_topic
+from shared.kafka import admin_client, group_lag, make_producer, partitions_of, read_topic
 from shared.kafka import process_client_options as kafka_options
+from shared.settings import get_settings
 from shared.stage import now, stamp, to_bytes
 
 console = Console()
@@ -136,14 +136,8 @@ async def _start_offsets(
         wanted = {tp: found[tp].offset if found.get(tp) else ends[tp] for tp in tps}
     else:
         # Read through the admin client, which commits nothing: a dry run may look too.
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=bootstrap, client_id="promote-replay", **kafka_options()
-        )
-        await admin.start()
-        try:
+        async with admin_client(bootstrap) as admin:
             committed = await admin.list_consumer_group_offsets(group)
-        finally:
-            await admin.close()
         wanted = {}
         for tp in tps:
             meta = committed.get(tp)
@@ -167,14 +161,8 @@ async def run_replay(
     group = replay_group(policy.version)
     before = await current_decisions(bootstrap)
 
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, client_id="promote-replay", **kafka_options()
-    )
-    await admin.start()
-    try:
+    async with admin_client(bootstrap) as admin:
         tps = (await partitions_of(admin, {topics.REDACTED}))[topics.REDACTED]
-    finally:
-        await admin.close()
 
     after: dict[str, DecisionSummary] = {}
     result = ReplayResult(diff=replay_logic.diff({}, {}, policy.version))
@@ -203,14 +191,7 @@ async def run_replay(
         cleanup.push_async_callback(consumer.stop)
         producer = None
         if not dry_run:
-            producer = AIOKafkaProducer(
-                bootstrap_servers=bootstrap,
-                client_id="promote-replay",
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=5,
-                **kafka_options(),
-            )
+            producer = make_producer(get_settings(), "promote-replay", bootstrap_servers=bootstrap)
             await producer.start()
             cleanup.push_async_callback(producer.stop)
 
@@ -232,12 +213,9 @@ async def run_replay(
                     f" in {timeout_s:.0f}s"
                 )
             batch = await consumer.getmany(*remaining, timeout_ms=FETCH_TIMEOUT_MS)
-            acks: list[asyncio.Future[Any]] = []
-            for tp, records in batch.items():
-                for record in records:
-                    if record.offset >= ends[tp]:
-                        break  # arrived after the replay started: not part of it
-                    acks += await _replay_one(record, policy, store, producer, result, after)
+            # Records that arrived after the replay started are not part of it.
+            records = [r for tp, rs in batch.items() for r in rs if r.offset < ends[tp]]
+            acks = await _replay_batch(records, policy, store, producer, result, after)
             if acks:
                 await asyncio.gather(*acks)
             for tp in list(remaining):
@@ -253,45 +231,46 @@ async def run_replay(
     return result
 
 
-async def _replay_one(
-    record: Any,
+async def _replay_batch(
+    records: list[Any],
     policy: Policy,
     store: BudgetStore,
     producer: AIOKafkaProducer | None,
     result: ReplayResult,
     after: dict[str, DecisionSummary],
 ) -> list[asyncio.Future[Any]]:
-    try:
-        event = TraceRedacted.model_validate_json(record.value)
-    except (ValidationError, ValueError, TypeError) as error:
-        # The scoring stage dead-lettered it when it first came; a replay only reports it.
-        result.skipped.append(
-            f"{record.topic}[{record.partition}]@{record.offset}: {type(error).__name__}"
-        )
+    """The scoring stage's own step over one fetched batch, then its outputs handed over."""
+    events = []
+    for record in records:
+        try:
+            events.append(TraceRedacted.model_validate_json(record.value))
+        except (ValidationError, ValueError, TypeError) as error:
+            # The scoring stage dead-lettered it when it first came; a replay only reports it.
+            result.skipped.append(
+                f"{record.topic}[{record.partition}]@{record.offset}: {type(error).__name__}"
+            )
+    if not events:
         return []
-    day = logic.budget_day(event)
-    pattern_id = event.pattern.pattern_id
-    budget = await store.budget(
-        event.trace_id, pattern_id, policy.version, day, count_today=policy.budgets.counts_days
+    decided = await step.decide(
+        events, policy, store, None, stamp(REPLAY_STAGE, __version__, now())
     )
-    out = logic.scored_event(event, policy, budget, stamp(REPLAY_STAGE, __version__, now()))
-    result.replayed += 1
-    after[event.trace_id] = replay_logic.summary_of_event(out)
+    # Recorded before publishing: a crash in between re-decides alike (the batch's own
+    # traces are left out of its budget facts).
+    await store.record_promotions(step.promotions(decided, policy))
+    result.replayed += len(decided)
+    after.update((e.trace_id, replay_logic.summary_of_event(e)) for e in decided)
     sends: list[asyncio.Future[Any]] = []
-    promote = out.decision == Decision.PROMOTE
-    if promote:
-        # Recorded before publishing, as the stage does: a crash in between re-decides alike.
-        await store.record_promotion(event.trace_id, pattern_id, policy.version, day)
     if producer is None:
         return sends
-    body, key = to_bytes(out), pattern_id.encode()
     # Marked as a replay's: the fixture writer withdraws promotions only on a replay's word.
     headers = [(topics.DECIDED_BY_HEADER, REPLAY_STAGE.encode())]
-    if promote:
-        sends.append(await producer.send(topics.PROMOTED, body, key=key, headers=headers))
-        result.promotions_published += 1
-    sends.append(await producer.send(topics.SCORED, body, key=key, headers=headers))
-    result.published += 1
+    for out in decided:
+        body, key = to_bytes(out), out.pattern.pattern_id.encode()
+        if out.decision == Decision.PROMOTE:
+            sends.append(await producer.send(topics.PROMOTED, body, key=key, headers=headers))
+            result.promotions_published += 1
+        sends.append(await producer.send(topics.SCORED, body, key=key, headers=headers))
+        result.published += 1
     return sends
 
 

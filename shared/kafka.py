@@ -105,23 +105,28 @@ def producer_options(settings: Settings) -> dict[str, Any]:
 def make_producer(settings: Settings, client_id: str, **overrides: Any) -> AIOKafkaProducer:
     """A raw producer for the tools that publish outside a stage (send, replay, the
     receiver, the review app), with the same settings as the stages' producers."""
-    options = {**producer_options(settings), **client_options(settings), **overrides}
-    return AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers(), client_id=client_id, **options
-    )
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers(),
+        "client_id": client_id,
+        **producer_options(settings),
+        **client_options(settings),
+        **overrides,
+    }
+    return AIOKafkaProducer(**options)
 
 
 def make_consumer(settings: Settings, *topic_names: str, **overrides: Any) -> AIOKafkaConsumer:
     """A raw consumer outside any stage: manual commits, reading from the start, fetches
     sized to the one size rule."""
     options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers(),
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "max_partition_fetch_bytes": max_request_bytes(settings),
         **client_options(settings),
         **overrides,
     }
-    return AIOKafkaConsumer(*topic_names, bootstrap_servers=settings.bootstrap_servers(), **options)
+    return AIOKafkaConsumer(*topic_names, **options)
 
 
 @contextlib.asynccontextmanager

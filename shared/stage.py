@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import structlog
+from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -26,10 +27,7 @@ from pydantic import BaseModel, ValidationError
 from shared import events, ops, topics
 from shared.errors import is_transient, transient_retrying
 from shared.events import DeadLettered, StageStamp
-
-# How long one message is retried in place before it is released (nacked) and re-read:
-# well under the consumer's max poll interval (300 s), so the member stays in its group.
-TRANSIENT_RETRY_WINDOW_S = 60.0
+from shared.kernel import TRANSIENT_RETRY_WINDOW_S
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -79,8 +77,37 @@ class Stage:
             **options,
         )
 
+    def batch_subscriber(self, topic: str, *, purpose: str = "", **options: Any) -> Any:
+        """The same subscription, consumed a batch at a time (shared/kernel.py): offsets
+        are committed once the whole batch's outputs are acknowledged; on a failure the
+        batch's partitions are rewound to its first record."""
+        from shared.settings import get_settings
+
+        settings = get_settings()
+        return self.subscriber(
+            topic,
+            purpose=purpose,
+            batch=True,
+            max_records=settings.stage_batch_records,
+            batch_timeout_ms=settings.stage_batch_timeout_ms,
+            **options,
+        )
+
     def stamp(self) -> StageStamp:
         return stamp(self.name, self.version, now())
+
+    async def dead_letter_record(
+        self, record: ConsumerRecord[bytes, bytes], error: BaseException
+    ) -> DeadLettered:
+        body = record.value or b""
+        return await self.dead_letter_body(
+            body,
+            error,
+            trace_id=trace_id_hint(body, record.key, record.topic),
+            source_topic=record.topic,
+            source_partition=record.partition,
+            source_offset=record.offset,
+        )
 
     async def dead_letter(
         self, msg: KafkaMessage, error: BaseException, trace_id: str | None = None
@@ -253,18 +280,23 @@ def safe_error_message(error: BaseException) -> str:
 
 
 def _trace_id_of(msg: KafkaMessage) -> str | None:
+    body = msg.body if isinstance(msg.body, bytes) else bytes(msg.body)
+    record = msg.raw_message
+    return trace_id_hint(body, getattr(record, "key", None), getattr(record, "topic", None))
+
+
+def trace_id_hint(body: bytes, key: bytes | None, topic: str | None) -> str | None:
     """Best effort, on the failure path only: the body's trace_id if it is a JSON object
     that has one, else the key of topics keyed by trace id."""
     try:
-        value = json.loads(msg.body)
+        value = json.loads(body)
         if isinstance(value, dict) and isinstance(value.get("trace_id"), str):
             return id_shaped(value["trace_id"])
     except (ValueError, TypeError, RecursionError, MemoryError):
         # RecursionError: deeply nested JSON. Raised here, inside the dead-letter branch,
         # it would escape the guard and the message would be nacked and re-read forever.
         pass
-    key = getattr(msg.raw_message, "key", None)
-    if getattr(msg.raw_message, "topic", None) == topics.RAW and isinstance(key, bytes):
+    if topic == topics.RAW and isinstance(key, bytes):
         return id_shaped(key.decode(errors="replace"))
     return None
 

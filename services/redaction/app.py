@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from faststream import FastStream
 from faststream.kafka.annotations import KafkaMessage
 
 from services.redaction.logic import RedactionFailed, redact_trace
 from shared import __version__, topics
-from shared.events import TraceDeduped, TraceRedacted, advance
+from shared.events import StageStamp, TraceDeduped, TraceRedacted, advance
 from shared.features import derive_features
 from shared.kafka import make_broker
+from shared.kernel import Item, Outbox, process
 from shared.log import configure_logging
 from shared.ops import count_redactions, instrument
 from shared.settings import get_settings
-from shared.stage import Stage, parse, to_bytes
+from shared.stage import Stage, to_bytes
 
 # A trace that takes longer than this to redact is refused, not waited for.
 REDACTION_TIMEOUT_S = 10.0
@@ -29,24 +31,40 @@ instrument(app, broker, stage.name, database=False)
 redacted = broker.publisher(topics.REDACTED)
 
 
-@stage.subscriber(topics.DEDUPED)
-@stage.guarded
+@stage.batch_subscriber(topics.DEDUPED)
 async def on_deduped(msg: KafkaMessage) -> None:
-    event = parse(TraceDeduped, msg)
+    await process(stage, msg, TraceDeduped, redact_batch)
+
+
+async def redact_batch(items: Sequence[Item[TraceDeduped]], out: Outbox) -> None:
+    # Redaction is CPU work: the whole batch runs in a worker thread so the event loop
+    # keeps the consumer's heartbeats going. A batch that overruns is refused, and the
+    # kernel then retries its traces one by one, each with the single-trace allowance.
     try:
-        clean, report = await asyncio.wait_for(
-            asyncio.to_thread(redact_trace, event.trace), REDACTION_TIMEOUT_S
+        cleaned = await asyncio.wait_for(
+            asyncio.to_thread(redacted_events, [i.event for i in items], stage.stamp()),
+            REDACTION_TIMEOUT_S * len(items),
         )
     except TimeoutError as exc:
         # Not transient: the same trace would time out again. Fail closed.
         raise RedactionFailed("timeout") from exc
-    out = advance(
-        event,
-        TraceRedacted,
-        stage.stamp(),
-        trace=clean,
-        features=derive_features(clean),
-        redaction=report,
-    )
-    await redacted.publish(to_bytes(out), key=event.pattern.pattern_id.encode())
-    count_redactions(report.counts)
+    for event in cleaned:
+        out.publish(redacted, to_bytes(event), key=event.pattern.pattern_id.encode())
+        count_redactions(event.redaction.counts)
+
+
+def redacted_events(events: list[TraceDeduped], stamp: StageStamp) -> list[TraceRedacted]:
+    results = []
+    for event in events:
+        clean, report = redact_trace(event.trace)
+        results.append(
+            advance(
+                event,
+                TraceRedacted,
+                stamp,
+                trace=clean,
+                features=derive_features(clean),
+                redaction=report,
+            )
+        )
+    return results

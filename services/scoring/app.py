@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from faststream import Context, ContextRepo, FastStream
 from faststream.kafka.annotations import KafkaMessage
 
-from services.scoring import logic
+from services.scoring import step
 from services.scoring.policy import DEFAULT_POLICY_PATH, load_policy
 from services.scoring.store import BudgetStore, PostgresBudgetStore
-from services.scoring.verdicts import (
-    PostgresVerdictStore,
-    VerdictStore,
-    follow_verdict,
-    pattern_verdict,
-)
+from services.scoring.verdicts import PostgresVerdictStore, VerdictStore, pattern_verdict
 from shared import __version__, topics
 from shared.db import open_store_pool
-from shared.events import CaseReviewed, Decision, TraceRedacted, Verdict
+from shared.events import CaseReviewed, Decision, TraceRedacted, TraceScored, Verdict
 from shared.kafka import make_broker
+from shared.kernel import Item, Outbox, process
 from shared.log import configure_logging
-from shared.ops import decided, instrument
+from shared.ops import decided as decided_metric
+from shared.ops import instrument
 from shared.retention import retention
 from shared.settings import get_settings
 from shared.stage import Stage, parse, to_bytes
@@ -51,35 +48,38 @@ app = FastStream(broker, logger=logger, lifespan=lifespan)
 instrument(app, broker, stage.name, database=True)
 
 
-@stage.subscriber(topics.REDACTED)
-@stage.guarded
+@stage.batch_subscriber(topics.REDACTED)
 async def on_redacted(
     msg: KafkaMessage,
     store: BudgetStore = Context(),
     # Absent only where a test wires the budget store alone: then no verdict is known.
     verdicts: VerdictStore | None = Context(default=None),
 ) -> None:
-    event = parse(TraceRedacted, msg)
-    day = logic.budget_day(event)
-    pattern_id = event.pattern.pattern_id
-    budget = await store.budget(
-        event.trace_id, pattern_id, policy.version, day, count_today=policy.budgets.counts_days
-    )
-    out = follow_verdict(
-        logic.scored_event(event, policy, budget, stage.stamp()),
-        await verdicts.verdict(pattern_id) if verdicts is not None else None,
-    )
-    body, key = to_bytes(out), pattern_id.encode()
+    async def score(items: Sequence[Item[TraceRedacted]], out: Outbox) -> None:
+        decided = await step.decide(
+            [i.event for i in items], policy, store, verdicts, stage.stamp()
+        )
+        await publish_decisions(decided, store, out)
+
+    await process(stage, msg, TraceRedacted, score)
+
+
+async def publish_decisions(decided: list[TraceScored], store: BudgetStore, out: Outbox) -> None:
     headers = {topics.DECIDED_BY_HEADER: stage.name}
-    if out.decision == Decision.PROMOTE:
-        # Published, then recorded: a publish that fails spends no slot of the pattern's
-        # budget. A crash in between re-reads the trace; its budget query excludes the
-        # trace itself, so it re-decides the same way and the fixture writer absorbs the
-        # second copy (idempotent by trace and fixture).
-        await promoted.publish(body, key=key, headers=headers)
-        await store.record_promotion(event.trace_id, pattern_id, policy.version, day)
-    await scored.publish(body, key=key, headers=headers)
-    decided(out.decision.value, out.scores, policy.weights.as_dict())
+    for event in decided:
+        if event.decision == Decision.PROMOTE:
+            out.publish(
+                promoted, to_bytes(event), key=event.pattern.pattern_id.encode(), headers=headers
+            )
+    # Published, then recorded: a publish that fails spends no slot of the pattern's
+    # budget. A crash in between re-reads the batch; its budget facts exclude the batch's
+    # own traces, so it re-decides the same way and the fixture writer absorbs the second
+    # copy (idempotent by trace and fixture).
+    await out.flush()
+    await store.record_promotions(step.promotions(decided, policy))
+    for event in decided:
+        out.publish(scored, to_bytes(event), key=event.pattern.pattern_id.encode(), headers=headers)
+        decided_metric(event.decision.value, event.scores, policy.weights.as_dict())
 
 
 @stage.subscriber(topics.REVIEWED, purpose=topics.REVIEWS)

@@ -25,6 +25,7 @@ The decision, in order:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -56,6 +57,14 @@ from shared.features import started_at
 class BudgetState:
     promoted_for_pattern: int
     promoted_today: int
+
+
+@dataclass(frozen=True)
+class BudgetFacts:
+    """Promotions other traces have spent, for a batch's patterns and days."""
+
+    for_pattern: Mapping[str, int]
+    on_day: Mapping[date, int]
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ traces.reviewed, or a redelivery, leaves the same state; a later verdict replace
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -45,6 +46,7 @@ def follow_verdict(out: TraceScored, verdict: PatternVerdict | None) -> TraceSco
 
 class VerdictStore(Protocol):
     async def verdict(self, pattern_id: str) -> PatternVerdict | None: ...
+    async def verdicts(self, pattern_ids: Collection[str]) -> dict[str, PatternVerdict]: ...
     async def record(self, verdict: PatternVerdict) -> None: ...
 
 
@@ -53,19 +55,24 @@ class PostgresVerdictStore:
         self._pool = pool
 
     async def verdict(self, pattern_id: str) -> PatternVerdict | None:
-        row = await self._pool.fetchrow(
-            "SELECT * FROM scoring_pattern_verdicts WHERE pattern_id = $1", pattern_id
+        return (await self.verdicts([pattern_id])).get(pattern_id)
+
+    async def verdicts(self, pattern_ids: Collection[str]) -> dict[str, PatternVerdict]:
+        rows = await self._pool.fetch(
+            "SELECT * FROM scoring_pattern_verdicts WHERE pattern_id = ANY($1::text[])",
+            list(pattern_ids),
         )
-        if row is None:
-            return None
-        return PatternVerdict(
-            row["pattern_id"],
-            Verdict(row["verdict"]),
-            row["verdict_id"],
-            row["reviewer"],
-            row["reason"],
-            row["at"],
-        )
+        return {
+            r["pattern_id"]: PatternVerdict(
+                r["pattern_id"],
+                Verdict(r["verdict"]),
+                r["verdict_id"],
+                r["reviewer"],
+                r["reason"],
+                r["at"],
+            )
+            for r in rows
+        }
 
     async def record(self, verdict: PatternVerdict) -> None:
         await self._pool.execute(
@@ -91,6 +98,9 @@ class MemoryVerdictStore:
 
     async def verdict(self, pattern_id: str) -> PatternVerdict | None:
         return self.latest.get(pattern_id)
+
+    async def verdicts(self, pattern_ids: Collection[str]) -> dict[str, PatternVerdict]:
+        return {p: self.latest[p] for p in pattern_ids if p in self.latest}
 
     async def record(self, verdict: PatternVerdict) -> None:
         known = self.latest.get(verdict.pattern_id)

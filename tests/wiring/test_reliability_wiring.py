@@ -102,7 +102,7 @@ async def test_scoring_spends_no_budget_slot_when_the_promotion_cannot_be_publis
     from services.scoring.store import InMemoryBudgetStore
 
     promoted = scored(refund_trace())
-    monkeypatch.setattr(scoring.logic, "scored_event", lambda *a, **k: promoted)
+    monkeypatch.setattr(scoring.step.logic, "scored_event", lambda *a, **k: promoted)
     store = InMemoryBudgetStore()
     async with TestKafkaBroker(scoring.broker) as broker:
         broker.context.set_global("store", store)
@@ -115,7 +115,7 @@ async def test_scoring_spends_no_budget_slot_when_the_promotion_cannot_be_publis
         assert store.promotions == {}, "a promotion that was never published holds no slot"
 
         monkeypatch.undo()
-        monkeypatch.setattr(scoring.logic, "scored_event", lambda *a, **k: promoted)
+        monkeypatch.setattr(scoring.step.logic, "scored_event", lambda *a, **k: promoted)
         await broker.publish(redacted_bytes(), topics.REDACTED)
         assert list(store.promotions) == [(promoted.trace_id, scoring.policy.version)]
 

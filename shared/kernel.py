@@ -1,0 +1,148 @@
+"""The batched stage kernel: every stage consumes, decides and publishes a batch at a time.
+
+One poll returns up to ``stage_batch_records`` records, in partition order. The kernel
+parses each (a record that does not parse is dead-lettered on its own), hands the parsed
+batch to the stage's step, sends every output the step queued without awaiting each, then
+awaits all acknowledgements; only then does FastStream commit the batch's offsets.
+
+Failures keep the per-record guarantees of the README:
+- transient (broker or database away): the batch is retried in place with backoff; past
+  the window it is released, nothing is committed, and the batch is read again;
+- permanent: the step is run again record by record, so only the poison record becomes a
+  dead letter and the rest of the batch goes on; a dead letter is published before the
+  offsets move past it.
+A step must therefore be idempotent per record, which every stage's store already is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from aiokafka import ConsumerRecord
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import BaseModel
+
+from shared import ops
+from shared.errors import is_transient, transient_retrying
+
+if TYPE_CHECKING:
+    from shared.stage import Stage
+
+M = TypeVar("M", bound=BaseModel)
+
+# How long one batch is retried in place before it is released and re-read: well under the
+# consumer's max poll interval (300 s), so the member stays in its group.
+TRANSIENT_RETRY_WINDOW_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Item(Generic[M]):
+    """One parsed record of a batch."""
+
+    event: M
+    record: ConsumerRecord[bytes, bytes]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return headers_of(self.record)
+
+
+class Outbox:
+    """The outputs of one step: queued while the step decides, then handed to the producer
+    all at once and acknowledged together. A step whose order matters (publish, then
+    record) calls ``flush`` itself in between."""
+
+    def __init__(self) -> None:
+        self._queued: list[tuple[Any, bytes, bytes | None, dict[str, str] | None]] = []
+
+    def publish(
+        self,
+        publisher: Any,
+        body: bytes,
+        *,
+        key: bytes | None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self._queued.append((publisher, body, key, headers))
+
+    def __len__(self) -> int:
+        return len(self._queued)
+
+    async def flush(self) -> None:
+        """Hands every queued record to the producer (which batches them per partition),
+        then awaits every acknowledgement; the first failure is raised after all settle."""
+        queued, self._queued = self._queued, []
+        deliveries = []
+        for publisher, body, key, headers in queued:
+            delivery = await publisher.publish(body, key=key, headers=headers, no_confirm=True)
+            if delivery is not None:  # the in-memory test broker delivers synchronously
+                deliveries.append(delivery)
+        results = await asyncio.gather(*deliveries, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+
+Step = Callable[[Sequence[Item[M]], Outbox], Awaitable[None]]
+
+
+def records_of(msg: KafkaMessage) -> list[ConsumerRecord[bytes, bytes]]:
+    raw = msg.raw_message
+    return list(raw) if isinstance(raw, list | tuple) else [raw]
+
+
+def headers_of(record: ConsumerRecord[bytes, bytes]) -> dict[str, str]:
+    return {k: (v or b"").decode(errors="replace") for k, v in (record.headers or ())}
+
+
+async def process(
+    stage: Stage,
+    msg: KafkaMessage,
+    model: type[M],
+    step: Step[M],
+    *,
+    wanted: Callable[[ConsumerRecord[bytes, bytes]], bool] | None = None,
+) -> None:
+    """Parses the batch in ``msg``, runs ``step`` over it and delivers its outputs."""
+    records = records_of(msg)
+    ops.BATCH_SIZE.labels(stage.name, "consume").observe(len(records))
+    items: list[Item[M]] = []
+    for record in records:
+        if wanted is not None and not wanted(record):
+            continue
+        try:
+            items.append(Item(model.model_validate_json(record.value or b""), record))
+        except Exception as error:  # a record that does not parse is poison for ever
+            await stage.dead_letter_record(record, error)
+    if items:
+        await _run(stage, items, step)
+
+
+async def _run(stage: Stage, items: Sequence[Item[M]], step: Step[M]) -> None:
+    try:
+        async for attempt in transient_retrying(stage.name, max_delay_s=TRANSIENT_RETRY_WINDOW_S):
+            with attempt:
+                outbox = Outbox()
+                await step(items, outbox)
+                await outbox.flush()
+    except Exception as error:
+        if is_transient(error):
+            stage.log.warning(
+                "transient_failure_released",
+                error_class=type(error).__name__,
+                records=len(items),
+            )
+            raise
+        if len(items) == 1:
+            # Permanent for this record: a dead letter, then its offset may be committed.
+            # A dead letter that cannot be published (transient) releases the batch.
+            await stage.dead_letter_record(items[0].record, error)
+            return
+        # One record of the batch is poison: find it by running them one at a time (each
+        # step is idempotent per record, so what the failed batch did is done again).
+        stage.log.info("batch_isolating", error_class=type(error).__name__, records=len(items))
+        for item in items:
+            await _run(stage, [item], step)
