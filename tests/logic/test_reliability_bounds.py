@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from services.ingest.assembly import merge
-from services.ingest.decode import _merge
+from services.ingest.fragments import merge_fragments
 from shared.events import Feedback, Span, SpanKind, Trace
 from shared.templating import template_message
 
@@ -33,7 +33,7 @@ def test_merging_fragments_with_many_feedback_items_takes_linear_time() -> None:
     b = a.model_copy(update={"feedback": feedback(20_000)[::-1]})
     started = time.process_time()
     merged = merge(a, b)
-    decoded = _merge([a, b, b])
+    decoded = merge_fragments([a, b, b])
     elapsed = time.process_time() - started
     assert len(merged.feedback) == 20_000
     assert len(decoded.feedback) == 20_000

@@ -1,0 +1,178 @@
+"""JSON payloads: one document, a JSON list, or JSONL; each OTLP JSON or a native Trace."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from services.ingest.fragments import merge_by_trace_id
+from services.ingest.invalid_payload import InvalidPayload, describe_validation
+from services.ingest.otlp import decode_otlp_json
+from shared.events import Trace
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+# A JSON string (escapes included), an opening bracket, a closing bracket, or a lone quote. The
+# lone-quote alternative keeps the depth scan linear on unterminated strings: a failed string
+# match is tried once, then the scan stops (see _check_json_depth).
+_JSON_DEPTH_TOKEN_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|([\[{])|([\]}])|(")', re.S)
+
+
+class _NonFiniteNumber(ValueError):
+    pass
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NonFiniteNumber(f"number out of range: {text[:20]}")
+    return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise _NonFiniteNumber(f"{name} is not valid JSON")
+
+
+def _loads(text: str) -> Any:
+    return json.loads(text, parse_float=_finite_float, parse_constant=_reject_constant)
+
+
+def _check_json_depth(text: str, max_depth: int) -> None:
+    # json.loads recurses once per nesting level; scan bracket depth first so hostile nesting
+    # is refused before the parser (or pydantic, or protobuf) recurses into it.
+    depth = 0
+    for match in _JSON_DEPTH_TOKEN_RE.finditer(text):
+        group = match.lastindex
+        if group == 1:
+            depth += 1
+            if depth > max_depth:
+                raise InvalidPayload("too_deep", f"JSON nests deeper than {max_depth} levels")
+        elif group == 2:
+            depth -= 1
+        elif group == 3:
+            # An unterminated string: the JSON is invalid and json.loads will say where.
+            return
+
+
+def decode_json(data: bytes, max_depth: int) -> list[Trace]:
+    data = data.removeprefix(_UTF8_BOM)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidPayload("not_utf8", f"byte {exc.start} is not valid UTF-8") from None
+    if not text.strip():
+        raise InvalidPayload("invalid_json", "empty payload")
+    _check_json_depth(text, max_depth)
+    documents: list[Any]
+    try:
+        documents = [_loads(text)]
+    except json.JSONDecodeError as exc:
+        if exc.msg != "Extra data":
+            raise InvalidPayload("invalid_json", _json_error(exc)) from None
+        documents = _loads_lines(text)
+    except RecursionError:
+        raise InvalidPayload("too_deep", "JSON nests too deeply to parse") from None
+    except ValueError as exc:
+        raise InvalidPayload("invalid_json", _value_error(exc)) from None
+    if len(documents) == 1 and isinstance(documents[0], list):
+        documents = documents[0]
+    traces: list[Trace] = []
+    for document in documents:
+        traces.extend(_from_json_document(document, max_depth))
+    return merge_by_trace_id(traces)
+
+
+def _loads_lines(text: str) -> list[Any]:
+    # Split on "\n" only: str.splitlines() also splits on U+2028 and friends, which JSON
+    # allows raw inside strings.
+    documents = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            documents.append(_loads(line))
+        except json.JSONDecodeError as exc:
+            raise InvalidPayload("invalid_json", f"line {number}: {_json_error(exc)}") from None
+        except RecursionError:
+            raise InvalidPayload("too_deep", f"line {number} nests too deeply") from None
+        except ValueError as exc:
+            raise InvalidPayload("invalid_json", f"line {number}: {_value_error(exc)}") from None
+    return documents
+
+
+def _json_error(exc: json.JSONDecodeError) -> str:
+    return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+
+
+def _value_error(exc: ValueError) -> str:
+    if isinstance(exc, _NonFiniteNumber):
+        return str(exc)
+    return "a number is out of range"
+
+
+def _from_json_document(document: Any, max_depth: int) -> list[Trace]:
+    if not isinstance(document, dict):
+        raise InvalidPayload(
+            "schema", f"expected a JSON object (a trace), got {_json_type(document)}"
+        )
+    if "resourceSpans" in document or "resource_spans" in document:
+        return decode_otlp_json(document, max_depth)
+    return [_native_trace(document)]
+
+
+def _json_type(value: Any) -> str:
+    match value:
+        case None:
+            return "null"
+        case bool():
+            return "a boolean"
+        case int() | float():
+            return "a number"
+        case str():
+            return "a string"
+        case list():
+            return "a list"
+        case _:
+            return type(value).__name__
+
+
+def _native_trace(document: dict[str, Any]) -> Trace:
+    trace_id = document.get("trace_id")
+    if trace_id is None or trace_id == "":
+        raise InvalidPayload("missing_trace_id", "native trace has no trace_id")
+    try:
+        trace = Trace.model_validate(document)
+    except ValidationError as exc:
+        raise InvalidPayload("schema", describe_validation(exc)) from None
+    except RecursionError:
+        raise InvalidPayload("too_deep", "native trace nests too deeply") from None
+    return _with_utc_times(trace)
+
+
+def _with_utc_times(trace: Trace) -> Trace:
+    # Downstream arithmetic mixes times from many sources; naive or offset datetimes would
+    # raise or mislead there. Naive times are read as UTC.
+    def utc(moment: datetime) -> datetime:
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=UTC)
+        if moment.tzinfo is UTC:
+            return moment
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:
+            raise InvalidPayload("schema", "a span time is out of range in UTC") from None
+
+    spans = []
+    changed = False
+    for span in trace.spans:
+        start = utc(span.start_time)
+        end = None if span.end_time is None else utc(span.end_time)
+        if start is not span.start_time or end is not span.end_time:
+            changed = True
+            span = span.model_copy(update={"start_time": start, "end_time": end})
+        spans.append(span)
+    return trace.model_copy(update={"spans": tuple(spans)}) if changed else trace
