@@ -8,7 +8,6 @@ COPY pyproject.toml uv.lock README.md ./
 COPY shared shared
 COPY services services
 COPY promoter promoter
-COPY corpus corpus
 COPY deploy deploy
 COPY docs docs
 RUN uv sync --frozen --no-dev

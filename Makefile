@@ -39,22 +39,22 @@ test-fast: setup
 	$(PY) -m pytest -m "logic or wiring" -q
 
 bench: setup
-	$(PY) -m bench --out BENCHMARKS.md --json bench.json
+	$(PY) -m tools.bench --out BENCHMARKS.md --json bench.json
 
 bench-redaction: setup
-	$(PY) -m bench.redaction --out BENCHMARKS.md --json out/bench.redaction.json
+	$(PY) -m tools.bench.redaction --out BENCHMARKS.md --json out/bench.redaction.json
 
 bench-quick: setup
-	$(PY) -m bench --quick --out out/BENCHMARKS.quick.md --json out/bench.quick.json
+	$(PY) -m tools.bench --quick --out out/BENCHMARKS.quick.md --json out/bench.quick.json
 
 eval: setup
-	$(PY) -m corpus.real eval --out EVALUATION.md --json out/eval.json
+	$(PY) -m tools.corpus.real eval --out EVALUATION.md --json out/eval.json
 
 demo: setup
 	$(VENV)/bin/promote demo
 
 # Operations assets (issue 16): Go tools built into .tools/bin at pinned versions from the Go
-# module proxy, schemas made offline from registry packages (scripts/ops_schemas.py).
+# module proxy, schemas made offline from registry packages (tools/scripts/ops_schemas.py).
 KUBECONFORM_VERSION := v0.7.0
 GOBIN_DIR := $(abspath $(TOOLS)/bin)
 SCHEMAS := $(TOOLS)/schemas
@@ -67,9 +67,9 @@ $(TOOLS)/bin/kubeconform: | $(UV)
 $(TOOLS)/bin/rulecheck: tools/rulecheck/go.mod tools/rulecheck/go.sum tools/rulecheck/main.go | $(UV)
 	cd tools/rulecheck && go build -buildvcs=false -o $(GOBIN_DIR)/rulecheck .
 
-$(SCHEMAS)/.done: scripts/ops_schemas.py deploy/k8s/*.yaml | $(VENV)/.synced
+$(SCHEMAS)/.done: tools/scripts/ops_schemas.py deploy/k8s/*.yaml | $(VENV)/.synced
 	rm -rf $(SCHEMAS)
-	$(PY) scripts/ops_schemas.py --out $(SCHEMAS) --pip $(TOOLS)/bin/pip deploy/k8s/*.yaml
+	$(PY) tools/scripts/ops_schemas.py --out $(SCHEMAS) --pip $(TOOLS)/bin/pip deploy/k8s/*.yaml
 
 lint-ops: $(VENV)/.synced $(TOOLS)/bin/kubeconform $(TOOLS)/bin/rulecheck $(SCHEMAS)/.done
 	$(TOOLS)/bin/kubeconform -strict -summary \
@@ -77,14 +77,14 @@ lint-ops: $(VENV)/.synced $(TOOLS)/bin/kubeconform $(TOOLS)/bin/rulecheck $(SCHE
 		-schema-location '$(SCHEMAS)/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json' \
 		deploy/k8s/
 	$(TOOLS)/bin/rulecheck deploy/monitoring/alerts.yaml
-	$(PY) -m scripts.ops_lint compose dashboard asyncapi
+	$(PY) -m tools.scripts.ops_lint compose dashboard asyncapi
 
 lint: setup lint-ops
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 typecheck: setup
-	$(VENV)/bin/mypy shared services promoter corpus bench tests scripts
+	$(VENV)/bin/mypy shared services promoter tools tests
 
 down:
 	$(VENV)/bin/promote down

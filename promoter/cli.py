@@ -345,7 +345,7 @@ def demo(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the pipeline.")] = 600.0,
 ) -> None:
     """Start everything, stream the generated corpus through, show what was promoted and why."""
-    from corpus.files import write_demo_files
+    from tools.corpus.files import write_demo_files
 
     settings = _settings(state_dir)
     if "PROMOTE_ASSEMBLY_MAX_WAIT_MS" not in os.environ:
@@ -404,7 +404,7 @@ replay.register(app)
 exporting.register(app)
 
 try:
-    from bench.cli import register as register_bench
+    from tools.bench.cli import register as register_bench
 except ImportError:  # the benchmark harness ships with the repository, not the image
     pass
 else:

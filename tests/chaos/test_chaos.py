@@ -1,5 +1,5 @@
 """Fault injection against the real broker and database, under load from the generated
-corpus and the committed real runs (corpus/real/data). `make test` runs the short scale;
+corpus and the committed real runs (tools/corpus/real/data). `make test` runs the short scale;
 `make chaos` runs CHAOS_SCALE=full and writes out/chaos.json (RELIABILITY.md's figures).
 
 After each scenario: every sent trace has exactly one terminal record (a decision on
@@ -26,8 +26,6 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka import errors as kafka_errors
 
-from corpus.files import write_demo_files
-from corpus.real.slice import read_slice
 from promoter.cli import wait_for_idle
 from promoter.kafka_local import _alive
 from promoter.sending import messages, send
@@ -36,6 +34,8 @@ from shared import topics
 from shared.errors import PERMANENT_ERRORS
 from shared.kafka import read_topic
 from shared.settings import Settings
+from tools.corpus.files import write_demo_files
+from tools.corpus.real.slice import read_slice
 
 pytestmark = pytest.mark.e2e
 
@@ -138,8 +138,8 @@ SHARED_CORPORA_RUNS = 120  # of each real corpus, at full scale
 def shared_corpora() -> list[tuple[dict[str, Any], str]]:
     """At full scale: the first runs of both real corpora of ../shared/corpora (tau2-retail,
     wiki-search), converted to OTLP with trace ids of their own; none when absent."""
-    from corpus.real.convert import SOURCE_DIRS, convert_corpus
-    from corpus.real.evaluation import DEFAULT_CORPORA
+    from tools.corpus.real.convert import SOURCE_DIRS, convert_corpus
+    from tools.corpus.real.evaluation import DEFAULT_CORPORA
 
     found: list[tuple[dict[str, Any], str]] = []
     for corpus, folder in SOURCE_DIRS.items():

@@ -12,7 +12,6 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from corpus.generate import generate
 from promoter.cli import wait_for_idle
 from promoter.supervisor import Endpoints, Stack
 from services.dedupe.logic import observe
@@ -22,6 +21,7 @@ from shared.events import Trace, TraceNormalized
 from shared.kafka import read_topic
 from tests.e2e.test_pipeline import run_cli
 from tests.support.groups import wait_for_group
+from tools.corpus.generate import generate
 
 pytestmark = pytest.mark.e2e
 

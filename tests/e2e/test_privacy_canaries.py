@@ -1,4 +1,4 @@
-"""The generated canary set (bench/redaction_canaries.py: Faker's locale providers for 18
+"""The generated canary set (tools/bench/redaction_canaries.py: Faker's locale providers for 18
 locales, every entity type issue 12 lists, seeded, generated here) sent through the whole
 stack: no planted value, whole or any line of it, is found in any zone: the topics from
 traces.redacted on, the DLQ, the state folder's log files, a pg_dump of the store, every
@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from bench.redaction_canaries import LOCALES, Canary, canaries, found_in
 from promoter.cli import wait_for_idle
 from promoter.supervisor import Endpoints
 from shared import topics
 from shared.kafka import read_topic
 from tests.e2e.test_pipeline import run_cli
 from tests.e2e.test_privacy import EXPORT_FORMATS, dump_database
+from tools.bench.redaction_canaries import LOCALES, Canary, canaries, found_in
 
 pytestmark = pytest.mark.e2e
 

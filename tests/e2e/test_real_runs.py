@@ -1,4 +1,4 @@
-"""The committed slice of real agent runs (corpus/real/data) through the real stack: grouping
+"""The committed slice of real agent runs (tools/corpus/real/data) through the real stack: grouping
 and promotion floors against the runs' ground truth.
 
 The slice's traces have trace ids and agent names of their own (``retail-support-agent``,
@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from corpus.real.evaluation import item_from_document
-from corpus.real.metrics import Item, evaluate
-from corpus.real.slice import DATA_DIR, read_slice
-from corpus.real.stack import StackFacts, run_through
 from promoter.supervisor import Endpoints
+from tools.corpus.real.evaluation import item_from_document
+from tools.corpus.real.metrics import Item, evaluate
+from tools.corpus.real.slice import DATA_DIR, read_slice
+from tools.corpus.real.stack import StackFacts, run_through
 
 pytestmark = pytest.mark.e2e
 

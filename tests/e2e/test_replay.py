@@ -23,7 +23,6 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from corpus.files import write_demo_files
 from promoter.cli import wait_for_idle
 from promoter.exporting import read_export_rows
 from promoter.replay import replay_group
@@ -35,6 +34,7 @@ from shared import topics
 from shared.db import connect_pool
 from shared.kafka import group_lag, partitions_of, read_topic
 from tests.e2e.test_pipeline import fetch, run_cli
+from tools.corpus.files import write_demo_files
 
 pytestmark = pytest.mark.e2e
 

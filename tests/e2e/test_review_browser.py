@@ -23,13 +23,13 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from corpus.real.slice import DATA_DIR, read_slice
-from corpus.real.stack import send_documents, wait_until_idle
 from promoter.kafka_local import REPO_ROOT
 from promoter.supervisor import REVIEW, REVIEW_HTTP, Endpoints, Stack
 from shared import topics
 from shared.events import Span, SpanKind, SpanStatus, TraceScored
 from shared.kafka import group_lag
+from tools.corpus.real.slice import DATA_DIR, read_slice
+from tools.corpus.real.stack import send_documents, wait_until_idle
 
 pytestmark = pytest.mark.e2e
 

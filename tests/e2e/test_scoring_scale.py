@@ -17,10 +17,8 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from corpus.generate import generate
 from promoter.cli import wait_for_idle
 from promoter.supervisor import Endpoints, Stack
-from scripts.eval_promotion import upstream
 from services.dedupe.store import InMemoryPatternStore
 from services.scoring import logic
 from services.scoring.policy import DEFAULT_POLICY_PATH, load_policy
@@ -29,6 +27,8 @@ from shared import topics
 from shared.events import Decision, TraceRedacted
 from shared.kafka import read_topic
 from tests.support.groups import wait_for_group
+from tools.corpus.generate import generate
+from tools.scripts.eval_promotion import upstream
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from corpus.real.slice import read_slice
 from promoter.supervisor import Endpoints
 from services.dedupe import logic as dedupe
 from services.dedupe.logic import Observation
@@ -32,6 +31,7 @@ from shared.db import connect_pool, migrate
 from shared.events import Decision, Trace, TraceScored
 from shared.features import derive_features
 from tests.support.builders import refund_trace, scored
+from tools.corpus.real.slice import read_slice
 
 pytestmark = pytest.mark.e2e
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from bench import profile, report, stats
-from bench.kafka_tools import parse_consumer, parse_producer
+from tools.bench import profile, report, stats
+from tools.bench.kafka_tools import parse_consumer, parse_producer
 
 pytestmark = pytest.mark.logic
 

@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from corpus.__main__ import write_corpus
-from corpus.generate import (
+from shared.events import SpanKind, SpanStatus, Trace
+from shared.features import derive_features, is_complete
+from shared.templating import template_message
+from tools.corpus.__main__ import write_corpus
+from tools.corpus.generate import (
     BASE_TIME,
     FAMILIES,
     SAME_INTENT,
@@ -20,9 +23,6 @@ from corpus.generate import (
     generate,
     label_record,
 )
-from shared.events import SpanKind, SpanStatus, Trace
-from shared.features import derive_features, is_complete
-from shared.templating import template_message
 
 pytestmark = pytest.mark.logic
 

@@ -186,7 +186,7 @@ def test_one_payload_with_spans_of_two_traces_gives_two_partial_traces_in_order(
 
 
 def test_concatenated_protobuf_requests_decode_as_one_request() -> None:
-    from corpus.otlp import to_otlp_proto
+    from tools.corpus.otlp import to_otlp_proto
 
     first, second = native_trace(TRACE_ID), native_trace(OTHER_TRACE_ID)
     # Protobuf merges concatenated messages: repeated fields append.
@@ -196,7 +196,7 @@ def test_concatenated_protobuf_requests_decode_as_one_request() -> None:
 
 
 def test_protobuf_without_a_content_type_is_recognised_by_its_first_byte() -> None:
-    from corpus.otlp import to_otlp_proto
+    from tools.corpus.otlp import to_otlp_proto
 
     payload = to_otlp_proto(native_trace())
     assert [t.trace_id for t in decode_payload(payload, None)] == [TRACE_ID]

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from corpus.otlp import CONVENTIONS, to_otlp_json, to_otlp_proto
 from services.ingest.decode import InvalidPayload, decode_payload
 from shared.events import Trace
 from tests.logic.test_otlp_encode import LITERAL
+from tools.corpus.otlp import CONVENTIONS, to_otlp_json, to_otlp_proto
 
 pytestmark = pytest.mark.logic
 

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scripts.eval_grouping import SAME_INTENT, SAME_SHAPE, PairScores, evaluate, pair_scores
 from services.dedupe.logic import (
     INTENT_THRESHOLD,
     Candidate,
@@ -32,6 +31,7 @@ from services.dedupe.logic import (
 from services.dedupe.store import InMemoryPatternStore
 from shared.events import Span, SpanKind, SpanStatus, Trace
 from shared.features import derive_features
+from tools.scripts.eval_grouping import SAME_INTENT, SAME_SHAPE, PairScores, evaluate, pair_scores
 
 pytestmark = pytest.mark.logic
 
@@ -334,7 +334,7 @@ async def test_a_trace_once_assigned_keeps_its_pattern_and_role_when_redelivered
     store = InMemoryPatternStore()
     first = await store.record(obs(PARCEL))
     await store.record(obs(DOUBLE_CHARGE))
-    await store.mark_forwarded(PARCEL.trace_id)
+    await store.mark_forwarded([PARCEL.trace_id])
     again = await store.record(obs(PARCEL))
     assert (again.pattern_id, again.near_copy) == (first.pattern_id, first.near_copy)
     assert again.already_forwarded and not again.first_delivery
@@ -381,7 +381,7 @@ def test_grouping_the_seed_7_corpus_keeps_different_intents_apart() -> None:
 
 
 async def test_sending_the_whole_corpus_twice_changes_no_pattern_count() -> None:
-    from corpus.generate import generate
+    from tools.corpus.generate import generate
 
     store = InMemoryPatternStore()
     corpus = [item.trace for item in generate(seed=7, scale=1)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scripts.eval_promotion import Outcome, Rates, lesson_lists, promotion_metrics
+from tools.scripts.eval_promotion import Outcome, Rates, lesson_lists, promotion_metrics
 
 pytestmark = pytest.mark.logic
 

@@ -1,4 +1,4 @@
-"""corpus.otlp: canonical traces written as OTLP decode back to the same canonical traces."""
+"""tools.corpus.otlp: canonical traces written as OTLP decode back to the same canonical traces."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from corpus.otlp import (
+from services.ingest.decode import decode_payload
+from shared.events import Document, Feedback, Span, SpanKind, SpanStatus, Trace, Usage
+from tools.corpus.otlp import (
     CONVENTIONS,
     Convention,
     split_by_span,
@@ -18,8 +20,6 @@ from corpus.otlp import (
     to_otlp_proto,
     with_wire_attributes,
 )
-from services.ingest.decode import decode_payload
-from shared.events import Document, Feedback, Span, SpanKind, SpanStatus, Trace, Usage
 
 pytestmark = pytest.mark.logic
 

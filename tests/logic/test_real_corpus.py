@@ -11,11 +11,13 @@ from typing import Any
 
 import pytest
 
-from corpus.real import stack
-from corpus.real.convert import convert_tau2, convert_wiki
-from corpus.real.evaluation import DEFAULT_CORPORA, inputs, item_from_document, item_of
-from corpus.real.identity import distinctive
-from corpus.real.metrics import (
+from services.ingest.decode import decode_payload
+from shared.events import SpanKind, SpanStatus, Trace
+from tools.corpus.real import stack
+from tools.corpus.real.convert import convert_tau2, convert_wiki
+from tools.corpus.real.evaluation import DEFAULT_CORPORA, inputs, item_from_document, item_of
+from tools.corpus.real.identity import distinctive
+from tools.corpus.real.metrics import (
     FLOORS,
     Item,
     evaluate,
@@ -23,16 +25,14 @@ from corpus.real.metrics import (
     tool_sequence_groups,
     verdicts,
 )
-from corpus.real.model import MAX_TOOL_RESULT_CHARS, ConvertedRun
-from corpus.real.otlp import convert
-from corpus.real.readback import read_back
-from corpus.real.report import THRESHOLD_PLACEHOLDER, markdown
-from corpus.real.slice import DATA_DIR, choose, read_slice
-from corpus.real.stack import DeadLetter, Decided, FixtureRow, Grouped, StackFacts
-from corpus.real.tau2 import read_tau2
-from corpus.real.wiki import read_wiki, tool_error_type
-from services.ingest.decode import decode_payload
-from shared.events import SpanKind, SpanStatus, Trace
+from tools.corpus.real.model import MAX_TOOL_RESULT_CHARS, ConvertedRun
+from tools.corpus.real.otlp import convert
+from tools.corpus.real.readback import read_back
+from tools.corpus.real.report import THRESHOLD_PLACEHOLDER, markdown
+from tools.corpus.real.slice import DATA_DIR, choose, read_slice
+from tools.corpus.real.stack import DeadLetter, Decided, FixtureRow, Grouped, StackFacts
+from tools.corpus.real.tau2 import read_tau2
+from tools.corpus.real.wiki import read_wiki, tool_error_type
 
 pytestmark = pytest.mark.logic
 
@@ -638,7 +638,7 @@ def test_the_report_renders_every_corpus_floor_and_the_threshold_section() -> No
     figures = evaluate(ITEMS, _facts())
     report = {
         "meta": {
-            "command": "python -m corpus.real eval --quick",
+            "command": "python -m tools.corpus.real eval --quick",
             "date": "2026-01-01 00:00 UTC",
             "commit": "abc123",
             "uncommitted": ["services/dedupe/logic.py"],

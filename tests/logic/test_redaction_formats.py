@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench.redaction_canaries import LOCALES, canaries, found_in
 from services.redaction.logic import redact_trace
 from tests.logic.test_redaction import span, trace_of
+from tools.bench.redaction_canaries import LOCALES, canaries, found_in
 
 pytestmark = pytest.mark.logic
 

@@ -6,12 +6,12 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from scripts.eval_trends import change_point_figures
 from services.dedupe.logic import Recorded, SeriesPoint, series_starts, should_forward
 from services.scoring import logic as scoring
 from services.scoring.policy import DEFAULT_POLICY_PATH, load_policy
 from shared.events import PatternInfo, PatternTrend, TraceFeatures
 from shared.trends import DayCount, fixed_threshold_alarm, trend
+from tools.scripts.eval_trends import change_point_figures
 
 pytestmark = pytest.mark.logic
 

@@ -13,10 +13,10 @@ import httpx
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
-from corpus.otlp import to_otlp_json
 from shared import topics
 from shared.events import Span, SpanKind, Trace
 from shared.settings import Settings
+from tools.corpus.otlp import to_otlp_json
 
 pytestmark = pytest.mark.wiring
 

@@ -1,4 +1,4 @@
-"""The benchmark harness: `python -m bench [--quick]`, `promote bench`, `make bench`.
+"""The benchmark harness: `python -m tools.bench [--quick]`, `promote bench`, `make bench`.
 
 It measures, in one run on the local broker and database, the ceilings (Kafka's perf tools,
 a five-hop aiokafka pass-through chain), the pipeline (end to end, each stage alone,

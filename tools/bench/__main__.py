@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [--out BENCHMARKS.md] [--json bench.json]``."""
+"""``python -m tools.bench [--quick] [--out BENCHMARKS.md] [--json bench.json]``."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.runner import run
+from tools.bench.runner import run
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__)
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         "--keep-state", action="store_true", help="keep the temporary state folder and its logs"
     )
     args = parser.parse_args(argv)
-    command = "python -m bench" + (" --quick" if args.quick else "")
+    command = "python -m tools.bench" + (" --quick" if args.quick else "")
     return run(args.quick, args.out, args.json_out, args.state_dir, args.keep_state, command)
 
 

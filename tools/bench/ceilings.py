@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bench import chain, kafka_tools, stats
-from bench.context import Context
-from bench.kafkautil import (
+from tools.bench import chain, kafka_tools, stats
+from tools.bench.context import Context
+from tools.bench.kafkautil import (
     LagWatcher,
     Message,
     create_topics,
@@ -17,7 +17,7 @@ from bench.kafkautil import (
     produce,
     read_since,
 )
-from bench.procs import RssSampler
+from tools.bench.procs import RssSampler
 
 PERF_TOPIC = "bench.perf"
 
@@ -121,7 +121,7 @@ def pass_through_chain(ctx: Context, messages: list[Message], linger_ms: int) ->
             pids[name] = ctx.procs.python(
                 name,
                 [
-                    "bench.chain",
+                    "tools.bench.chain",
                     ctx.bootstrap,
                     chain.topic(i, variant),
                     chain.topic(i + 1, variant),

@@ -18,7 +18,7 @@ def bench(
 ) -> None:
     """Measure throughput, ceilings, latency, redaction vs Presidio, store growth and replay
     on a broker and database of the benchmark's own; write BENCHMARKS.md and bench.json."""
-    from bench.runner import run  # heavy imports only when the command runs
+    from tools.bench.runner import run  # heavy imports only when the command runs
 
     command = "promote bench" + (" --quick" if quick else "")
     code = run(quick, out, json_out, state_dir, False, command)

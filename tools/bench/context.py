@@ -20,8 +20,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from bench.procs import Processes
 from promoter.supervisor import Endpoints, Stack
+from tools.bench.procs import Processes
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from bench.kafkautil import Message
-from corpus.generate import LabelledTrace, generate
 from services.dedupe import logic as dedupe_logic
 from services.dedupe.store import InMemoryPatternStore
 from services.ingest import logic as ingest_logic
@@ -32,6 +30,8 @@ from shared.events import (
 )
 from shared.features import derive_features, is_complete
 from shared.stage import now, stamp, to_bytes
+from tools.bench.kafkautil import Message
+from tools.corpus.generate import LabelledTrace, generate
 
 JSON_HEADERS = (("content-type", b"application/json"),)
 

@@ -16,14 +16,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.context import Context
-from bench.events import StageInputs
-from bench.stats import measurement, ratio
 from services.dedupe import logic as dedupe_logic
 from services.fixture_writer import logic as fixture_logic
 from services.redaction import second_pass
 from shared import templating
 from shared.events import TraceNormalized, TraceScored
+from tools.bench.context import Context
+from tools.bench.events import StageInputs
+from tools.bench.stats import measurement, ratio
 
 
 def _timed(work: Callable[[], object]) -> float:

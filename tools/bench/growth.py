@@ -26,15 +26,15 @@ from typing import Any
 
 import asyncpg
 
-from bench import events, stats
-from bench.context import Context, TaskHandle
-from corpus.generate import BASE_TIME, DAYS
 from services.dedupe import logic as dedupe_logic
 from services.dedupe.store import PostgresPatternStore
 from services.scoring import logic as scoring_logic
 from services.scoring.policy import DEFAULT_POLICY_PATH, Policy, load_policy
 from services.scoring.store import PostgresBudgetStore
 from shared.db import migrate
+from tools.bench import events, stats
+from tools.bench.context import Context, TaskHandle
+from tools.corpus.generate import BASE_TIME, DAYS
 
 SCHEMA = "bench_growth"
 SYNTHETIC_PATTERN = "pbench-"
@@ -238,7 +238,7 @@ async def _measure(
         t0 = time.perf_counter()
         recorded = await patterns.record(obs)
         await patterns.pattern(recorded.pattern_id)
-        await patterns.mark_forwarded(obs.trace_id)
+        await patterns.mark_forwarded([obs.trace_id])
         t1 = time.perf_counter()
         # The two budget queries take turns going first, so neither always finds the
         # pages the other just read.

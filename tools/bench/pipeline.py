@@ -19,9 +19,11 @@ from typing import Any
 
 import asyncpg
 
-from bench import events, profile, stats
-from bench.context import Context, TaskHandle
-from bench.kafkautil import (
+from promoter.supervisor import STAGES
+from shared import topics
+from tools.bench import events, profile, stats
+from tools.bench.context import Context, TaskHandle
+from tools.bench.kafkautil import (
     LagWatcher,
     Message,
     counts_since,
@@ -29,9 +31,7 @@ from bench.kafkautil import (
     produce,
     read_since,
 )
-from bench.procs import RssSampler
-from promoter.supervisor import STAGES
-from shared import topics
+from tools.bench.procs import RssSampler
 
 PIPELINE_GROUPS: dict[str, tuple[str, ...]] = {
     topics.consumer_group(s): (topics.PIPELINE_INPUT[s],) for s in STAGES

@@ -87,7 +87,7 @@ def component_of(frames: list[tuple[str, str]]) -> str:
 
 def _short(file: str) -> str:
     path = file.replace("\\", "/")
-    for anchor in ("site-packages/", "/services/", "/shared/", "/bench/", "/promoter/"):
+    for anchor in ("site-packages/", "/services/", "/shared/", "/tools/", "/promoter/"):
         if anchor in path:
             kept = path.split(anchor, 1)[1]
             return kept if anchor == "site-packages/" else anchor.strip("/") + "/" + kept

@@ -25,11 +25,11 @@ from collections.abc import Iterator
 from enum import Enum
 from typing import Any
 
-from bench import stats
-from bench.context import Context, TaskHandle
-from corpus.generate import LabelledTrace
 from services.redaction.logic import redact_trace
 from shared.events import Trace
+from tools.bench import stats
+from tools.bench.context import Context, TaskHandle
+from tools.corpus.generate import LabelledTrace
 
 SKIPPED_KEYS = frozenset({"trace_id", "span_id", "parent_span_id"})
 PLACEHOLDER = re.compile(r"<([A-Z][A-Z0-9_]*)_[0-9]+>")
@@ -353,7 +353,7 @@ def _quality(
 
 # --- the canary set, the real corpora, and a run of just this part ----------------------------
 #
-# ``python -m bench.redaction [--out BENCHMARKS.md]`` measures, in one process and one run:
+# ``python -m tools.bench.redaction [--out BENCHMARKS.md]`` measures, in one process and one run:
 # per-entity recall and precision of this project's redaction and of Presidio (every
 # predefined pattern recognizer it ships, English or not, loaded for English, no NLP engine)
 # on the same Faker canary strings; the over-redaction rate on the real corpora; and both
@@ -406,7 +406,7 @@ HELD_OUT_SEEDS = (7, 31, 101, 202)
 def held_out_recall(seeds: tuple[int, ...] = HELD_OUT_SEEDS, per_locale: int = 8) -> dict[str, Any]:
     """Redaction alone on other samples of the generator (other seeds, twice the values per
     locale): what the detectors were not looked at against."""
-    from bench.redaction_canaries import canaries, found_in
+    from tools.bench.redaction_canaries import canaries, found_in
 
     planted: Counter[str] = Counter()
     missed: Counter[str] = Counter()
@@ -427,7 +427,7 @@ def held_out_recall(seeds: tuple[int, ...] = HELD_OUT_SEEDS, per_locale: int = 8
 
 
 def canary_quality(analyzer: Any, anonymizer: Any) -> dict[str, Any]:
-    from bench.redaction_canaries import LOCALES, canaries, found_in
+    from tools.bench.redaction_canaries import LOCALES, canaries, found_in
 
     items = canaries()
     rows: dict[str, dict[str, int]] = {}
@@ -466,7 +466,7 @@ def real_throughput(
     analyzer: Any, anonymizer: Any, traces: int = 60, default_analyzer: Any = None
 ) -> dict[str, Any]:
     """Both engines on the same real strings: tau2 runs (dense with tool JSON) and wiki runs."""
-    from bench.redaction_corpora import DEFAULT_ROOT, tau2_runs, wiki_runs
+    from tools.bench.redaction_corpora import DEFAULT_ROOT, tau2_runs, wiki_runs
 
     chosen: list[Trace] = []
     for source in (tau2_runs(DEFAULT_ROOT), wiki_runs(DEFAULT_ROOT, limit_per_model=5)):
@@ -599,7 +599,7 @@ def canary_markdown(results: dict[str, Any]) -> str:
         "",
         "Section 3 above comes from the last full `make bench` run, on the earlier redaction "
         "code and the generated corpus; this section is rewritten by each "
-        "`python -m bench.redaction` run. Throughput is five interleaved repetitions per "
+        "`python -m tools.bench.redaction` run. Throughput is five interleaved repetitions per "
         "engine, medians compared, on a shared 2-core machine.",
         "",
     ]
@@ -630,16 +630,16 @@ def main(argv: list[str] | None = None) -> int:
     import json
     from pathlib import Path
 
-    from bench.redaction_corpora import measure
+    from tools.bench.redaction_corpora import measure
 
-    parser = argparse.ArgumentParser(prog="python -m bench.redaction")
+    parser = argparse.ArgumentParser(prog="python -m tools.bench.redaction")
     parser.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"))
     parser.add_argument("--json", dest="json_out", type=Path, default=None)
     args = parser.parse_args(argv)
     started = time.perf_counter()
     analyzer, anonymizer, _entities = build_presidio_all()
     results: dict[str, Any] = {
-        "command": "python -m bench.redaction",
+        "command": "python -m tools.bench.redaction",
         "presidio_recognizers": len(analyzer.registry.recognizers),
         "canary": canary_quality(analyzer, anonymizer),
         "held_out": held_out_recall(),

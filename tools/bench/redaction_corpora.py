@@ -20,7 +20,7 @@ from typing import Any
 from services.redaction.logic import redact_trace
 from shared.events import Span, SpanKind, Trace
 
-DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+DEFAULT_ROOT = Path(__file__).resolve().parents[3] / "shared" / "corpora"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 _PERSONAL_KEYS = frozenset(
     {"first_name", "last_name", "name", "email", "address1", "address2", "city", "zip",

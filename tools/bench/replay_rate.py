@@ -13,10 +13,10 @@ import asyncio
 import time
 from typing import Any
 
-from bench import stats
-from bench.context import Context
 from promoter import replay
 from services.scoring.policy import DEFAULT_POLICY_PATH, load_policy
+from tools.bench import stats
+from tools.bench.context import Context
 
 
 def replay_rate(ctx: Context) -> dict[str, Any]:

@@ -25,14 +25,24 @@ from typing import Any
 
 import asyncpg
 
-from bench import ceilings, events, fixes, growth, machine, pipeline, redaction, replay_rate, report
-from bench.context import Context, Plan, Reporter
-from bench.kafkautil import quiet_kafka_logs
-from bench.procs import Processes
-from bench.stats import median
-from corpus.generate import generate
 from promoter.supervisor import Stack
 from shared.settings import Settings
+from tools.bench import (
+    ceilings,
+    events,
+    fixes,
+    growth,
+    machine,
+    pipeline,
+    redaction,
+    replay_rate,
+    report,
+)
+from tools.bench.context import Context, Plan, Reporter
+from tools.bench.kafkautil import quiet_kafka_logs
+from tools.bench.procs import Processes
+from tools.bench.stats import median
+from tools.corpus.generate import generate
 
 EXTERNAL_SCHEMA = "promote_bench"
 

@@ -1,4 +1,5 @@
-"""``python -m corpus --out DIR [--seed 7] [--scale 1]``: the labelled corpus as JSONL files."""
+"""``python -m tools.corpus --out DIR [--seed 7] [--scale 1]``: the labelled corpus as JSONL
+files."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from corpus.generate import FAMILIES, generate, label_record
+from tools.corpus.generate import FAMILIES, generate, label_record
 
 
 def write_corpus(out: Path, seed: int = 7, scale: int = 1) -> Counter[str]:
@@ -26,7 +27,7 @@ def write_corpus(out: Path, seed: int = 7, scale: int = 1) -> Counter[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m corpus", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.corpus", description=__doc__)
     parser.add_argument("--out", type=Path, required=True, help="folder for the JSONL files")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--scale", type=int, default=1, help="multiplies every occurrence count")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from corpus.generate import generate, label_record
-from corpus.otlp import CONVENTIONS, to_otlp_json
+from tools.corpus.generate import generate, label_record
+from tools.corpus.otlp import CONVENTIONS, to_otlp_json
 
 
 def write_demo_files(folder: Path, seed: int = 7, scale: int = 1) -> list[Path]:

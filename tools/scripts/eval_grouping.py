@@ -1,6 +1,6 @@
 """Pairwise precision and recall of dedupe's grouping on the generated, labelled corpus.
 
-    .venv/bin/python scripts/eval_grouping.py [--seed 7] [--scale 1] [--json PATH]
+    .venv/bin/python tools/scripts/eval_grouping.py [--seed 7] [--scale 1] [--json PATH]
 
 The corpus runs in corpus order (trace start) through the same pure core and store logic
 the dedupe stage calls: ``derive_features`` as ingest computes it, ``observe``, then
@@ -33,10 +33,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from corpus.generate import SAME_INTENT, SAME_SHAPE, LabelledTrace, generate
 from services.dedupe import logic as dedupe
 from services.dedupe.store import InMemoryPatternStore
 from shared.features import derive_features
+from tools.corpus.generate import SAME_INTENT, SAME_SHAPE, LabelledTrace, generate
 
 TRAPS = (SAME_SHAPE, SAME_INTENT)
 
@@ -99,7 +99,7 @@ async def group(corpus: list[LabelledTrace]) -> list[Grouped]:
             outcome = "forwarded"
         else:
             outcome = "near_copy" if recorded.near_copy else "redelivery"
-        await store.mark_forwarded(trace.trace_id)
+        await store.mark_forwarded([trace.trace_id])
         out.append(
             Grouped(
                 item.labels.lesson_id,

@@ -1,6 +1,6 @@
 """Precision and recall of the promotion decision on the generated, labelled corpus.
 
-    .venv/bin/python scripts/eval_promotion.py [--policy FILE] [--seed 7] [--scale 1]
+    .venv/bin/python tools/scripts/eval_promotion.py [--policy FILE] [--seed 7] [--scale 1]
                                                [--json PATH]
 
 The corpus runs in process through the same pure cores the stages call, in corpus order
@@ -41,7 +41,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from corpus.generate import LabelledTrace, generate
 from services.dedupe import logic as dedupe
 from services.dedupe.store import InMemoryPatternStore, PatternStore
 from services.dedupe.trajectory import trajectory
@@ -53,6 +52,7 @@ from services.scoring.policy import DEFAULT_POLICY_PATH, Policy, load_policy
 from services.scoring.store import BudgetStore, InMemoryBudgetStore
 from shared.events import Decision, StageStamp, Trace, TraceRedacted
 from shared.features import derive_features, is_complete
+from tools.corpus.generate import LabelledTrace, generate
 
 # Outcomes of a corpus item besides the three decisions: dropped by dedupe as an exact
 # redelivery, not forwarded because its pattern is covered, dead-lettered by redaction.
@@ -158,7 +158,7 @@ async def upstream(trace: Trace, patterns: PatternStore) -> TraceRedacted | str:
     days = await patterns.days(recorded.pattern_id, observation.agent, today)
     pattern = dedupe.with_trend(await patterns.pattern(recorded.pattern_id), days, today)
     forward = dedupe.should_forward(recorded, pattern.covered_by_fixture, dedupe.is_rising(pattern))
-    await patterns.mark_forwarded(trace.trace_id)
+    await patterns.mark_forwarded([trace.trace_id])
     if not forward:
         return DROPPED_DUPLICATE if recorded.already_forwarded else NOT_FORWARDED
     reference, paths = await patterns.reference(observation)

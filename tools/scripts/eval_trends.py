@@ -1,6 +1,6 @@
 """Slow-failure detection on streams with known change points.
 
-    .venv/bin/python scripts/eval_trends.py [--patterns 400] [--days 60] [--seed 7] [--json P]
+    .venv/bin/python tools/scripts/eval_trends.py [--patterns 400] [--days 60] [--seed 7] [--json P]
 
 Each simulated pattern lives on an agent with Poisson daily traffic; its occurrences are
 binomial with a small base share (0.5 to 2 %, the counts production lessons have). Half the
@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 from scipy.stats import binomtest
 
-from scripts.sweep_real import load
 from services.dedupe import logic as dedupe
 from services.dedupe.store import InMemoryPatternStore
 from services.dedupe.trajectory import trajectory
@@ -41,6 +40,7 @@ from shared.trends import (
     fixed_threshold_alarm,
     trend,
 )
+from tools.scripts.sweep_real import load
 
 RATIO = 3.0
 START = date(2026, 1, 1)
@@ -103,7 +103,7 @@ def slow_failure_markdown(root: Path, patterns: int = 400, seed: int = 7) -> str
         "",
         f"{cp['patterns']} simulated patterns over {cp['days']} days, half of them changing"
         f" (share x{cp['ratio']:g}) at a random day; seed {cp['seed']}"
-        " (`scripts/eval_trends.py`).",
+        " (`tools/scripts/eval_trends.py`).",
         "",
         "| detector | false alarms per 1,000 pattern-days | changes detected within 10 days"
         " | median delay (days) |",
@@ -133,7 +133,7 @@ def slow_failure_markdown(root: Path, patterns: int = 400, seed: int = 7) -> str
         "### Trajectory flags on hand-labelled real runs",
         "",
         "Runs labelled by hand, each with its reasoning, in"
-        f" `{LABELS.relative_to(LABELS.parents[2])}`.",
+        f" `{LABELS.relative_to(LABELS.parents[3])}`.",
         "",
         "| flag | flagged | correct | precision |",
         "|---|---|---|---|",

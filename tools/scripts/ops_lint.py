@@ -1,8 +1,8 @@
 """`make lint`'s checks of the operations assets that need no Go tool.
 
-python -m scripts.ops_lint compose     # docker-compose.yml against the Compose spec schema
-python -m scripts.ops_lint dashboard   # the Grafana dashboard: JSON, and known metrics only
-python -m scripts.ops_lint asyncapi    # docs/asyncapi.yaml is what the apps generate now
+python -m tools.scripts.ops_lint compose     # docker-compose.yml against the Compose spec schema
+python -m tools.scripts.ops_lint dashboard   # the Grafana dashboard: JSON, and known metrics only
+python -m tools.scripts.ops_lint asyncapi    # docs/asyncapi.yaml is what the apps generate now
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 from prometheus_client import CollectorRegistry
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_SCHEMA = ROOT / "deploy" / "schemas" / "compose-spec.json"
 DASHBOARD = ROOT / "deploy" / "monitoring" / "grafana-dashboard.json"
 ALERTS = ROOT / "deploy" / "monitoring" / "alerts.yaml"
@@ -83,7 +83,7 @@ def _served_names(faststream_registry: CollectorRegistry) -> set[str]:
 
 
 def asyncapi_errors() -> list[str]:
-    from scripts.asyncapi import render
+    from tools.scripts.asyncapi import render
 
     wanted = render()
     current = ASYNCAPI.read_text() if ASYNCAPI.exists() else ""
@@ -94,7 +94,7 @@ def asyncapi_errors() -> list[str]:
     )
     return [
         "docs/asyncapi.yaml differs from the FastStream apps: run "
-        "`.venv/bin/python -m scripts.asyncapi --write`",
+        "`.venv/bin/python -m tools.scripts.asyncapi --write`",
         *list(diff)[:40],
     ]
 

@@ -8,7 +8,7 @@
   openapi2jsonschema does (``<group>/<kind>_<version>.json``; objects with declared
   properties refuse unknown ones, so a misspelt field fails).
 
-    python scripts/ops_schemas.py --out .tools/schemas deploy/k8s/*.yaml
+    python tools/scripts/ops_schemas.py --out .tools/schemas deploy/k8s/*.yaml
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Grouping and promotion on the real corpora, in process, for choosing thresholds.
 
-    .venv/bin/python scripts/sweep_real.py [--corpora ../shared/corpora] [--json PATH]
+    .venv/bin/python tools/scripts/sweep_real.py [--corpora ../shared/corpora] [--json PATH]
 
 Each corpus is converted to OTLP as an instrumentation would send it, decoded by ingest's
-decoder, and run through the pure cores with in-memory stores (``scripts.eval_promotion``'s
+decoder, and run through the pure cores with in-memory stores (``tools.scripts.eval_promotion``'s
 ``upstream``), once per intent threshold. It prints pairwise precision and recall over all
 runs and over failed runs, and for the product's threshold the promotion figures. The
 threshold is chosen on one corpus and read on the other; ``make eval`` measures the chosen
@@ -19,9 +19,6 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from corpus.real.convert import convert_corpus
-from scripts.eval_grouping import pair_scores
-from scripts.eval_promotion import EVAL_STAMP, upstream
 from services.dedupe.logic import INTENT_THRESHOLD
 from services.dedupe.store import InMemoryPatternStore
 from services.ingest.decode import decode_payload
@@ -29,6 +26,9 @@ from services.scoring import logic as scoring
 from services.scoring.policy import DEFAULT_POLICY_PATH, Policy, load_policy
 from services.scoring.store import InMemoryBudgetStore
 from shared.events import Decision, Trace
+from tools.corpus.real.convert import convert_corpus
+from tools.scripts.eval_grouping import pair_scores
+from tools.scripts.eval_promotion import EVAL_STAMP, upstream
 
 THRESHOLDS = (0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
 

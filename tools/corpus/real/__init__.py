@@ -1,2 +1,2 @@
 """Real agent runs (tau2-bench retail, wiki-search) as OpenTelemetry traces, and the
-evaluation of the pipeline's judgment on them (``python -m corpus.real --help``)."""
+evaluation of the pipeline's judgment on them (``python -m tools.corpus.real --help``)."""

@@ -1,4 +1,4 @@
-"""``python -m corpus.real convert|slice|eval``."""
+"""``python -m tools.corpus.real convert|slice|eval``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from corpus.real.convert import CORPORA, SOURCE_DIRS, convert_corpus, write_converted
+from tools.corpus.real.convert import CORPORA, SOURCE_DIRS, convert_corpus, write_converted
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -48,7 +48,7 @@ def slice_command(
     seed: Annotated[int, typer.Option(help="conversion seed")] = 0,
 ) -> None:
     """The committed slice: recurring failures of both corpora, with successes of the same tasks."""
-    from corpus.real.slice import choose, write_slice
+    from tools.corpus.real.slice import choose, write_slice
 
     picked = []
     for corpus in CORPORA:
@@ -70,8 +70,8 @@ def eval_command(
     timeout: Annotated[float, typer.Option(help="seconds to wait per corpus")] = 900.0,
 ) -> None:
     """Both labelled corpora through a fresh real stack each; figures, baselines and floors."""
-    from corpus.real.evaluation import DEFAULT_CORPORA, run_evaluation
-    from corpus.real.report import markdown, print_report, summary_lines
+    from tools.corpus.real.evaluation import DEFAULT_CORPORA, run_evaluation
+    from tools.corpus.real.report import markdown, print_report, summary_lines
 
     report = run_evaluation(
         quick=quick,

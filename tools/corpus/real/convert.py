@@ -9,10 +9,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
-from corpus.real.model import ConvertedRun, Run
-from corpus.real.otlp import convert
-from corpus.real.tau2 import read_tau2
-from corpus.real.wiki import read_wiki
+from tools.corpus.real.model import ConvertedRun, Run
+from tools.corpus.real.otlp import convert
+from tools.corpus.real.tau2 import read_tau2
+from tools.corpus.real.wiki import read_wiki
 
 Corpus = Literal["tau2", "wiki"]
 CORPORA: tuple[Corpus, ...] = ("tau2", "wiki")

@@ -2,7 +2,7 @@
 
 Per corpus: convert every run (or take the committed slice, ``--quick``), start a fresh stack
 in a temporary state folder, send, wait, read the facts back, stop the stack, and compute the
-figures beside the baselines (``corpus.real.metrics``).
+figures beside the baselines (``tools.corpus.real.metrics``).
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from corpus.real.convert import CORPORA, SOURCE_DIRS, convert_corpus
-from corpus.real.metrics import Item, evaluate
-from corpus.real.model import ConvertedRun
-from corpus.real.readback import read_back
-from corpus.real.slice import DATA_DIR, read_slice
-from corpus.real.stack import on_fresh_stack
 from promoter.kafka_local import REPO_ROOT
-from scripts.eval_trends import slow_failure_markdown
-from scripts.sweep_real import sweep, threshold_choice_markdown
+from tools.corpus.real.convert import CORPORA, SOURCE_DIRS, convert_corpus
+from tools.corpus.real.metrics import Item, evaluate
+from tools.corpus.real.model import ConvertedRun
+from tools.corpus.real.readback import read_back
+from tools.corpus.real.slice import DATA_DIR, read_slice
+from tools.corpus.real.stack import on_fresh_stack
+from tools.scripts.eval_trends import slow_failure_markdown
+from tools.scripts.sweep_real import sweep, threshold_choice_markdown
 
 DEFAULT_CORPORA = REPO_ROOT.parent / "shared" / "corpora"
 
@@ -99,7 +99,7 @@ def run_evaluation(
     )
     report: dict[str, Any] = {
         "meta": {
-            "command": "python -m corpus.real " + shlex.join(argv),
+            "command": "python -m tools.corpus.real " + shlex.join(argv),
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "commit": commit,
             "uncommitted": uncommitted,

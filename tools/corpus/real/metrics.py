@@ -3,7 +3,7 @@ beside baselines computed in process on the same converted runs.
 
 Ground truth: two runs teach the same lesson when they ran the same task (tau2 ``task_id``,
 wiki ``example_id``) with the same outcome. Pairs are counted from the contingency table by
-``scripts.eval_grouping.pair_scores``.
+``tools.scripts.eval_grouping.pair_scores``.
 
 Methods compared, each as a grouping (which runs it puts together) and a promotion set:
 
@@ -30,8 +30,8 @@ from itertools import pairwise
 from statistics import mean
 from typing import Any
 
-from corpus.real.stack import StackFacts
-from scripts.eval_grouping import pair_scores
+from tools.corpus.real.stack import StackFacts
+from tools.scripts.eval_grouping import pair_scores
 
 JACCARD_THRESHOLD = 0.2
 _WORD_RE = re.compile(r"\w+")

@@ -31,7 +31,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as OtlpSpan
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
-from corpus.real.model import ConvertedRun, Message, Run, ToolCall
+from tools.corpus.real.model import ConvertedRun, Message, Run, ToolCall
 
 Convention = Literal["genai", "openinference"]
 SCOPE_NAME = "trace-promoter.corpus.real"

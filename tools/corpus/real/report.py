@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from corpus.real.metrics import METHODS, figure_at
+from tools.corpus.real.metrics import METHODS, figure_at
 
 METHOD_TITLES = {
     "pipeline": "pipeline",
@@ -25,7 +25,7 @@ THRESHOLD_TEXT = (
     "Grouping has one threshold: the weighted Jaccard similarity of two intents at or above "
     "which they are one request (`INTENT_THRESHOLD` in `services/dedupe/logic.py`, 0.35). It "
     "was chosen on the tau2 runs as the best all-runs pairwise F1 of the sweep below "
-    "(in-process, the same cores, `scripts/sweep_real.py`), and the figures above for wiki "
+    "(in-process, the same cores, `tools/scripts/sweep_real.py`), and the figures above for wiki "
     "are its reading on a corpus it was not chosen on. The other direction is degenerate: "
     "every wiki run of a question carries the question's exact wording, so recall is 1 at "
     "any threshold and wiki's own choice (the highest) splits tau2's reworded runs. The "
@@ -253,10 +253,10 @@ def markdown(report: Mapping[str, Any]) -> str:
         "`task_id`, wiki `example_id`) with the same outcome (tau2: reward ≥ 1; wiki: judge "
         "reward 1). Pairwise precision: of the pairs a method put together, the share that "
         "share a lesson; recall: of the pairs sharing a lesson, the share put together (pairs "
-        "counted from the contingency table, `scripts/eval_grouping.py`). A recurring failing "
-        "task is one with at least two failed runs. The grouping baselines promote the first "
-        "failed run of each group; their fixture counts are estimated as promotions times the "
-        "pipeline's fixtures per promoted pattern (one fixture per kind), so that the "
+        "counted from the contingency table, `tools/scripts/eval_grouping.py`). A recurring "
+        "failing task is one with at least two failed runs. The grouping baselines promote the "
+        "first failed run of each group; their fixture counts are estimated as promotions "
+        "times the pipeline's fixtures per promoted pattern (one fixture per kind), so that the "
         "comparison is like for like. A run the pipeline never grouped (dead-lettered or "
         "missing) counts as a pattern of its own. The floors apply to the pipeline.",
         "",
@@ -319,15 +319,16 @@ def markdown(report: Mapping[str, Any]) -> str:
         "",
         "```",
         "make eval                     # both full corpora, a few minutes",
-        ".venv/bin/python -m corpus.real eval --quick --out out/EVALUATION.quick.md"
+        ".venv/bin/python -m tools.corpus.real eval --quick --out out/EVALUATION.quick.md"
         " --json out/eval.quick.json   # the committed slice only",
         "```",
         "",
-        "The corpora are converted by `corpus/real` (see `corpus/real/data/LICENSES.md`): each "
-        "run becomes one OTLP trace (agent root span, one span per model call, one per tool "
-        "call, the outcome as a `gen_ai.evaluation.result` event), about half in the GenAI "
-        "semantic conventions and half in OpenInference's, each tau2 run with a customer "
-        "identity of its own, tool results over 3,000 characters truncated with a marker.",
+        "The corpora are converted by `tools/corpus/real` (see "
+        "`tools/corpus/real/data/LICENSES.md`): each run becomes one OTLP trace (agent root "
+        "span, one span per model call, one per tool call, the outcome as a "
+        "`gen_ai.evaluation.result` event), about half in the GenAI semantic conventions and "
+        "half in OpenInference's, each tau2 run with a customer identity of its own, tool "
+        "results over 3,000 characters truncated with a marker.",
         "",
     ]
     return "\n".join(lines)

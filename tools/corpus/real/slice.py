@@ -5,7 +5,7 @@ successful runs (ties by task id), three failed and two successful runs of each;
 tasks that failed exactly once, that failure and one success each. Within a task, runs are
 taken round-robin over agent versions, so a recurring failure spans versions.
 
-    python -m corpus.real slice --corpora ../shared/corpora --out corpus/real/data
+    python -m tools.corpus.real slice --corpora ../shared/corpora --out tools/corpus/real/data
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from corpus.real.model import ConvertedRun
+from tools.corpus.real.model import ConvertedRun
 
 SLICE_FILE = "slice.jsonl"
 LABELS_FILE = "labels.jsonl"

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from corpus.real.identity import Originals, Pseudonyms, seeded_faker
-from corpus.real.model import Message, Run, ToolCall, truncate
+from tools.corpus.real.identity import Originals, Pseudonyms, seeded_faker
+from tools.corpus.real.model import Message, Run, ToolCall, truncate
 
 AGENT_NAME = "retail-support-agent"
 EVALUATION_NAME = "task_success"

@@ -19,8 +19,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from corpus.real.identity import seeded_faker
-from corpus.real.model import Message, Run, ToolCall, truncate
+from tools.corpus.real.identity import seeded_faker
+from tools.corpus.real.model import Message, Run, ToolCall, truncate
 
 AGENT_NAME = "wiki-research-agent"
 EVALUATION_NAME = "answer_correctness"
