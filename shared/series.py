@@ -7,15 +7,16 @@ from datetime import date, timedelta
 
 import asyncpg
 
+from shared.db import Connection
 from shared.trends import BASELINE_DAYS, RECENT_DAYS, DayCount
 
 
 async def pattern_days(
-    pool: asyncpg.Pool, pattern_id: str, agent: str, until: date
+    db: asyncpg.Pool | Connection, pattern_id: str, agent: str, until: date
 ) -> list[DayCount]:
     """One row per day the agent had traffic, over the trend windows up to ``until``."""
     since = until - timedelta(days=RECENT_DAYS + BASELINE_DAYS)
-    rows = await pool.fetch(
+    rows = await db.fetch(
         """SELECT a.day, coalesce(p.occurrences, 0) AS occurrences, a.traces,
                   coalesce(p.rescues, 0) AS rescues
            FROM (SELECT start::date AS day, sum(traces)::int AS traces FROM agent_series

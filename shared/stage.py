@@ -1,18 +1,11 @@
-"""What every stage shell shares: dead-lettering, error classification, stamping.
-
-A handler either finishes (its outputs acknowledged by the broker, then the offset is
-committed) or fails. A *transient* failure (broker or database unreachable) re-raises so
-the message is re-read after a pause; anything else is *permanent* for this message: it
-becomes a dead letter and the message is acknowledged, so a poison message never loops.
-"""
+"""What every stage shell shares: its subscriptions, dead letters, stamps, and error
+messages that carry no input value. The batch loop itself is ``shared.kernel``."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import re
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -20,14 +13,11 @@ import structlog
 from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 from pydantic import BaseModel, ValidationError
 
 from shared import events, ops, topics
-from shared.errors import is_transient, transient_retrying
 from shared.events import DeadLettered, StageStamp
-from shared.kernel import TRANSIENT_RETRY_WINDOW_S
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -109,20 +99,6 @@ class Stage:
             source_offset=record.offset,
         )
 
-    async def dead_letter(
-        self, msg: KafkaMessage, error: BaseException, trace_id: str | None = None
-    ) -> DeadLettered:
-        record = msg.raw_message
-        body = msg.body if isinstance(msg.body, bytes) else bytes(msg.body)
-        return await self.dead_letter_body(
-            body,
-            error,
-            trace_id=trace_id,
-            source_topic=getattr(record, "topic", "unknown"),
-            source_partition=getattr(record, "partition", None),
-            source_offset=getattr(record, "offset", None),
-        )
-
     async def dead_letter_body(
         self,
         body: bytes,
@@ -163,37 +139,6 @@ class Stage:
             offset=letter.source_offset,
         )
         return letter
-
-    def guarded(self, handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[None]]:
-        """Wraps a handler whose first parameter is the KafkaMessage; the signature is
-        kept, so FastStream still injects the handler's other context parameters."""
-
-        @functools.wraps(handler)
-        async def run(*args: Any, **kwargs: Any) -> None:
-            msg: KafkaMessage = kwargs["msg"] if "msg" in kwargs else args[0]
-            try:
-                # A transient failure (outage) is retried in place with backoff and jitter;
-                # past the window it re-raises, the message is nacked and read again: an
-                # outage never turns a message into a dead letter.
-                async for attempt in transient_retrying(
-                    self.name, max_delay_s=TRANSIENT_RETRY_WINDOW_S
-                ):
-                    with attempt:
-                        await handler(*args, **kwargs)
-            except Exception as error:
-                if is_transient(error):
-                    self.log.warning(
-                        "transient_failure_released",
-                        error_class=type(error).__name__,
-                        error=safe_error_message(error),
-                    )
-                    raise
-                # Permanent for this message: a dead letter, then the offset is committed.
-                # If the dead letter itself cannot be published (transient), the message is
-                # nacked and re-read, and will be dead-lettered then.
-                await self.dead_letter(msg, error, trace_id=_trace_id_of(msg))
-
-        return run
 
 
 # --- error messages without input values -----------------------------------------------------
@@ -279,12 +224,6 @@ def safe_error_message(error: BaseException) -> str:
     return ": ".join(pieces[:1]) + (" — " + "; ".join(pieces[1:]) if len(pieces) > 1 else "")
 
 
-def _trace_id_of(msg: KafkaMessage) -> str | None:
-    body = msg.body if isinstance(msg.body, bytes) else bytes(msg.body)
-    record = msg.raw_message
-    return trace_id_hint(body, getattr(record, "key", None), getattr(record, "topic", None))
-
-
 def trace_id_hint(body: bytes, key: bytes | None, topic: str | None) -> str | None:
     """Best effort, on the failure path only: the body's trace_id if it is a JSON object
     that has one, else the key of topics keyed by trace id."""
@@ -317,8 +256,3 @@ async def undecoded(msg: StreamMessage[Any]) -> Any:
     """Handlers validate the raw body with pydantic (or decode OTLP themselves): the JSON
     decode FastStream would otherwise run on every message is thrown away (profiling)."""
     return msg.body
-
-
-def parse(model: type[M], msg: KafkaMessage) -> M:
-    """Validation errors raised here are permanent: the guard dead-letters them."""
-    return model.model_validate_json(msg.body)

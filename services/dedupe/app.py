@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from faststream import Context, ContextRepo, FastStream
 from faststream.kafka.annotations import KafkaMessage
 
 from services.dedupe import logic
-from services.dedupe.store import PatternStore, PostgresPatternStore
+from services.dedupe.store import PatternSession, PatternStore, PostgresPatternStore
 from services.dedupe.trajectory import trajectory
 from shared import __version__, topics
 from shared.db import open_store_pool
 from shared.events import FixtureIndexed, TraceDeduped, TraceNormalized, advance
 from shared.kafka import make_broker
+from shared.kernel import Item, Outbox, process
 from shared.log import configure_logging
 from shared.ops import instrument
 from shared.retention import retention
 from shared.settings import get_settings
-from shared.stage import Stage, parse, to_bytes
+from shared.stage import Stage, to_bytes
 
 settings = get_settings()
 logger = configure_logging("dedupe", settings.log_level)
@@ -43,36 +44,53 @@ app = FastStream(broker, logger=logger, lifespan=lifespan)
 instrument(app, broker, stage.name, database=True)
 
 
-@stage.subscriber(topics.NORMALIZED)
-@stage.guarded
+@stage.batch_subscriber(topics.NORMALIZED)
 async def on_normalized(msg: KafkaMessage, store: PatternStore = Context()) -> None:
-    event = parse(TraceNormalized, msg)
-    observation = logic.observe(event.trace, event.features)
-    recorded = await store.record(observation)
+    async def dedupe(items: Sequence[Item[TraceNormalized]], out: Outbox) -> None:
+        observations = [logic.observe(i.event.trace, i.event.features) for i in items]
+        # One transaction for the batch: its traces are recorded in order under their
+        # buckets' locks, and what goes on is published only once it is committed.
+        async with store.batch(o.bucket for o in observations) as session:
+            for item, observation in zip(items, observations, strict=True):
+                forwarded = await deduped_event(session, item.event, observation)
+                if forwarded is not None:
+                    out.publish(
+                        deduped, to_bytes(forwarded), key=forwarded.pattern.pattern_id.encode()
+                    )
+        await out.flush()
+        await store.mark_forwarded([o.trace_id for o in observations])
+
+    await process(stage, msg, TraceNormalized, dedupe)
+
+
+async def deduped_event(
+    session: PatternSession, event: TraceNormalized, observation: logic.Observation
+) -> TraceDeduped | None:
+    recorded = await session.record(observation)
     today = observation.seen_at.date()
-    days = await store.days(recorded.pattern_id, observation.agent, today)
-    pattern = logic.with_trend(await store.pattern(recorded.pattern_id), days, today)
-    if logic.should_forward(recorded, pattern.covered_by_fixture, logic.is_rising(pattern)):
-        baseline = await store.baseline(observation.agent)
-        reference, paths = await store.reference(observation)
-        path_report = trajectory(event.trace, paths, reference)
-        out = advance(
-            event,
-            TraceDeduped,
-            stage.stamp(),
-            pattern=pattern,
-            baseline=baseline,
-            trajectory=path_report,
-        )
-        await deduped.publish(to_bytes(out), key=pattern.pattern_id.encode())
-    await store.mark_forwarded(event.trace_id)
+    days = await session.days(recorded.pattern_id, observation.agent, today)
+    pattern = logic.with_trend(await session.pattern(recorded.pattern_id), days, today)
+    if not logic.should_forward(recorded, pattern.covered_by_fixture, logic.is_rising(pattern)):
+        return None
+    reference, paths = await session.reference(observation)
+    return advance(
+        event,
+        TraceDeduped,
+        stage.stamp(),
+        pattern=pattern,
+        baseline=await session.baseline(observation.agent),
+        trajectory=trajectory(event.trace, paths, reference),
+    )
 
 
-@stage.subscriber(topics.FIXTURES_INDEX, purpose=topics.COVERAGE)
-@stage.guarded
+@stage.batch_subscriber(topics.FIXTURES_INDEX, purpose=topics.COVERAGE)
 async def on_fixture_indexed(msg: KafkaMessage, store: PatternStore = Context()) -> None:
-    event = parse(FixtureIndexed, msg)
-    if logic.covers(event):
-        await store.set_coverage(event.pattern_id, event.version, event.at)
-    else:
-        await store.clear_coverage(event.pattern_id)
+    async def follow(items: Sequence[Item[FixtureIndexed]], out: Outbox) -> None:
+        for item in items:
+            event = item.event
+            if logic.covers(event):
+                await store.set_coverage(event.pattern_id, event.version, event.at)
+            else:
+                await store.clear_coverage(event.pattern_id)
+
+    await process(stage, msg, FixtureIndexed, follow)

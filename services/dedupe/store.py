@@ -11,6 +11,8 @@ those functions compare with and record what they decided.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import AsyncIterator, Collection, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Protocol
@@ -45,10 +47,12 @@ DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
 
 
-class PatternStore(Protocol):
+class PatternSession(Protocol):
+    """The store's calls; inside ``PatternStore.batch`` they share one transaction."""
+
     async def record(self, obs: Observation) -> Recorded: ...
     async def pattern(self, pattern_id: str) -> PatternInfo: ...
-    async def mark_forwarded(self, trace_id: str) -> None: ...
+    async def mark_forwarded(self, trace_ids: Collection[str]) -> None: ...
     async def set_coverage(self, pattern_id: str, fixture_version: int, at: datetime) -> None: ...
     async def clear_coverage(self, pattern_id: str) -> None: ...
     async def baseline(self, agent: str) -> AgentBaseline: ...
@@ -56,127 +60,190 @@ class PatternStore(Protocol):
     async def reference(self, obs: Observation) -> tuple[str | None, list[Path]]: ...
 
 
+class PatternStore(PatternSession, Protocol):
+    def batch(self, buckets: Iterable[str]) -> AbstractAsyncContextManager[PatternSession]: ...
+
+
 class PostgresPatternStore:
+    """Every call runs in a transaction of its own; ``batch`` opens one transaction for a
+    whole batch of traces, with the advisory locks of all its buckets taken once, in a
+    fixed order (two instances locking overlapping buckets cannot deadlock)."""
+
     def __init__(self, pool: asyncpg.Pool, max_exemplars: int = DEFAULT_EXEMPLARS) -> None:
         self._pool = pool
         self._max_exemplars = max_exemplars
 
-    async def record(self, obs: Observation) -> Recorded:
+    @asynccontextmanager
+    async def batch(self, buckets: Iterable[str]) -> AsyncIterator[PatternSession]:
         async with self._pool.acquire() as conn, conn.transaction():
             # Serialises assignment within one bucket across instances: the second of two
             # concurrent traces sees the pattern the first one founded.
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", obs.bucket)
+            await conn.execute(
+                """SELECT pg_advisory_xact_lock(k) FROM (
+                       SELECT DISTINCT hashtextextended(b, 0) AS k FROM unnest($1::text[]) b
+                       ORDER BY k) AS sorted""",
+                sorted(set(buckets)),
+            )
+            yield _Session(conn, self._max_exemplars)
+
+    @asynccontextmanager
+    async def _alone(self) -> AsyncIterator[_Session]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield _Session(conn, self._max_exemplars)
+
+    async def record(self, obs: Observation) -> Recorded:
+        async with self.batch([obs.bucket]) as session:
+            return await session.record(obs)
+
+    async def pattern(self, pattern_id: str) -> PatternInfo:
+        async with self._alone() as session:
+            return await session.pattern(pattern_id)
+
+    async def mark_forwarded(self, trace_ids: Collection[str]) -> None:
+        async with self._alone() as session:
+            await session.mark_forwarded(trace_ids)
+
+    async def set_coverage(self, pattern_id: str, fixture_version: int, at: datetime) -> None:
+        async with self._alone() as session:
+            await session.set_coverage(pattern_id, fixture_version, at)
+
+    async def clear_coverage(self, pattern_id: str) -> None:
+        async with self._alone() as session:
+            await session.clear_coverage(pattern_id)
+
+    async def baseline(self, agent: str) -> AgentBaseline:
+        async with self._alone() as session:
+            return await session.baseline(agent)
+
+    async def days(self, pattern_id: str, agent: str, until: date) -> list[DayCount]:
+        async with self._alone() as session:
+            return await session.days(pattern_id, agent, until)
+
+    async def reference(self, obs: Observation) -> tuple[str | None, list[Path]]:
+        async with self._alone() as session:
+            return await session.reference(obs)
+
+
+class _Session:
+    """The store's queries on one connection, inside the batch's transaction."""
+
+    def __init__(self, conn: Connection, max_exemplars: int) -> None:
+        self._conn = conn
+        self._max_exemplars = max_exemplars
+
+    async def record(self, obs: Observation) -> Recorded:
+        conn = self._conn
+        again = await self._redelivery(conn, obs)
+        if again is not None:
+            return again
+        rows = await conn.fetch(
+            """SELECT pattern_id, signature FROM pattern_intents
+               WHERE pattern_id IN (SELECT pattern_id FROM pattern_intent_bands
+                                    WHERE bucket = $1 AND band_key = ANY($2::int8[]))
+               ORDER BY pattern_id, position""",
+            obs.bucket,
+            list(obs.intent_bands),
+        )
+        intents: dict[str, list[Sketch]] = defaultdict(list)
+        for r in rows:
+            intents[r["pattern_id"]].append(tuple(r["signature"]))
+        assigned = assign(obs, [Candidate(p, tuple(i)) for p, i in intents.items()])
+        exemplars = [
+            tuple(r["signature"])
+            for r in await conn.fetch(
+                """SELECT signature FROM pattern_exemplars WHERE pattern_id = $1
+                   ORDER BY position""",
+                assigned.pattern_id,
+            )
+        ]
+        role = exemplar_role(obs.content, exemplars, self._max_exemplars)
+        inserted = await conn.fetchval(
+            """INSERT INTO dedupe_traces (trace_id, content_sha256, pattern_id, seen_at,
+                                         near_copy)
+               VALUES ($1, $2, $3, $4, $5) ON CONFLICT (trace_id) DO NOTHING
+               RETURNING true""",
+            obs.trace_id,
+            obs.content_sha256,
+            assigned.pattern_id,
+            obs.seen_at,
+            role == Role.NEAR_COPY,
+        )
+        if not inserted:
+            # The same trace id with other content, in another bucket, got there first.
             again = await self._redelivery(conn, obs)
-            if again is not None:
-                return again
-            rows = await conn.fetch(
-                """SELECT pattern_id, signature FROM pattern_intents
-                   WHERE pattern_id IN (SELECT pattern_id FROM pattern_intent_bands
-                                        WHERE bucket = $1 AND band_key = ANY($2::int8[]))
-                   ORDER BY pattern_id, position""",
+            assert again is not None
+            return again
+        await conn.execute(
+            """INSERT INTO patterns AS p (pattern_id, fingerprint_version, fingerprint,
+                                         occurrences, first_seen, last_seen)
+               VALUES ($1, $2, $3, 1, $4, $4)
+               ON CONFLICT (pattern_id) DO UPDATE
+               SET occurrences = p.occurrences + 1,
+                   first_seen = LEAST(p.first_seen, EXCLUDED.first_seen),
+                   last_seen = GREATEST(p.last_seen, EXCLUDED.last_seen)""",
+            assigned.pattern_id,
+            obs.fingerprint_version,
+            pattern_fingerprint(obs.fingerprint, obs.intent),
+            obs.seen_at,
+        )
+        await conn.executemany(
+            """INSERT INTO pattern_members (pattern_id, dimension, value) VALUES ($1, $2, $3)
+               ON CONFLICT DO NOTHING""",
+            [(assigned.pattern_id, d, v) for d, v in obs.members],
+        )
+        await conn.executemany(
+            """INSERT INTO agent_baselines AS b (agent, measure, traces, total, squares)
+               VALUES ($1, $2, 1, $3::float8, $3::float8 * $3::float8)
+               ON CONFLICT (agent, measure) DO UPDATE
+               SET traces = b.traces + 1, total = b.total + EXCLUDED.total,
+                   squares = b.squares + EXCLUDED.squares""",
+            [(obs.agent, name, value) for name, value in obs.measures],
+        )
+        if obs.point is not None:
+            await self._add_to_series(conn, obs, assigned.pattern_id, obs.point)
+        await conn.execute(
+            """INSERT INTO pattern_paths (pattern_id, position, tools)
+               SELECT $1, coalesce(max(position) + 1, 0), $2 FROM pattern_paths
+               WHERE pattern_id = $1 HAVING count(*) < $3
+               ON CONFLICT DO NOTHING""",
+            assigned.pattern_id,
+            list(obs.path),
+            MAX_PATHS,
+        )
+        if assigned.remember_intent:
+            await conn.execute(
+                """INSERT INTO pattern_intents (pattern_id, position, bucket, signature)
+                   SELECT $1, coalesce(max(position) + 1, 0), $2, $3
+                   FROM pattern_intents WHERE pattern_id = $1
+                   ON CONFLICT DO NOTHING""",
+                assigned.pattern_id,
                 obs.bucket,
-                list(obs.intent_bands),
+                list(obs.intent),
             )
-            intents: dict[str, list[Sketch]] = defaultdict(list)
-            for r in rows:
-                intents[r["pattern_id"]].append(tuple(r["signature"]))
-            assigned = assign(obs, [Candidate(p, tuple(i)) for p, i in intents.items()])
-            exemplars = [
-                tuple(r["signature"])
-                for r in await conn.fetch(
-                    """SELECT signature FROM pattern_exemplars WHERE pattern_id = $1
-                       ORDER BY position""",
-                    assigned.pattern_id,
-                )
-            ]
-            role = exemplar_role(obs.content, exemplars, self._max_exemplars)
-            inserted = await conn.fetchval(
-                """INSERT INTO dedupe_traces (trace_id, content_sha256, pattern_id, seen_at,
-                                             near_copy)
-                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT (trace_id) DO NOTHING
-                   RETURNING true""",
+            await conn.executemany(
+                """INSERT INTO pattern_intent_bands (bucket, band_key, pattern_id)
+                   VALUES ($1, $2, $3) ON CONFLICT DO NOTHING""",
+                [(obs.bucket, key, assigned.pattern_id) for key in obs.intent_bands],
+            )
+        if role == Role.EXEMPLAR:
+            # The count guard keeps the cap even if the lock were ever bypassed.
+            await conn.execute(
+                """INSERT INTO pattern_exemplars (pattern_id, position, trace_id, signature)
+                   SELECT $1, coalesce(max(position) + 1, 0), $2, $3
+                   FROM pattern_exemplars WHERE pattern_id = $1
+                   HAVING count(*) < $4
+                   ON CONFLICT DO NOTHING""",
+                assigned.pattern_id,
                 obs.trace_id,
-                obs.content_sha256,
-                assigned.pattern_id,
-                obs.seen_at,
-                role == Role.NEAR_COPY,
+                list(obs.content),
+                self._max_exemplars,
             )
-            if not inserted:
-                # The same trace id with other content, in another bucket, got there first.
-                again = await self._redelivery(conn, obs)
-                assert again is not None
-                return again
-            await conn.execute(
-                """INSERT INTO patterns AS p (pattern_id, fingerprint_version, fingerprint,
-                                             occurrences, first_seen, last_seen)
-                   VALUES ($1, $2, $3, 1, $4, $4)
-                   ON CONFLICT (pattern_id) DO UPDATE
-                   SET occurrences = p.occurrences + 1,
-                       first_seen = LEAST(p.first_seen, EXCLUDED.first_seen),
-                       last_seen = GREATEST(p.last_seen, EXCLUDED.last_seen)""",
-                assigned.pattern_id,
-                obs.fingerprint_version,
-                pattern_fingerprint(obs.fingerprint, obs.intent),
-                obs.seen_at,
-            )
-            await conn.executemany(
-                """INSERT INTO pattern_members (pattern_id, dimension, value) VALUES ($1, $2, $3)
-                   ON CONFLICT DO NOTHING""",
-                [(assigned.pattern_id, d, v) for d, v in obs.members],
-            )
-            await conn.executemany(
-                """INSERT INTO agent_baselines AS b (agent, measure, traces, total, squares)
-                   VALUES ($1, $2, 1, $3::float8, $3::float8 * $3::float8)
-                   ON CONFLICT (agent, measure) DO UPDATE
-                   SET traces = b.traces + 1, total = b.total + EXCLUDED.total,
-                       squares = b.squares + EXCLUDED.squares""",
-                [(obs.agent, name, value) for name, value in obs.measures],
-            )
-            if obs.point is not None:
-                await self._add_to_series(conn, obs, assigned.pattern_id, obs.point)
-            await conn.execute(
-                """INSERT INTO pattern_paths (pattern_id, position, tools)
-                   SELECT $1, coalesce(max(position) + 1, 0), $2 FROM pattern_paths
-                   WHERE pattern_id = $1 HAVING count(*) < $3
-                   ON CONFLICT DO NOTHING""",
-                assigned.pattern_id,
-                list(obs.path),
-                MAX_PATHS,
-            )
-            if assigned.remember_intent:
-                await conn.execute(
-                    """INSERT INTO pattern_intents (pattern_id, position, bucket, signature)
-                       SELECT $1, coalesce(max(position) + 1, 0), $2, $3
-                       FROM pattern_intents WHERE pattern_id = $1
-                       ON CONFLICT DO NOTHING""",
-                    assigned.pattern_id,
-                    obs.bucket,
-                    list(obs.intent),
-                )
-                await conn.executemany(
-                    """INSERT INTO pattern_intent_bands (bucket, band_key, pattern_id)
-                       VALUES ($1, $2, $3) ON CONFLICT DO NOTHING""",
-                    [(obs.bucket, key, assigned.pattern_id) for key in obs.intent_bands],
-                )
-            if role == Role.EXEMPLAR:
-                # The count guard keeps the cap even if the lock were ever bypassed.
-                await conn.execute(
-                    """INSERT INTO pattern_exemplars (pattern_id, position, trace_id, signature)
-                       SELECT $1, coalesce(max(position) + 1, 0), $2, $3
-                       FROM pattern_exemplars WHERE pattern_id = $1
-                       HAVING count(*) < $4
-                       ON CONFLICT DO NOTHING""",
-                    assigned.pattern_id,
-                    obs.trace_id,
-                    list(obs.content),
-                    self._max_exemplars,
-                )
-            return Recorded(
-                assigned.pattern_id,
-                first_delivery=True,
-                already_forwarded=False,
-                near_copy=role == Role.NEAR_COPY,
-            )
+        return Recorded(
+            assigned.pattern_id,
+            first_delivery=True,
+            already_forwarded=False,
+            near_copy=role == Role.NEAR_COPY,
+        )
 
     @staticmethod
     async def _add_to_series(
@@ -222,30 +289,30 @@ class PostgresPatternStore:
     async def reference(self, obs: Observation) -> tuple[str | None, list[Path]]:
         """The agent's successful pattern of the same request, and its runs' paths."""
         bucket = success_bucket(obs.agent)
-        async with self._pool.acquire() as conn:
-            rows = await conn.fetch(
-                """SELECT pattern_id, signature FROM pattern_intents
-                   WHERE pattern_id IN (SELECT pattern_id FROM pattern_intent_bands
-                                        WHERE bucket = $1 AND band_key = ANY($2::int8[]))
-                   ORDER BY pattern_id, position""",
-                bucket,
-                list(obs.intent_bands),
-            )
-            intents: dict[str, list[Sketch]] = defaultdict(list)
-            for r in rows:
-                intents[r["pattern_id"]].append(tuple(r["signature"]))
-            best = best_match(obs.intent, [Candidate(p, tuple(i)) for p, i in intents.items()])
-            if best is None:
-                return None, []
-            pattern_id = best[1].pattern_id
-            paths = await conn.fetch(
-                "SELECT tools FROM pattern_paths WHERE pattern_id = $1 ORDER BY position",
-                pattern_id,
-            )
+        conn = self._conn
+        rows = await conn.fetch(
+            """SELECT pattern_id, signature FROM pattern_intents
+               WHERE pattern_id IN (SELECT pattern_id FROM pattern_intent_bands
+                                    WHERE bucket = $1 AND band_key = ANY($2::int8[]))
+               ORDER BY pattern_id, position""",
+            bucket,
+            list(obs.intent_bands),
+        )
+        intents: dict[str, list[Sketch]] = defaultdict(list)
+        for r in rows:
+            intents[r["pattern_id"]].append(tuple(r["signature"]))
+        best = best_match(obs.intent, [Candidate(p, tuple(i)) for p, i in intents.items()])
+        if best is None:
+            return None, []
+        pattern_id = best[1].pattern_id
+        paths = await conn.fetch(
+            "SELECT tools FROM pattern_paths WHERE pattern_id = $1 ORDER BY position",
+            pattern_id,
+        )
         return pattern_id, [tuple(r["tools"]) for r in paths]
 
     async def days(self, pattern_id: str, agent: str, until: date) -> list[DayCount]:
-        return await pattern_days(self._pool, pattern_id, agent, until)
+        return await pattern_days(self._conn, pattern_id, agent, until)
 
     @staticmethod
     async def _redelivery(conn: Connection, obs: Observation) -> Recorded | None:
@@ -269,20 +336,20 @@ class PostgresPatternStore:
         )
 
     async def pattern(self, pattern_id: str) -> PatternInfo:
-        async with self._pool.acquire() as conn:
-            row = await conn.fetchrow(
-                """SELECT p.*, c.fixture_version IS NOT NULL AS covered,
-                     (SELECT count(*) FROM dedupe_traces t WHERE t.pattern_id = p.pattern_id
-                        AND t.seen_at > p.last_seen - interval '24 hours') AS count_24h,
-                     (SELECT count(*) FROM dedupe_traces t WHERE t.pattern_id = p.pattern_id
-                        AND t.seen_at > p.last_seen - interval '7 days') AS count_7d
-                   FROM patterns p LEFT JOIN pattern_coverage c USING (pattern_id)
-                   WHERE p.pattern_id = $1""",
-                pattern_id,
-            )
-            members = await conn.fetch(
-                "SELECT dimension, value FROM pattern_members WHERE pattern_id = $1", pattern_id
-            )
+        conn = self._conn
+        row = await conn.fetchrow(
+            """SELECT p.*, c.fixture_version IS NOT NULL AS covered,
+                 (SELECT count(*) FROM dedupe_traces t WHERE t.pattern_id = p.pattern_id
+                    AND t.seen_at > p.last_seen - interval '24 hours') AS count_24h,
+                 (SELECT count(*) FROM dedupe_traces t WHERE t.pattern_id = p.pattern_id
+                    AND t.seen_at > p.last_seen - interval '7 days') AS count_7d
+               FROM patterns p LEFT JOIN pattern_coverage c USING (pattern_id)
+               WHERE p.pattern_id = $1""",
+            pattern_id,
+        )
+        members = await conn.fetch(
+            "SELECT dimension, value FROM pattern_members WHERE pattern_id = $1", pattern_id
+        )
         if row is None:
             raise KeyError(pattern_id)
         by_dim: dict[str, list[str]] = defaultdict(list)
@@ -304,29 +371,29 @@ class PostgresPatternStore:
             covered_by_fixture=row["covered"],
         )
 
-    async def mark_forwarded(self, trace_id: str) -> None:
-        async with self._pool.acquire() as conn:
-            await conn.execute(
-                "UPDATE dedupe_traces SET forwarded = true WHERE trace_id = $1", trace_id
-            )
+    async def mark_forwarded(self, trace_ids: Collection[str]) -> None:
+        await self._conn.execute(
+            "UPDATE dedupe_traces SET forwarded = true WHERE trace_id = ANY($1::text[])",
+            list(trace_ids),
+        )
 
     async def set_coverage(self, pattern_id: str, fixture_version: int, at: datetime) -> None:
-        async with self._pool.acquire() as conn:
-            await conn.execute(
-                """INSERT INTO pattern_coverage AS c (pattern_id, fixture_version, updated_at)
-                   VALUES ($1, $2, $3) ON CONFLICT (pattern_id) DO UPDATE
-                   SET fixture_version = GREATEST(c.fixture_version, EXCLUDED.fixture_version),
-                       updated_at = EXCLUDED.updated_at""",
-                pattern_id,
-                fixture_version,
-                at,
-            )
+        conn = self._conn
+        await conn.execute(
+            """INSERT INTO pattern_coverage AS c (pattern_id, fixture_version, updated_at)
+               VALUES ($1, $2, $3) ON CONFLICT (pattern_id) DO UPDATE
+               SET fixture_version = GREATEST(c.fixture_version, EXCLUDED.fixture_version),
+                   updated_at = EXCLUDED.updated_at""",
+            pattern_id,
+            fixture_version,
+            at,
+        )
 
     async def clear_coverage(self, pattern_id: str) -> None:
-        await self._pool.execute("DELETE FROM pattern_coverage WHERE pattern_id = $1", pattern_id)
+        await self._conn.execute("DELETE FROM pattern_coverage WHERE pattern_id = $1", pattern_id)
 
     async def baseline(self, agent: str) -> AgentBaseline:
-        rows = await self._pool.fetch(
+        rows = await self._conn.fetch(
             "SELECT measure, traces, total, squares FROM agent_baselines WHERE agent = $1", agent
         )
         return baseline_of(
@@ -466,8 +533,13 @@ class InMemoryPatternStore:
             covered_by_fixture=pattern_id in self.coverage,
         )
 
-    async def mark_forwarded(self, trace_id: str) -> None:
-        self.traces[trace_id].forwarded = True
+    @asynccontextmanager
+    async def batch(self, buckets: Iterable[str]) -> AsyncIterator[PatternSession]:
+        yield self
+
+    async def mark_forwarded(self, trace_ids: Collection[str]) -> None:
+        for trace_id in trace_ids:
+            self.traces[trace_id].forwarded = True
 
     async def set_coverage(self, pattern_id: str, fixture_version: int, at: datetime) -> None:
         self.coverage[pattern_id] = max(self.coverage.get(pattern_id, 0), fixture_version)

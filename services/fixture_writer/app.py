@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 
@@ -17,11 +17,12 @@ from shared import __version__, topics
 from shared.db import open_store_pool
 from shared.events import CaseReviewed, TraceScored, Verdict
 from shared.kafka import make_broker
+from shared.kernel import Item, Outbox, headers_of, process
 from shared.log import configure_logging
 from shared.ops import fixture_change, instrument
 from shared.retention import retention
 from shared.settings import get_settings
-from shared.stage import Stage, now, parse, to_bytes
+from shared.stage import Stage, now, to_bytes
 
 settings = get_settings()
 logger = configure_logging("fixture_writer", settings.log_level)
@@ -43,20 +44,28 @@ app = FastStream(broker, logger=logger, lifespan=lifespan)
 instrument(app, broker, stage.name, database=True)
 
 
-@stage.subscriber(topics.PROMOTED)
-@stage.guarded
+@stage.batch_subscriber(topics.PROMOTED)
 async def on_promoted(msg: KafkaMessage, store: FixtureStore = Context()) -> None:
-    event = parse(TraceScored, msg)
-    await write_promoted(store, event, logic.build_fixtures(event))
+    async def write(items: Sequence[Item[TraceScored]], out: Outbox) -> None:
+        for item in items:
+            await write_promoted(store, item.event, logic.build_fixtures(item.event))
+
+    await process(stage, msg, TraceScored, write)
 
 
-@stage.subscriber(topics.REVIEWED, purpose=topics.REVIEWS)
-@stage.guarded
+@stage.batch_subscriber(topics.REVIEWED, purpose=topics.REVIEWS)
 async def on_reviewed(msg: KafkaMessage, store: FixtureStore = Context()) -> None:
+    async def follow(items: Sequence[Item[CaseReviewed]], out: Outbox) -> None:
+        for item in items:
+            await follow_verdict(store, item.event)
+
+    await process(stage, msg, CaseReviewed, follow)
+
+
+async def follow_verdict(store: FixtureStore, verdict: CaseReviewed) -> None:
     """A person promoted a held case (its fixtures carry their expected behaviour) or
     retired a fixture by hand (the gate log says who and why). Other verdicts write nothing
     here (scoring follows rejections)."""
-    verdict = parse(CaseReviewed, msg)
     if verdict.verdict == Verdict.PROMOTE and verdict.case is not None:
         await write_promoted(store, reviewed_case(verdict), reviewed_drafts(verdict))
     elif verdict.verdict == Verdict.RETIRE and verdict.fixture_id is not None:
@@ -90,12 +99,23 @@ async def write_promoted(
         await publish_coverage(store, event.pattern.pattern_id, event.policy_version, at)
 
 
-@stage.subscriber(topics.SCORED, purpose=topics.WITHDRAWALS)
-@stage.guarded
+@stage.batch_subscriber(topics.SCORED, purpose=topics.WITHDRAWALS)
 async def on_scored(msg: KafkaMessage, store: FixtureStore = Context()) -> None:
-    if not logic.replayed(msg.headers.get(topics.DECIDED_BY_HEADER)):
-        return  # a live decision: never re-decides a trace, so it withdraws nothing
-    event = parse(TraceScored, msg)
+    async def withdraw(items: Sequence[Item[TraceScored]], out: Outbox) -> None:
+        for item in items:
+            await withdraw_promotion(store, item.event)
+
+    # A live decision never re-decides a trace, so it withdraws nothing: not even parsed.
+    await process(
+        stage,
+        msg,
+        TraceScored,
+        withdraw,
+        wanted=lambda record: logic.replayed(headers_of(record).get(topics.DECIDED_BY_HEADER)),
+    )
+
+
+async def withdraw_promotion(store: FixtureStore, event: TraceScored) -> None:
     if not logic.withdraws_promotion(event):
         return
     at = now()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import timedelta
-from typing import cast
 
 from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
@@ -24,6 +23,7 @@ from shared import __version__, topics
 from shared.errors import is_transient, retry_transient
 from shared.events import TraceNormalized
 from shared.kafka import make_broker
+from shared.kernel import headers_of, records_of
 from shared.log import configure_logging
 from shared.ops import BATCH_SIZE, instrument
 from shared.settings import get_settings
@@ -62,27 +62,37 @@ class ReleaseRevokedPartitions(ConsumerRebalanceListener):
         return None
 
 
-raw = stage.subscriber(topics.RAW, ack_policy=AckPolicy.MANUAL, listener=ReleaseRevokedPartitions())
+raw = stage.batch_subscriber(
+    topics.RAW, ack_policy=AckPolicy.MANUAL, listener=ReleaseRevokedPartitions()
+)
 
 
 @raw
 async def on_raw(msg: KafkaMessage) -> None:
-    record = single_record(msg)
+    records = records_of(msg)
+    BATCH_SIZE.labels(stage.name, "consume").observe(len(records))
+    for record in records:
+        await buffer_record(record)
+
+
+async def buffer_record(record: ConsumerRecord[bytes, bytes]) -> None:
     source = (record.partition, record.offset)
     while assembler.full():  # back-pressure: stop reading until the flusher makes room
         room.clear()
         await room.wait()
-    content_type = msg.headers.get("content-type") or msg.content_type
+    body = record.value or b""
     try:
-        traces = decode_payload(msg.body, content_type, max_bytes=settings.ingest_max_body_bytes)
+        traces = decode_payload(
+            body, headers_of(record).get("content-type"), max_bytes=settings.ingest_max_body_bytes
+        )
     except Exception as error:
-        await dead_letter_until_acknowledged(msg, error)
+        await dead_letter_until_acknowledged(record, error)
         async with buffer_lock:
             assembler.mark_consumed(source)
         return
     async with buffer_lock:
         # Counted decoded (a gzipped body is ~70x smaller than what it holds in memory).
-        assembler.add(traces, source, max(len(msg.body), decoded_size(traces)), now())
+        assembler.add(traces, source, max(len(body), decoded_size(traces)), now())
     stage.log.info(
         "buffered",
         trace_ids=[logic.loggable_trace_id(t.trace_id) for t in traces],
@@ -90,17 +100,13 @@ async def on_raw(msg: KafkaMessage) -> None:
     )
 
 
-def single_record(msg: KafkaMessage) -> ConsumerRecord[bytes, bytes]:
-    # The subscriber is not a batch one: every message wraps exactly one record.
-    return cast("ConsumerRecord[bytes, bytes]", msg.raw_message)
-
-
-async def dead_letter_until_acknowledged(msg: KafkaMessage, error: Exception) -> None:
-    """The offset will be committed past this message, so its dead letter must land."""
-    trace_id = logic.trace_id_hint(single_record(msg).key)
+async def dead_letter_until_acknowledged(
+    record: ConsumerRecord[bytes, bytes], error: Exception
+) -> None:
+    """The offset will be committed past this record, so its dead letter must land."""
     await retry_transient(
         "ingest dead letter",
-        lambda: stage.dead_letter(msg, error, trace_id=trace_id),
+        lambda: stage.dead_letter_record(record, error),
         max_delay_s=None,
     )
 

@@ -30,14 +30,6 @@ def partition_key(event: TraceNormalized) -> str:
     return pattern_partition_key(event.trace.agent_name, event.features)
 
 
-def trace_id_hint(key: bytes | None) -> str | None:
-    """traces.raw is keyed by trace id when the producer knew it."""
-    if not key:
-        return None
-    text = key.decode("utf-8", errors="replace").strip()
-    return text[:64] or None
-
-
 # Hexadecimal with at least one letter (an all-digit id could be a phone or a card number),
 # or a UUID.
 _HEX_ID = re.compile(

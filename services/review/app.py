@@ -5,7 +5,7 @@ and give verdicts on traces.reviewed."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from faststream import Context, ContextRepo, FastStream
@@ -17,10 +17,11 @@ from shared import __version__, topics
 from shared.db import open_store_pool
 from shared.events import TraceScored
 from shared.kafka import make_broker
+from shared.kernel import Item, Outbox, headers_of, process
 from shared.log import configure_logging
 from shared.ops import instrument
 from shared.settings import get_settings
-from shared.stage import Stage, parse
+from shared.stage import Stage
 
 settings = get_settings()
 logger = configure_logging("review", settings.log_level)
@@ -40,11 +41,21 @@ app = FastStream(broker, logger=logger, lifespan=lifespan)
 instrument(app, broker, stage.name, database=True)
 
 
-@stage.subscriber(topics.SCORED)
-@stage.guarded
+@stage.batch_subscriber(topics.SCORED)
 async def on_scored(msg: KafkaMessage, store: ReviewStore = Context()) -> None:
-    if msg.headers.get(topics.DECIDED_BY_HEADER) == topics.REPLAY_STAGE:
-        return  # a replay's what-if: people review what the live policy held
-    event = parse(TraceScored, msg)
-    if logic.held(event) and await store.add_case(logic.case_from(event)):
-        stage.log.info("case_held", trace_id=event.trace_id, pattern_id=event.pattern.pattern_id)
+    async def hold(items: Sequence[Item[TraceScored]], out: Outbox) -> None:
+        for item in items:
+            event = item.event
+            if logic.held(event) and await store.add_case(logic.case_from(event)):
+                stage.log.info(
+                    "case_held", trace_id=event.trace_id, pattern_id=event.pattern.pattern_id
+                )
+
+    # A replay's what-if is not parsed: people review what the live policy held.
+    await process(
+        stage,
+        msg,
+        TraceScored,
+        hold,
+        wanted=lambda r: headers_of(r).get(topics.DECIDED_BY_HEADER) != topics.REPLAY_STAGE,
+    )

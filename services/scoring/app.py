@@ -22,7 +22,7 @@ from shared.ops import decided as decided_metric
 from shared.ops import instrument
 from shared.retention import retention
 from shared.settings import get_settings
-from shared.stage import Stage, parse, to_bytes
+from shared.stage import Stage, to_bytes
 
 settings = get_settings()
 logger = configure_logging("scoring", settings.log_level)
@@ -82,11 +82,14 @@ async def publish_decisions(decided: list[TraceScored], store: BudgetStore, out:
         decided_metric(event.decision.value, event.scores, policy.weights.as_dict())
 
 
-@stage.subscriber(topics.REVIEWED, purpose=topics.REVIEWS)
-@stage.guarded
+@stage.batch_subscriber(topics.REVIEWED, purpose=topics.REVIEWS)
 async def on_reviewed(msg: KafkaMessage, verdicts: VerdictStore = Context()) -> None:
     """A person's verdict on a pattern: its later traces follow it (see verdicts.py). A
     fixture retired by hand says nothing about the pattern's later traces."""
-    verdict = parse(CaseReviewed, msg)
-    if verdict.verdict != Verdict.RETIRE:
-        await verdicts.record(pattern_verdict(verdict))
+
+    async def follow(items: Sequence[Item[CaseReviewed]], out: Outbox) -> None:
+        for item in items:
+            if item.event.verdict != Verdict.RETIRE:
+                await verdicts.record(pattern_verdict(item.event))
+
+    await process(stage, msg, CaseReviewed, follow)

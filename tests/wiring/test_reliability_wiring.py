@@ -128,8 +128,8 @@ async def test_a_dead_letter_that_cannot_be_published_leaves_the_message_unackno
     async def broker_down(*args: Any, **kwargs: Any) -> None:
         raise KafkaConnectionError("down")
 
-    monkeypatch.setattr(dedupe.stage, "dead_letter", broker_down)
-    monkeypatch.setattr("shared.stage.TRANSIENT_RETRY_WINDOW_S", 0.0)
+    monkeypatch.setattr(dedupe.stage, "dead_letter_record", broker_down)
+    monkeypatch.setattr("shared.kernel.TRANSIENT_RETRY_WINDOW_S", 0.0)
     async with TestKafkaBroker(dedupe.broker) as broker:
         broker.context.set_global("store", InMemoryPatternStore())
         with pytest.raises(KafkaConnectionError):
