@@ -23,6 +23,7 @@ from rich.progress import (
 )
 
 from promoter.charts import draw
+from promoter.context import StateDir, console, endpoints_for, settings_for
 from services.fixture_writer.degrading import PatternSeries, degrading, render_degrading
 from services.fixture_writer.exports import EXPORTERS, ExportRow, export
 from services.fixture_writer.logic import FixtureKind
@@ -248,17 +249,13 @@ def parse_since(value: str | None) -> datetime | None:
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at
 
 
-StateDir = Annotated[
-    Path | None, typer.Option("--state-dir", help="State folder (default ./.promote).")
-]
 Since = Annotated[
     str | None, typer.Option("--since", help="Only what changed from this ISO date(-time) on.")
 ]
 
 
 def register(app: typer.Typer) -> None:
-    """Adds `export` and `report` to the CLI. The CLI's helpers are imported when a command
-    runs, not here: promoter.cli imports this module while it is still being built."""
+    """Adds `export` and `report` to the CLI."""
 
     @app.command("export")
     def export_command(
@@ -269,8 +266,6 @@ def register(app: typer.Typer) -> None:
         state_dir: StateDir = None,
     ) -> None:
         """Export the current fixtures for an offline suite."""
-        from promoter.cli import _endpoints, _settings, console
-
         if fmt not in FORMATS:
             raise typer.BadParameter(
                 f"unknown format {fmt!r}; one of {', '.join(FORMATS)}", param_hint="--format"
@@ -279,7 +274,7 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(
                 f"unknown kind {kind!r}; one of {', '.join(KINDS)}", param_hint="--kind"
             )
-        endpoints = _endpoints(_settings(state_dir))
+        endpoints = endpoints_for(settings_for(state_dir))
         count, files = asyncio.run(
             export_fixtures(
                 endpoints.database_url,
@@ -303,9 +298,7 @@ def register(app: typer.Typer) -> None:
         state_dir: StateDir = None,
     ) -> None:
         """The release-gate report (Markdown): fixtures added, versioned or retired, and why."""
-        from promoter.cli import _endpoints, _settings, console
-
-        endpoints = _endpoints(_settings(state_dir))
+        endpoints = endpoints_for(settings_for(state_dir))
         charts = None if out is None else out.parent / f"{out.stem}-charts"
         markdown = asyncio.run(gate_report(endpoints.database_url, parse_since(since), charts))
         if out is None:

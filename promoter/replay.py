@@ -36,7 +36,6 @@ from typing import Annotated, Any, Literal
 import typer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
-from rich.console import Console
 from rich.markup import escape
 from rich.padding import Padding
 from rich.progress import (
@@ -49,6 +48,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from promoter.context import console
+from promoter.context import endpoints_for as _endpoints
+from promoter.context import settings_for as _settings
 from services.scoring import replay_logic, step
 from services.scoring.policy import Policy, PolicyError, load_policy
 from services.scoring.replay_logic import DecisionSummary, ReplayDiff
@@ -61,7 +63,6 @@ from shared.kafka import process_client_options as kafka_options
 from shared.settings import get_settings
 from shared.stage import now, stamp, to_bytes
 
-console = Console()
 REPLAY_STAGE = topics.REPLAY_STAGE
 FETCH_TIMEOUT_MS = 1000
 
@@ -361,8 +362,6 @@ def replay(
 ) -> None:
     """Re-score history from traces.redacted under another policy (without --from or
     --from-beginning: resume where this policy's last replay stopped)."""
-    from promoter.cli import _endpoints, _settings  # the CLI imports this module
-
     if save is not None and save.suffix.lower() not in (".json", ".md"):
         raise typer.BadParameter("must end in .json or .md", param_hint="--save")
     start = _start(from_, from_beginning)

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from promoter.context import AsJson, StateDir, console, endpoints_for, settings_for
 from services.review import logic
 from services.review.store import PostgresReviewStore
 from services.review.verdicts import KafkaVerdicts, give, retirement
@@ -25,12 +25,6 @@ from shared.settings import Settings
 
 KINDS = ", ".join(logic.FIXTURE_KINDS)
 review_app = typer.Typer(help="Held cases and verdicts (the review app, scripted).")
-console = Console()
-
-StateDir = Annotated[
-    Path | None, typer.Option("--state-dir", help="State folder (default ./.promote).")
-]
-AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 Reviewer = Annotated[
     str | None, typer.Option("--reviewer", help="Who gives the verdict (default: your login).")
 ]
@@ -40,10 +34,8 @@ WholePattern = Annotated[
 
 
 def _settings(state_dir: Path | None) -> Settings:
-    from promoter.cli import _endpoints  # the CLI's own resolution of a running stack
-
-    base = Settings(state_dir=state_dir) if state_dir else Settings()
-    endpoints = _endpoints(base)
+    base = settings_for(state_dir)
+    endpoints = endpoints_for(base)
     return base.model_copy(
         update={
             "kafka_bootstrap_servers": endpoints.kafka_bootstrap_servers,
@@ -266,3 +258,7 @@ def snooze(
 ) -> None:
     """Put a held case aside for some days."""
     _give(state_dir, trace_id, Verdict.SNOOZE, reviewer, whole_pattern, snooze_days=days)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(review_app, name="review")

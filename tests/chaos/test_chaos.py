@@ -26,8 +26,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka import errors as kafka_errors
 
-from promoter.cli import wait_for_idle
 from promoter.kafka_local import _alive
+from promoter.lag import wait_for_idle
 from promoter.sending import messages, send
 from promoter.supervisor import RECEIVER, STAGES, Endpoints, Stack
 from shared import topics

@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from promoter.cli import wait_for_idle
+from promoter.lag import wait_for_idle
 from promoter.supervisor import Endpoints, Stack
 from services.dedupe.logic import observe
 from services.dedupe.store import InMemoryPatternStore

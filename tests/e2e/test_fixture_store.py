@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from promoter.cli import wait_for_idle
+from promoter.lag import wait_for_idle
 from promoter.supervisor import Endpoints
 from shared import topics
 from shared.kafka import read_topic

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from promoter.cli import wait_for_idle
+from promoter.lag import wait_for_idle
 from promoter.supervisor import RECEIVER, STAGES, Endpoints, Stack
 from shared import ops, topics
 from tests.e2e.test_pipeline import produce

@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from promoter.cli import wait_for_idle
+from promoter.lag import wait_for_idle
 from promoter.supervisor import Endpoints
 from services.ingest.logic import normalize, partition_key
 from shared import topics

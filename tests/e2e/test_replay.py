@@ -23,8 +23,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from promoter.cli import wait_for_idle
 from promoter.exporting import read_export_rows
+from promoter.lag import wait_for_idle
 from promoter.replay import replay_group
 from promoter.supervisor import Endpoints
 from services.fixture_writer.exports import ExportRow

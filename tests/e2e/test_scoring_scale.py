@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from promoter.cli import wait_for_idle
+from promoter.lag import wait_for_idle
 from promoter.supervisor import Endpoints, Stack
 from services.dedupe.store import InMemoryPatternStore
 from services.scoring import logic

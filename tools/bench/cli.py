@@ -1,4 +1,5 @@
-"""`promote bench`: the benchmark harness from the project's CLI."""
+"""`promote bench`: the benchmark harness as a `promote` command, added through the
+`promote.commands` entry point (pyproject.toml) where the tools are importable."""
 
 from __future__ import annotations
 

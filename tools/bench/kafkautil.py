@@ -270,7 +270,7 @@ class LagWatcher:
         on_lag: Callable[[int], None] | None = None,
         check: Callable[[], None] | None = None,
     ) -> float:
-        """The same rule as `promote wait` (promoter.cli.wait_for_idle): every group at lag
+        """The same rule as `promote wait` (promoter.lag.wait_for_idle): every group at lag
         0 on two readings in a row, ``interval_s`` apart. perf_counter time of the second."""
         deadline = time.monotonic() + timeout_s
         idle = 0

@@ -24,7 +24,7 @@ from typing import Any
 import asyncpg
 
 from promoter import sending
-from promoter.cli import wait_for_idle
+from promoter.lag import wait_for_idle
 from promoter.supervisor import STAGES, Endpoints, Stack
 from shared import topics
 from shared.kafka import groups_lag, read_topic
