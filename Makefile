@@ -79,9 +79,11 @@ lint-ops: $(VENV)/.synced $(TOOLS)/bin/kubeconform $(TOOLS)/bin/rulecheck $(SCHE
 	$(TOOLS)/bin/rulecheck deploy/monitoring/alerts.yaml
 	$(PY) -m tools.scripts.ops_lint compose dashboard asyncapi
 
+# lint-imports checks the layer contracts in pyproject.toml ([tool.importlinter]).
 lint: setup lint-ops
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 typecheck: setup
 	$(VENV)/bin/mypy shared services promoter tools tests
