@@ -26,9 +26,20 @@ from services.fixture_writer.store import (
 )
 from services.ingest.decode import decode_payload
 from services.scoring.logic import BudgetState
-from services.scoring.store import BudgetStore, InMemoryBudgetStore, PostgresBudgetStore
+from services.scoring.store import (
+    BudgetStore,
+    InMemoryBudgetStore,
+    PostgresBudgetStore,
+    Promotion,
+)
+from services.scoring.verdicts import (
+    MemoryVerdictStore,
+    PatternVerdict,
+    PostgresVerdictStore,
+    VerdictStore,
+)
 from shared.db import connect_pool, migrate
-from shared.events import Decision, Trace, TraceScored
+from shared.events import Decision, Trace, TraceScored, Verdict
 from shared.features import derive_features
 from tests.support.builders import refund_trace, scored
 from tools.corpus.real.slice import read_slice
@@ -39,7 +50,9 @@ DAY = date(2026, 3, 2)
 OTHER_DAY = date(2026, 3, 3)
 
 
-async def promotions_then_budgets(store: BudgetStore, version: str) -> list[BudgetState]:
+async def promotions_then_budgets(
+    store: PostgresBudgetStore | InMemoryBudgetStore, version: str
+) -> list[BudgetState]:
     for trace, pattern, day in [
         ("t1", "p1", DAY),
         ("t2", "p1", DAY),
@@ -252,3 +265,103 @@ def test_the_postgres_fixture_store_retires_by_hand_as_the_in_memory_one_does(
     assert story == asyncio.run(retired_by_hand(InMemoryFixtureStore(), nonce))
     assert story == (f"p-{nonce}", None, False), "retired once; the redelivery changes nothing"
     assert reasons == ["retired by hand by ana: the refund rule changed"]
+
+
+async def record_in_batches(
+    store: PatternStore, observations: list[Observation], size: int
+) -> list[Any]:
+    """As the dedupe stage records: several traces in one session (one transaction)."""
+    facts: list[Any] = []
+    stream = [*observations, observations[0]]  # the last one is a redelivery
+    for start in range(0, len(stream), size):
+        chunk = stream[start : start + size]
+        async with store.batch(o.bucket for o in chunk) as session:
+            for obs in chunk:
+                recorded = await session.record(obs)
+                facts.append((recorded, await session.pattern(recorded.pattern_id)))
+        await store.mark_forwarded([o.trace_id for o in chunk])
+    return facts
+
+
+def test_a_batch_recorded_in_one_transaction_groups_as_the_in_memory_twin_does(
+    infra: Endpoints,
+) -> None:
+    observations = slice_observations(secrets.token_hex(4))
+
+    async def on_postgres() -> list[Any]:
+        pool = await connect_pool(infra.database_url)
+        try:
+            await migrate(pool)
+            return await record_in_batches(PostgresPatternStore(pool), observations, size=7)
+        finally:
+            await pool.close()
+
+    on_db = asyncio.run(on_postgres())
+    assert on_db == asyncio.run(record_in_batches(InMemoryPatternStore(), observations, size=7))
+    redelivered = on_db[-1][0]
+    assert not redelivered.first_delivery and redelivered.already_forwarded
+
+
+async def batch_facts(store: BudgetStore, version: str) -> list[Any]:
+    await store.record_promotions(
+        [
+            Promotion("t1", "p1", version, DAY),
+            Promotion("t2", "p1", version, DAY),
+            Promotion("t3", "p2", version, OTHER_DAY),
+            Promotion("t1", "p1", version, DAY),  # a redelivery records nothing new
+        ]
+    )
+    return [
+        await store.facts(["t9"], ["p1", "p2", "p3"], [DAY, OTHER_DAY], version),
+        await store.facts(["t1", "t3"], ["p1", "p2"], [DAY], version),  # the batch's own
+        await store.facts(["t9"], ["p1"], [], version),  # no daily cap: no day counted
+        await store.facts(["t9"], ["p1"], [DAY], "another-policy"),
+    ]
+
+
+def test_budget_facts_for_a_batch_are_the_same_on_postgres_and_in_memory(
+    infra: Endpoints,
+) -> None:
+    version = f"twin-batch-{secrets.token_hex(4)}"
+
+    async def on_postgres() -> list[Any]:
+        pool = await connect_pool(infra.database_url)
+        try:
+            await migrate(pool)
+            return await batch_facts(PostgresBudgetStore(pool), version)
+        finally:
+            await pool.close()
+
+    real = asyncio.run(on_postgres())
+    assert real == asyncio.run(batch_facts(InMemoryBudgetStore(), version))
+    assert real[0].for_pattern == {"p1": 2, "p2": 1}
+    assert real[1].for_pattern == {"p1": 1} and real[1].on_day == {DAY: 1}
+    assert real[2].on_day == {} and real[3].for_pattern == {}
+
+
+async def verdict_story(store: VerdictStore, pattern: str) -> list[Any]:
+    at = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    first = PatternVerdict(pattern, Verdict.REJECT, "v1", "ana", "noise", at)
+    later = PatternVerdict(pattern, Verdict.SNOOZE, "v2", "ben", "later", at + timedelta(hours=1))
+    await store.record(later)
+    await store.record(first)  # an older verdict arriving late replaces nothing
+    return [await store.verdict(pattern), await store.verdicts([pattern, f"{pattern}-none"])]
+
+
+def test_the_postgres_verdict_store_keeps_the_latest_verdict_as_the_twin_does(
+    infra: Endpoints,
+) -> None:
+    pattern = f"p-{secrets.token_hex(4)}"
+
+    async def on_postgres() -> list[Any]:
+        pool = await connect_pool(infra.database_url)
+        try:
+            await migrate(pool)
+            return await verdict_story(PostgresVerdictStore(pool), pattern)
+        finally:
+            await pool.close()
+
+    real = asyncio.run(on_postgres())
+    assert real == asyncio.run(verdict_story(MemoryVerdictStore(), pattern))
+    assert real[0] is not None and real[0].verdict_id == "v2"
+    assert list(real[1]) == [pattern]

@@ -1,0 +1,143 @@
+"""The batched kernel's guarantees, driven with literal records and fakes of the broker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import structlog
+from aiokafka import ConsumerRecord
+from aiokafka.errors import KafkaConnectionError
+from pydantic import BaseModel, ConfigDict
+
+from shared import kernel
+from shared.kernel import Item, Outbox, process
+
+pytestmark = pytest.mark.wiring
+
+
+class Said(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    trace_id: str
+    text: str
+
+
+def record(offset: int, body: bytes, partition: int = 0) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(
+        topic="traces.test",
+        partition=partition,
+        offset=offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=None,
+        value=body,
+        checksum=None,
+        serialized_key_size=0,
+        serialized_value_size=len(body),
+        headers=(),
+    )
+
+
+def said(offset: int, text: str) -> ConsumerRecord[bytes, bytes]:
+    return record(offset, Said(trace_id=f"t{offset}", text=text).model_dump_json().encode())
+
+
+class FakeStage:
+    name = "test"
+    log = structlog.get_logger()
+
+    def __init__(self) -> None:
+        self.dead: list[tuple[int, str]] = []
+
+    async def dead_letter_record(self, rec: ConsumerRecord[bytes, bytes], error: Exception) -> None:
+        self.dead.append((rec.offset, type(error).__name__))
+
+
+class FakePublisher:
+    def __init__(self, fail_with: Exception | None = None) -> None:
+        self.sent: list[bytes] = []
+        self.fail_with = fail_with
+
+    async def publish(self, body: bytes, **options: Any) -> asyncio.Future[None]:
+        assert options["no_confirm"] is True, "outputs are handed over unawaited"
+        delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.fail_with is not None:
+            delivery.set_exception(self.fail_with)
+        else:
+            self.sent.append(body)
+            delivery.set_result(None)
+        return delivery
+
+
+def batch(*records: ConsumerRecord[bytes, bytes]) -> Any:
+    return SimpleNamespace(raw_message=tuple(records))
+
+
+def echo(out_to: FakePublisher, seen: list[list[str]]) -> Any:
+    async def step(items: Sequence[Item[Said]], out: Outbox) -> None:
+        seen.append([i.event.text for i in items])
+        for item in items:
+            if item.event.text == "poison":
+                raise ValueError("cannot handle this one")
+            out.publish(out_to, item.event.text.encode(), key=item.event.trace_id.encode())
+
+    return step
+
+
+async def test_a_record_that_does_not_parse_is_dead_lettered_alone_and_the_rest_go_on() -> None:
+    stage, publisher = FakeStage(), FakePublisher()
+    seen: list[list[str]] = []
+    msg = batch(said(0, "a"), record(1, b"{not json"), said(2, "b"))
+
+    await process(stage, msg, Said, echo(publisher, seen))  # type: ignore[arg-type]
+
+    assert stage.dead == [(1, "ValidationError")]
+    assert seen == [["a", "b"]], "one step for the whole parsed batch"
+    assert publisher.sent == [b"a", b"b"]
+
+
+async def test_a_poison_record_fails_the_batch_and_only_it_becomes_a_dead_letter() -> None:
+    stage, publisher = FakeStage(), FakePublisher()
+    seen: list[list[str]] = []
+    msg = batch(said(0, "a"), said(1, "poison"), said(2, "b"))
+
+    await process(stage, msg, Said, echo(publisher, seen))  # type: ignore[arg-type]
+
+    assert stage.dead == [(1, "ValueError")]
+    assert seen[0] == ["a", "poison", "b"] and seen[1:] == [["a"], ["poison"], ["b"]]
+    assert publisher.sent == [b"a", b"b"], "the failed batch's outputs were never handed over"
+
+
+async def test_a_transient_failure_releases_the_batch_without_dead_letters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(kernel, "TRANSIENT_RETRY_WINDOW_S", 0.0)
+    stage = FakeStage()
+    seen: list[list[str]] = []
+    publisher = FakePublisher(fail_with=KafkaConnectionError("broker away"))
+    msg = batch(said(0, "a"), said(1, "b"))
+
+    with pytest.raises(KafkaConnectionError):
+        await process(stage, msg, Said, echo(publisher, seen))  # type: ignore[arg-type]
+
+    assert stage.dead == [], "an outage never makes a dead letter"
+    assert publisher.sent == []
+
+
+async def test_records_a_step_does_not_want_are_neither_parsed_nor_dead_lettered() -> None:
+    stage, publisher = FakeStage(), FakePublisher()
+    seen: list[list[str]] = []
+    msg = batch(said(0, "a"), record(1, b"not for this step"))
+
+    await process(
+        stage,  # type: ignore[arg-type]
+        msg,
+        Said,
+        echo(publisher, seen),
+        wanted=lambda r: r.offset != 1,
+    )
+
+    assert stage.dead == [] and seen == [["a"]]
