@@ -9,10 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from aiokafka import AIOKafkaProducer
-
 from shared import topics
-from shared.kafka import client_options
+from shared.kafka import make_producer
 from shared.settings import get_settings
 
 Format = Literal["auto", "otlp-json", "otlp-proto", "native"]
@@ -101,14 +99,7 @@ async def send(
     bootstrap: str, batch: list[RawMessage], progress: Callable[[int], None] | None = None
 ) -> int:
     """Publishes ``batch``; ``progress`` is told of each message the broker acknowledged."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=10,
-        max_request_size=16 * 1024 * 1024,
-        **client_options(get_settings()),
-    )
+    producer = make_producer(get_settings(), "promote-send", bootstrap_servers=bootstrap)
     await producer.start()
     try:
         futures = [

@@ -34,6 +34,33 @@ def to_bytes(event: BaseModel) -> bytes:
     return event.model_dump_json().encode()
 
 
+def dead_letter_of(
+    stage: str,
+    body: bytes,
+    error_class: str,
+    message: str,
+    *,
+    source_topic: str,
+    trace_id: str | None = None,
+    source_partition: int | None = None,
+    source_offset: int | None = None,
+) -> DeadLettered:
+    """The one shape of a dead letter: a digest and size of the refused body, never its
+    content; ``message`` must already be free of input values (``safe_error_message``)."""
+    return DeadLettered(
+        stage=stage,
+        error_class=error_class,
+        message=message,
+        trace_id=trace_id,
+        source_topic=source_topic,
+        source_partition=source_partition,
+        source_offset=source_offset,
+        payload_sha256=hashlib.sha256(body).hexdigest(),
+        payload_bytes=len(body),
+        at=now(),
+    )
+
+
 class Stage:
     """The dead-letter publisher and handler guard of one stage."""
 
@@ -110,18 +137,16 @@ class Stage:
         source_offset: int | None = None,
     ) -> DeadLettered:
         """A dead letter for ``body`` (a consumed message, or an output that could not be
-        published): a digest and size of it, never its content."""
-        letter = DeadLettered(
-            stage=self.name,
-            error_class=type(error).__name__,
-            message=safe_error_message(error),
+        published)."""
+        letter = dead_letter_of(
+            self.name,
+            body,
+            type(error).__name__,
+            safe_error_message(error),
             trace_id=trace_id,
             source_topic=source_topic,
             source_partition=source_partition,
             source_offset=source_offset,
-            payload_sha256=hashlib.sha256(body).hexdigest(),
-            payload_bytes=len(body),
-            at=now(),
         )
         await self._dlq.publish(
             to_bytes(letter),

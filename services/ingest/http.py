@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -34,12 +33,12 @@ from services.ingest.decode import InvalidPayload, decode_payload
 from services.ingest.logic import TRUNCATION_MARKER, authorized, response_media_type
 from shared import topics
 from shared.errors import is_transient, retry_transient
-from shared.events import DeadLettered, Trace
-from shared.kafka import client_options, max_request_bytes
+from shared.events import Trace
+from shared.kafka import make_producer
 from shared.log import configure_logging
 from shared.ops import BATCH_SIZE, CountStatuses, dead_lettered, instrument_starlette
 from shared.settings import get_settings
-from shared.stage import now, to_bytes
+from shared.stage import dead_letter_of, to_bytes
 
 settings = get_settings()
 logger = configure_logging("ingest_http", settings.log_level)
@@ -51,14 +50,7 @@ in_flight = asyncio.Semaphore(settings.ingest_http_max_concurrency)
 async def lifespan(_: Starlette) -> AsyncIterator[None]:
     if not settings.ingest_api_key:
         raise RuntimeError("PROMOTE_INGEST_API_KEY is not set: the receiver never runs open")
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers(),
-        acks="all",
-        enable_idempotence=True,
-        max_request_size=max_request_bytes(settings),
-        linger_ms=5,
-        **client_options(settings),
-    )
+    producer = make_producer(settings, "ingest_http")
     # The receiver listens at once and answers 503 until Kafka is reachable: started (or
     # restarted) while the broker is away, it must not exit (it would never come back).
     connecting = asyncio.create_task(connect(producer))
@@ -103,15 +95,7 @@ def busy(status: int, message: str) -> JSONResponse:
 
 
 async def refuse(status: int, reason: str, message: str, body: bytes) -> JSONResponse:
-    letter = DeadLettered(
-        stage="ingest_http",
-        error_class=reason,
-        message=message,
-        source_topic="http:/v1/traces",
-        payload_sha256=hashlib.sha256(body).hexdigest(),
-        payload_bytes=len(body),
-        at=now(),
-    )
+    letter = dead_letter_of("ingest_http", body, reason, message, source_topic="http:/v1/traces")
     producer = state.get("producer")
     if producer is None:
         return busy(503, "the dead-letter queue is not reachable yet; retry later")

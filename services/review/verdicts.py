@@ -8,13 +8,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from aiokafka import AIOKafkaProducer
-
 from services.review.logic import retire_verdict
 from services.review.store import ReviewStore
 from shared import topics
 from shared.events import CaseReviewed
-from shared.kafka import client_options, max_request_bytes
+from shared.kafka import make_producer
 from shared.settings import Settings
 from shared.stage import to_bytes
 
@@ -46,13 +44,7 @@ class KafkaVerdicts:
     broker has the record."""
 
     def __init__(self, settings: Settings) -> None:
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers(),
-            acks="all",
-            enable_idempotence=True,
-            max_request_size=max_request_bytes(settings),
-            **client_options(settings),
-        )
+        self._producer = make_producer(settings, "review")
 
     async def start(self) -> None:
         await self._producer.start()
