@@ -35,43 +35,64 @@ near copies of one it already has.
 The thresholds, weights and sketch sizes are part of the identity, not settings: change
 them and ``FINGERPRINT_VERSION`` must change too. The version is part of every pattern id,
 so a new version never silently merges with patterns of an old one.
+
+The words are read in normalisation.py, intents and content sketches made in sketches.py;
+this module names buckets and patterns and decides.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import math
-import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Any
 
-import numpy as np
-from datasketch import MinHash
-from wordfreq import zipf_frequency
-
+from services.dedupe.normalisation import intent_words
+from services.dedupe.sketches import (
+    FINGERPRINT_VERSION,
+    Intent,
+    Sketch,
+    code_weight,
+    content_sketch,
+    index_keys,
+    intent_of,
+    intent_similarity,
+    intent_sketch,
+    similarity,
+    sketch,
+    word_code,
+    word_weight,
+)
 from services.dedupe.trajectory import tool_path
-from shared.conversation import user_turns
 from shared.events import (
     AgentBaseline,
     FixtureIndexed,
     MetricBaseline,
     PatternInfo,
-    SpanKind,
     Trace,
     TraceFeatures,
 )
-from shared.features import root_span, started_at
-from shared.templating import template_message
+from shared.features import started_at
 from shared.trends import DayCount, trend
 
-FINGERPRINT_VERSION = 3
+# Re-exported: the store, the app, tests and tools read the identity through this module.
+__all__ = [
+    "FINGERPRINT_VERSION",
+    "Intent",
+    "Sketch",
+    "code_weight",
+    "intent_of",
+    "intent_similarity",
+    "intent_words",
+    "similarity",
+    "sketch",
+    "word_code",
+    "word_weight",
+]
 
-NUM_PERM = 128
 # Weighted Jaccard of two intents at or above which they are one request. Chosen on the
 # tau2 retail runs and checked on the wiki research runs (EVALUATION.md, "Threshold
 # choice").
@@ -82,21 +103,6 @@ MAX_INTENTS = 8
 SAME_WORDING = 0.9
 NEAR_COPY = 0.9
 DEFAULT_EXEMPLARS = 3
-# A word's weight is how much rarer than common words it is: 8 minus its Zipf frequency
-# (Zipf 7 ≈ "the", 5.5 ≈ "order", 4 ≈ "lamp", 0 = not in the lists), quantised.
-WEIGHT_BITS = 6
-WEIGHT_SCALE = 4.0  # quantisation steps per unit of weight
-ZIPF_CEILING = 8.0
-# Words unknown to the frequency lists are often names, typos or tokens rather than the
-# request: they count as rare, not as the rarest.
-UNKNOWN_ZIPF = 1.5
-# The rarest words of an intent index it: a trace is compared with the patterns of its
-# bucket that share one of its rarest words.
-INDEX_WORDS = 12
-
-Sketch = tuple[int, ...]
-# Codes of an intent's words: digest in the upper bits, quantised weight in the low bits.
-Intent = tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -196,214 +202,6 @@ class Recorded:
     first_delivery: bool
     already_forwarded: bool
     near_copy: bool = False
-
-
-# --- text normalisation -------------------------------------------------------------
-
-_STOPWORD_TEXT = """
-a about above after again against all also am an and any are as at be because been before
-being below between both but by can could did do does doing down during each either few for
-from further had has have having he her here hers him his how i if in into is it its itself
-just let me more most must my myself no nor not now of off on once only or other our ours
-out over own please same she should so some such than thank thanks that the their theirs
-them then there these they this those through to too under until up very was we were what
-when where which while who whom why will with would you your yours hi hello hey ok okay
-don didn doesn isn aren wasn weren won wouldn shouldn couldn haven hasn hadn ve ll re
-"""
-STOPWORDS = frozenset(_STOPWORD_TEXT.split())
-
-_LETTERS = re.compile(r"[^\W\d_]+")
-_SUFFIXES = ("ations", "ation", "ings", "ing", "edly", "ed", "ies", "es", "s", "ly", "ment", "er")
-_CASE_FLIP = re.compile(r"[a-z][A-Z]")
-
-
-def stem(word: str) -> str:
-    """A deliberately small suffix stripper: enough to make "cancelled", "cancelling" and
-    "cancel" one word, predictable enough to reason about in a test."""
-    for suffix in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            word = word[: -len(suffix)] + ("y" if suffix == "ies" else "")
-            break
-    # "arrived" and "arrive", "cancelled" and "cancel" must meet: a final e or double
-    # consonant of a longer word goes, whether or not a suffix came off.
-    if len(word) >= 5 and (word[-1] == "e" or (word[-1] == word[-2] and word[-1] not in "aeiou")):
-        word = word[:-1]
-    return word
-
-
-# Words after which a capitalised word names the speaker or someone's account: who asked,
-# not what was asked.
-_IDENTITY_CUES = frozenset(
-    {"name is", "i'm", "i am", "this is", "it's", "call me", "named", "name's", "am", "regards"}
-)
-
-
-# Punctuation and quotes around a word, typographic quotes included.
-_WRAPPERS = "\"'()[]{}.,;:!?¿¡*\u2018\u2019\u201c\u201d"
-
-
-def intent_words(text: str | None) -> list[str]:
-    """The words of a text that say what it is about, normalised. Values (numbers, ids,
-    emails, URLs), stopwords and the names people give for themselves are dropped; other
-    proper nouns stay: a title, a place or a product is often what the request is about."""
-    words: list[str] = []
-    previous: list[str] = []
-    naming = False
-    for chunk in (text or "").split():
-        bare = chunk.strip(_WRAPPERS)
-        cue = " ".join(previous[-2:]) in _IDENTITY_CUES or "".join(previous[-1:]) in _IDENTITY_CUES
-        previous = [*previous[-1:], chunk.casefold().strip(",.;:!?")]
-        naming = bare[:1].isupper() and not bare.isupper() and (cue or naming)
-        if naming:
-            continue  # "this is Ana Lima", "my name is Ana Lima": who, not what
-        if not bare or template_message(bare) != bare:
-            continue  # a number, id, email, URL ...: a value, not intent
-        for part in _LETTERS.findall(bare.replace("\u2019", "'")):
-            if len(_CASE_FLIP.findall(part)) > 1:
-                continue  # mixed case like "egdEiavbyUz": a token or key, not a word
-            word = part.casefold()
-            if len(word) > 1 and word not in STOPWORDS and stem(word) not in STOPWORDS:
-                words.append(stem(word))
-    return words
-
-
-_CONTENT_TOKEN = re.compile(r"<\w+>|[^\W_]+")
-
-
-def content_tokens(text: str | None) -> list[str]:
-    """Words and typed placeholders of a text: two traces that differ only in values have
-    the same tokens. Templated chunk by chunk: over a whole text, the quoted-value rule
-    would swallow everything between two apostrophes ("I'd like ... I'm")."""
-    tokens: list[str] = []
-    for chunk in (text or "").split():
-        tokens += _CONTENT_TOKEN.findall(template_message(chunk).casefold())
-    return tokens
-
-
-def _flatten(value: Any, key: str = "") -> Iterator[str]:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from _flatten(v, str(k))
-    elif isinstance(value, list):
-        for v in value:
-            yield from _flatten(v, key)
-    else:
-        yield f"{key} {value}"
-
-
-def structured_text(raw: str | None) -> list[str]:
-    """JSON flattened to "key value" lines so each value is templated on its own;
-    anything else as it is."""
-    if not raw:
-        return []
-    try:
-        return list(_flatten(json.loads(raw)))
-    except ValueError:
-        return [raw]
-
-
-# --- sketches ----------------------------------------------------------------------
-
-_PROTOTYPE = MinHash(num_perm=NUM_PERM, seed=FINGERPRINT_VERSION, scheme="affine32")
-
-
-def sketch(shingles: Iterable[str]) -> Sketch:
-    m = MinHash(
-        num_perm=NUM_PERM,
-        seed=FINGERPRINT_VERSION,
-        scheme="affine32",
-        permutations=_PROTOTYPE.permutations,
-    )
-    m.update_batch([s.encode() for s in sorted(set(shingles))])
-    return tuple(int(v) for v in m.hashvalues)
-
-
-def similarity(a: Sketch, b: Sketch) -> float:
-    """The MinHash estimate of the Jaccard similarity of the two shingle sets."""
-    if len(a) != len(b):
-        raise ValueError("sketches of different sizes cannot be compared")
-    return float(np.count_nonzero(np.asarray(a) == np.asarray(b))) / len(a)
-
-
-_MASK = (1 << 63) - 1
-
-
-@functools.lru_cache(maxsize=65536)
-def word_weight(word: str) -> int:
-    """A word's quantised rarity: the commoner the word, the less it says about the
-    request. Cached: a stream repeats its vocabulary."""
-    zipf = zipf_frequency(word, "en") or UNKNOWN_ZIPF
-    quantised = round(max(0.0, ZIPF_CEILING - zipf) * WEIGHT_SCALE)
-    return max(1, min(quantised, (1 << WEIGHT_BITS) - 1))
-
-
-def word_code(word: str) -> int:
-    digest = int.from_bytes(hashlib.sha256(word.encode()).digest()[:8], "big") & _MASK
-    code = (digest >> WEIGHT_BITS << WEIGHT_BITS) | word_weight(word)
-    # Signed 64-bit: the codes go into int8 columns.
-    return code - (1 << 63) if code >= 1 << 62 else code
-
-
-def code_weight(code: int) -> int:
-    return code & ((1 << WEIGHT_BITS) - 1)
-
-
-def intent_of(texts: Iterable[str | None]) -> Intent:
-    return tuple(sorted({word_code(w) for text in texts for w in intent_words(text)}))
-
-
-def intent_similarity(a: Intent, b: Intent) -> float:
-    """Weighted Jaccard: the weight of the words both share over the weight of all."""
-    if not a or not b:
-        return 0.0
-    shared = set(a) & set(b)
-    common = sum(code_weight(c) for c in shared)
-    union = sum(code_weight(c) for c in a) + sum(code_weight(c) for c in b) - common
-    return common / union
-
-
-def index_keys(intent: Intent, words: int = INDEX_WORDS) -> tuple[int, ...]:
-    """The codes of the intent's rarest words (ties broken by code, so every instance
-    picks the same)."""
-    return tuple(sorted(sorted(intent, key=lambda c: (-code_weight(c), c))[:words]))
-
-
-def intent_sketch(trace: Trace, features: TraceFeatures) -> Intent:
-    """Every user turn. The agent's answers are left out: on real runs a wrong answer
-    differs from run to run, and splits one lesson (measured in EVALUATION.md).
-
-    An instrumentation that records no message content (some send it as log records, not
-    on spans) leaves no user turn: then whatever text the model calls and tools carry
-    stands in, so that such runs are not all merged into one pattern per bucket."""
-    intent = intent_of(user_turns(trace) or [features.user_request])
-    if intent:
-        return intent
-    spans = sorted(trace.spans, key=lambda s: (s.start_time, s.span_id))
-    return intent_of(
-        text
-        for s in spans
-        for text in (s.input, s.output, s.tool_name, s.tool_arguments)
-        if s.kind in (SpanKind.LLM, SpanKind.AGENT, SpanKind.TOOL)
-    )
-
-
-def content_sketch(trace: Trace, features: TraceFeatures) -> Sketch:
-    """Shingles (word 3-grams) of the request, each tool call and the final answer."""
-    root = root_span(trace)
-    parts: list[list[str]] = [content_tokens(features.user_request)]
-    for span in sorted(trace.spans, key=lambda s: (s.start_time, s.span_id)):
-        if span.kind != SpanKind.TOOL:
-            continue
-        tokens = [span.tool_name or span.name]
-        for line in (*structured_text(span.tool_arguments), *structured_text(span.tool_result)):
-            tokens += content_tokens(line)
-        parts.append(tokens)
-    parts.append(content_tokens(root.output if root is not None else None))
-    shingles: set[str] = set()
-    for n, tokens in enumerate(parts):
-        padded = [f"#{n}", *tokens]  # where a part starts is content too
-        shingles.update(" ".join(padded[i : i + 3]) for i in range(max(1, len(padded) - 2)))
-    return sketch(shingles)
 
 
 # --- structure ---------------------------------------------------------------------
