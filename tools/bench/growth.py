@@ -11,9 +11,11 @@ promotion, over 30 days of history ending on the corpus' days. Synthetic pattern
 10,000 buckets of their own, so real traces are compared with their own bucket only, as
 in production; what grows is the tables and their indexes.
 
-Then the store calls a stage makes per trace run against the real database for realistic
-traces (dedupe: ``record``, ``pattern``, ``mark_forwarded``; scoring: ``budget``), one
-trace at a time as the stages do, and are timed.
+Then the store calls a stage makes run against the real database for realistic traces, in
+batches of 50 as the batched stages make them, and are timed per trace (a batch's time over
+its traces): dedupe's ``batch(buckets)`` session (``record``, ``days``, ``pattern``, and
+``reference``/``baseline`` for a trace it forwards) then ``mark_forwarded`` of the batch;
+scoring's ``facts`` for the batch (its budget query).
 """
 
 from __future__ import annotations
@@ -220,6 +222,42 @@ async def _remove_measured(pool: asyncpg.Pool) -> None:
                 )
 
 
+MEASURED_BATCH = 50  # traces per batch, as a stage's poll would hand them over
+
+
+async def _dedupe_batch(patterns: PostgresPatternStore, batch: list[Any]) -> None:
+    """Dedupe's store calls for one batch, as services/dedupe/app.py makes them: one
+    session (one transaction, the buckets' locks taken once) recording each trace and
+    reading what its forwarded event carries, then the batch marked forwarded."""
+    async with patterns.batch(o.bucket for o in batch) as session:
+        for obs in batch:
+            recorded = await session.record(obs)
+            today = obs.seen_at.date()
+            days = await session.days(recorded.pattern_id, obs.agent, today)
+            pattern = dedupe_logic.with_trend(
+                await session.pattern(recorded.pattern_id), days, today
+            )
+            forward = dedupe_logic.should_forward(
+                recorded, pattern.covered_by_fixture, dedupe_logic.is_rising(pattern)
+            )
+            if forward:
+                await session.reference(obs)
+                await session.baseline(obs.agent)
+    await patterns.mark_forwarded([o.trace_id for o in batch])
+
+
+async def _scoring_batch(
+    budgets: PostgresBudgetStore, batch: list[Any], policy: Policy, count_days: bool
+) -> None:
+    """Scoring's budget query for one batch (services/scoring/step.py ``decide``)."""
+    await budgets.facts(
+        [e.trace_id for e in batch],
+        sorted({e.pattern.pattern_id for e in batch}),
+        {scoring_logic.budget_day(e) for e in batch} if count_days else (),
+        policy.version,
+    )
+
+
 async def _measure(
     pool: asyncpg.Pool,
     observations: list[Any],
@@ -230,36 +268,30 @@ async def _measure(
     await _remove_measured(pool)
     patterns = PostgresPatternStore(pool)
     budgets = PostgresBudgetStore(pool)
+    # Per trace: a batch's time over its traces.
     dedupe_us: list[float] = []
     scoring_us: list[float] = []
     # The query a policy with a daily cap pays (it also counts the day's promotions).
     capped_us: list[float] = []
-    for i, (obs, event) in enumerate(zip(observations, redacted, strict=True)):
+    for i, lo in enumerate(range(0, len(observations), MEASURED_BATCH)):
+        obs_batch = observations[lo : lo + MEASURED_BATCH]
+        events = redacted[lo : lo + MEASURED_BATCH]
+        n = len(obs_batch)
         t0 = time.perf_counter()
-        recorded = await patterns.record(obs)
-        await patterns.pattern(recorded.pattern_id)
-        await patterns.mark_forwarded([obs.trace_id])
-        t1 = time.perf_counter()
+        await _dedupe_batch(patterns, obs_batch)
+        dedupe_us += [(time.perf_counter() - t0) * 1e6 / n] * n
         # The two budget queries take turns going first, so neither always finds the
         # pages the other just read.
         capped_first = i % 2 == 1
         for count_today in (True, False) if capped_first else (False, True):
             started = time.perf_counter()
-            await budgets.budget(
-                event.trace_id,
-                event.pattern.pattern_id,
-                policy.version,
-                scoring_logic.budget_day(event),
-                count_today=count_today,
-            )
-            spent = (time.perf_counter() - started) * 1e6
+            await _scoring_batch(budgets, events, policy, count_today)
+            spent = [(time.perf_counter() - started) * 1e6 / n] * n
             if count_today == policy.budgets.counts_days:
-                scoring_us.append(spent)
+                scoring_us += spent
             if count_today:
-                capped_us.append(spent)
-        dedupe_us.append((t1 - t0) * 1e6)
-        if i % 20 == 0:
-            task.update(completed=i + 1, total=len(observations))
+                capped_us += spent
+        task.update(completed=lo + n, total=len(observations))
     return {
         "dedupe_us_per_trace": sum(dedupe_us) / len(dedupe_us),
         "dedupe_p95_us": stats.percentile(dedupe_us, 95),
