@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from tools.bench.kafkautil import (
     produce,
     read_since,
 )
-from tools.bench.procs import RssSampler
+from tools.bench.procs import RssSampler, cpu_snapshot, cpu_spent
 
 PIPELINE_GROUPS: dict[str, tuple[str, ...]] = {
     topics.consumer_group(s): (topics.PIPELINE_INPUT[s],) for s in STAGES
@@ -129,12 +129,27 @@ async def _warm_up(ctx: Context, raw: Message, promoted: Message, timeout_s: flo
 # --- end to end ----------------------------------------------------------------------------
 
 
-async def _e2e_once(ctx: Context, messages: list[Message], task: TaskHandle) -> dict[str, Any]:
+def cpu_per_trace(
+    spent: dict[str, float], stages: Sequence[str], traces: int
+) -> dict[str, float | None]:
+    """CPU milliseconds per sent trace of each stage and of all of them together."""
+    out: dict[str, float | None] = {
+        s: spent[s] * 1000.0 / traces if s in spent and traces else None for s in stages
+    }
+    known = [v for s, v in out.items() if s in stages and v is not None]
+    out["total"] = sum(known) if len(known) == len(stages) else None
+    return out
+
+
+async def _e2e_once(
+    ctx: Context, messages: list[Message], task: TaskHandle, cpu_pids: dict[str, int]
+) -> dict[str, Any]:
     await reset_state(ctx.dsn)
     starts = await end_offsets(ctx.bootstrap, PIPELINE_TOPICS)
     timeout = max(180.0, len(messages) * 1.0)
     async with LagWatcher(ctx.bootstrap) as watcher:
         task.update(description="pipeline: sending")
+        cpu_before = cpu_snapshot(cpu_pids)
         sent = await produce(
             ctx.bootstrap,
             topics.RAW,
@@ -147,6 +162,7 @@ async def _e2e_once(ctx: Context, messages: list[Message], task: TaskHandle) -> 
             on_lag=_lag_reporter(task, "pipeline: draining"),
             check=lambda: check_stages(ctx),
         )
+        cpu = cpu_spent(cpu_before, cpu_snapshot(cpu_pids))
     ends = await end_offsets(ctx.bootstrap, PIPELINE_TOPICS)
     funnel = counts_since(starts, ends)
     scored = await read_since(ctx.bootstrap, starts, [topics.SCORED])
@@ -163,6 +179,10 @@ async def _e2e_once(ctx: Context, messages: list[Message], task: TaskHandle) -> 
             stats.rate(len(messages), last_decision) if last_decision else None
         ),
         "funnel": funnel,
+        # CPU seconds (user + system, with children) of each process from the first send
+        # until idle, and per sent trace for the five stages.
+        "cpu_seconds": cpu,
+        "cpu_ms_per_trace": cpu_per_trace(cpu, STAGES, len(messages)),
     }
 
 
@@ -178,11 +198,13 @@ def end_to_end(ctx: Context, messages: list[Message], pids: dict[str, int]) -> d
             with ctx.reporter.task(
                 f"pipeline end to end, run {rep + 1}/{ctx.plan.reps}", total=len(messages)
             ) as task:
-                result = asyncio.run(_e2e_once(ctx, messages, task))
+                result = asyncio.run(_e2e_once(ctx, messages, task, sampled))
                 reps.append(result)
+                total_cpu = result["cpu_ms_per_trace"].get("total")
                 task.done(
                     f"{result['traces_per_s']:.1f} traces/s "
-                    f"({result['traces']} traces in {result['seconds_to_idle']:.1f}s)"
+                    f"({result['traces']} traces in {result['seconds_to_idle']:.1f}s), "
+                    f"{stats.fmt(total_cpu)} CPU ms per trace"
                 )
     return {
         "traces_per_s": stats.measurement([r["traces_per_s"] for r in reps], "traces/s"),
@@ -194,6 +216,22 @@ def end_to_end(ctx: Context, messages: list[Message], pids: dict[str, int]) -> d
             ],
             "traces/s",
         ),
+        "cpu_ms_per_trace": {
+            name: stats.median_of([r["cpu_ms_per_trace"] for r in reps], name)
+            for name in (*STAGES, "total")
+        },
+        "cpu_ms_per_trace_others": {
+            name: stats.median_of(
+                [
+                    {name: r["cpu_seconds"][name] * 1000.0 / r["traces"]}
+                    for r in reps
+                    if name in r["cpu_seconds"]
+                ],
+                name,
+            )
+            for name in others
+            if others[name] is not None
+        },
         "runs": reps,
         "rss_peak_bytes": rss.peak,
         "rss_end_bytes": rss.last,
@@ -257,11 +295,20 @@ async def _latency_once(
         written = indexed.get((row["pattern_id"], row["decided_at"]))
         if written is not None:
             to_fixture.append((written - sent.send_wall[row["trace_id"]]) * 1000.0)
+    # The assembly waits its quiet period after a trace's last span before it releases the
+    # trace: a wait of configuration, not of work, taken out by arithmetic.
+    quiet = float(ctx.plan.assembly_quiet_ms)
     return {
         "traces": len(messages),
         "rate_per_s": rate,
         "send_to_decision_ms": stats.latency_summary(to_decision),
         "send_to_fixture_ms": stats.latency_summary(to_fixture),
+        "send_to_decision_ms_excl_quiet": stats.latency_summary(
+            [max(0.0, x - quiet) for x in to_decision]
+        ),
+        "send_to_fixture_ms_excl_quiet": stats.latency_summary(
+            [max(0.0, x - quiet) for x in to_fixture]
+        ),
         "promoted_without_fixture": len(rows) - len(to_fixture),
     }
 
@@ -300,6 +347,12 @@ def latency(ctx: Context, pools: list[list[Message]], max_rate: float) -> dict[s
         "send_to_fixture_ms": {
             k: med("send_to_fixture_ms", k) for k in ("p50", "p95", "p99", "max", "n")
         },
+        "send_to_decision_ms_excl_quiet": {
+            k: med("send_to_decision_ms_excl_quiet", k) for k in ("p50", "p95", "p99", "max", "n")
+        },
+        "send_to_fixture_ms_excl_quiet": {
+            k: med("send_to_fixture_ms_excl_quiet", k) for k in ("p50", "p95", "p99", "max", "n")
+        },
         "runs": reps,
     }
 
@@ -333,12 +386,21 @@ async def _settle(ctx: Context, stage: str, warm: Message) -> None:
 
 
 async def _isolated_once(
-    ctx: Context, stage: str, messages: list[Message], task: TaskHandle
+    ctx: Context,
+    stage: str,
+    messages: list[Message],
+    task: TaskHandle,
+    cpu: dict[str, float] | None = None,
+    pid: int | None = None,
 ) -> float:
+    """The stage's rate alone; with ``cpu`` and ``pid``, the CPU seconds the stage used
+    from the first send to lag 0 go to ``cpu["seconds"]``."""
     await reset_state(ctx.dsn)
     group = topics.consumer_group(stage)
     source = topics.PIPELINE_INPUT[stage]
+    watched = {stage: pid} if pid is not None else {}
     async with LagWatcher(ctx.bootstrap) as watcher:
+        before = cpu_snapshot(watched)
         sent = await produce(ctx.bootstrap, source, messages)
 
         def show(lag: int) -> None:
@@ -351,6 +413,9 @@ async def _isolated_once(
             on_lag=show,
             check=lambda: check_stages(ctx),
         )
+        spent = cpu_spent(before, cpu_snapshot(watched))
+    if cpu is not None and stage in spent:
+        cpu["seconds"] = spent[stage]
     return stats.rate(len(messages), done_at - sent.first_send_perf)
 
 
@@ -365,15 +430,20 @@ def isolation(ctx: Context, inputs: events.StageInputs, pids: dict[str, int]) ->
         ctx.procs.thaw([pids[stage]])
         asyncio.run(_settle(ctx, stage, messages[0]))
         reps = []
+        cpu_ms: list[float] = []
         for rep in range(ctx.plan.reps):
             with ctx.reporter.task(
                 f"{stage} alone, run {rep + 1}/{ctx.plan.reps}", total=len(messages)
             ) as task:
-                per_s = asyncio.run(_isolated_once(ctx, stage, messages, task))
+                cpu: dict[str, float] = {}
+                per_s = asyncio.run(_isolated_once(ctx, stage, messages, task, cpu, pids[stage]))
                 reps.append(per_s)
+                if "seconds" in cpu:
+                    cpu_ms.append(cpu["seconds"] * 1000.0 / len(messages))
                 task.done(f"{per_s:.1f} traces/s ({len(messages)} events)")
         out[stage] = {
             "traces_per_s": stats.measurement(reps, "traces/s"),
+            "cpu_ms_per_event": stats.measurement(cpu_ms, "CPU ms/event"),
             "events": len(messages),
             "input_bytes_median": stats.median(len(m.value) for m in messages),
         }

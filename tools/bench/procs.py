@@ -130,3 +130,36 @@ def tree_rss(pid: int) -> int | None:
         return total
     except psutil.Error:
         return None
+
+
+def tree_cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) a process has used so far, with its live children and
+    the children it has reaped; None when the process is gone."""
+    try:
+        root = psutil.Process(pid)
+        times = root.cpu_times()
+        total = times.user + times.system + times.children_user + times.children_system
+        for child in root.children(recursive=True):
+            try:
+                ct = child.cpu_times()
+                total += ct.user + ct.system
+            except psutil.Error:
+                continue
+        return float(total)
+    except psutil.Error:
+        return None
+
+
+def cpu_snapshot(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of each named process tree (the ones still running)."""
+    out = {}
+    for name, pid in pids.items():
+        seconds = tree_cpu_seconds(pid)
+        if seconds is not None:
+            out[name] = seconds
+    return out
+
+
+def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds each process tree used between two snapshots."""
+    return {name: after[name] - before[name] for name in before if name in after}
