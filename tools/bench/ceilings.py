@@ -22,44 +22,32 @@ from tools.bench.procs import RssSampler
 PERF_TOPIC = "bench.perf"
 
 
-def stage_linger_ms() -> int:
-    """The producer linger the stages run with, read from the broker factory they use."""
-    import logging
-    from unittest import mock
-
-    from shared import kafka as shared_kafka
-    from shared.settings import Settings
-
-    with mock.patch.object(shared_kafka, "KafkaBroker") as fake:
-        shared_kafka.make_broker(Settings(), "bench", logging.getLogger("bench"))
-    return int(fake.call_args.kwargs.get("linger_ms", 0))
-
-
 def perf_tools(ctx: Context, record_size: int) -> dict[str, Any]:
+    """Per repetition, on a fresh topic: ProducerPerformance sends its warm-up records and
+    then the measured ones (only those are reported), then ConsumerPerformance reads the
+    measured count back."""
     partitions = ctx.stack.settings.topic_partitions
-    asyncio.run(create_topics(ctx.bootstrap, [PERF_TOPIC], partitions))
+    plan = ctx.plan
     producer: list[kafka_tools.ToolResult] = []
     consumer: list[kafka_tools.ToolResult] = []
-    try:
-        for rep in range(ctx.plan.reps):
-            with ctx.reporter.task(
-                f"kafka ProducerPerformance, run {rep + 1}/{ctx.plan.reps}"
-            ) as t:
+    for rep in range(plan.reps):
+        name = f"{PERF_TOPIC}.{rep}"
+        asyncio.run(create_topics(ctx.bootstrap, [name], partitions))
+        try:
+            with ctx.reporter.task(f"kafka ProducerPerformance, run {rep + 1}/{plan.reps}") as t:
                 p = kafka_tools.producer_perf(
-                    ctx.bootstrap, PERF_TOPIC, ctx.plan.perf_records, record_size
+                    ctx.bootstrap, name, plan.perf_records, record_size, plan.perf_warmup_records
                 )
                 producer.append(p)
                 t.done(f"{p.records_per_s:,.0f} records/s, {p.mb_per_s:.1f} MB/s")
-            with ctx.reporter.task(
-                f"kafka ConsumerPerformance, run {rep + 1}/{ctx.plan.reps}"
-            ) as t:
+            with ctx.reporter.task(f"kafka ConsumerPerformance, run {rep + 1}/{plan.reps}") as t:
                 c = kafka_tools.consumer_perf(
-                    ctx.bootstrap, PERF_TOPIC, ctx.plan.perf_records, f"promote-bench.perf.{rep}"
+                    ctx.bootstrap, name, plan.perf_records, f"promote-bench.perf.{rep}"
                 )
                 consumer.append(c)
                 t.done(f"{c.records_per_s:,.0f} records/s, {c.mb_per_s:.1f} MB/s")
-    finally:
-        asyncio.run(delete_topics(ctx.bootstrap, [PERF_TOPIC]))
+        finally:
+            asyncio.run(delete_topics(ctx.bootstrap, [name]))
 
     def summary(results: list[kafka_tools.ToolResult]) -> dict[str, Any]:
         return {
@@ -75,7 +63,10 @@ def perf_tools(ctx: Context, record_size: int) -> dict[str, Any]:
     return {
         "record_size_bytes": record_size,
         "partitions": partitions,
-        "producer_settings": "acks=all, the tool's other defaults (idempotent, linger.ms=5)",
+        "producer_settings": ", ".join(
+            f"{k}={v}" for k, v in kafka_tools.PRODUCER_PROPERTIES.items()
+        ),
+        "warmup_records": plan.perf_warmup_records,
         "producer": summary(producer),
         "consumer": summary(consumer),
     }
@@ -107,14 +98,15 @@ async def _chain_once(ctx: Context, messages: list[Message], variant: str) -> di
     }
 
 
-def pass_through_chain(ctx: Context, messages: list[Message], linger_ms: int) -> dict[str, Any]:
-    variant = f"-linger{linger_ms}"
+def pass_through_chain(ctx: Context, messages: list[Message], mode: str) -> dict[str, Any]:
+    """The five hops of ``mode`` (tools/bench/chain.py) carrying ``messages``."""
+    variant = f"-{mode}"
     names = [chain.topic(i, variant) for i in range(chain.HOPS + 1)]
     partitions = ctx.stack.settings.topic_partitions
     asyncio.run(create_topics(ctx.bootstrap, names, partitions))
     hops = _hops(variant)
     reps: list[dict[str, Any]] = []
-    label = f"pass-through chain (linger {linger_ms} ms)"
+    label = f"pass-through chain ({mode})"
     try:
         pids = {}
         for i, name in enumerate(hops):
@@ -126,7 +118,7 @@ def pass_through_chain(ctx: Context, messages: list[Message], linger_ms: int) ->
                     chain.topic(i, variant),
                     chain.topic(i + 1, variant),
                     chain.group(i, variant),
-                    str(linger_ms),
+                    mode,
                 ],
             )
         with ctx.reporter.task(f"{label}: hops joining") as t:
@@ -144,7 +136,8 @@ def pass_through_chain(ctx: Context, messages: list[Message], linger_ms: int) ->
         asyncio.run(delete_topics(ctx.bootstrap, names))
     return {
         "hops": chain.HOPS,
-        "linger_ms": linger_ms,
+        "mode": mode,
+        "settings": chain.stage_settings(),
         "partitions": partitions,
         "messages": len(messages),
         "traces_per_s": stats.measurement([r["traces_per_s"] for r in reps], "traces/s"),

@@ -26,21 +26,27 @@ from tools.bench.procs import Processes
 
 @dataclass(frozen=True)
 class Plan:
-    """How much of everything: ``quick`` is a smoke run (under two minutes), the full run
-    takes its time for stable medians."""
+    """How much of everything: ``quick`` is a smoke run (under three minutes), the full run
+    takes its time: long runs (at least 20,000 traces end to end and per stage, 100,000
+    records per Kafka tool run) for stable medians."""
 
     quick: bool
     reps: int  # repetitions of every timed run; the report gives their median
-    perf_records: int  # records per Kafka perf-tool run
-    corpus_scale: int  # generate(seed, scale): ~154 complete traces per unit
+    perf_records: int  # measured records per Kafka perf-tool run
+    perf_warmup_records: int  # sent first by ProducerPerformance, left out of its figures
+    corpus_scale: int  # generate(seed, scale): ~163 complete traces per unit
     latency_seconds: float  # paced sending per latency repetition
     isolation_events: int  # events per isolated stage run
     growth_sizes: tuple[int, ...]
     growth_traces: int  # traces whose store calls are timed per size and repetition
     presidio_other_share: float  # share of the non-PII traces whose strings are compared
     profile_events: int
-    # Extras of the full run: the pass-through chain without linger, and a profile of the
-    # end-to-end bottleneck when it is not the slowest stage.
+    compute_events: int  # events per stage for the pure-compute (in-process) rates
+    # The one-record-at-a-time pass-through chain of before the batched kernel, for
+    # comparison, on this many of the corpus' traces (0: not run).
+    single_chain_messages: int = 0
+    # Extras of the full run: a profile of the end-to-end bottleneck when it is not the
+    # slowest stage.
     extras: bool = True
     assembly_quiet_ms: int = 50
     assembly_max_wait_ms: int = 5_000
@@ -52,7 +58,8 @@ class Plan:
             return Plan(
                 quick=True,
                 reps=1,
-                perf_records=2_000,
+                perf_records=5_000,
+                perf_warmup_records=1_000,
                 corpus_scale=1,
                 latency_seconds=4.0,
                 isolation_events=40,
@@ -60,19 +67,23 @@ class Plan:
                 growth_traces=100,
                 presidio_other_share=0.06,
                 profile_events=40,
+                compute_events=40,
                 extras=False,
             )
         return Plan(
             quick=False,
             reps=3,
-            perf_records=10_000,
-            corpus_scale=3,
-            latency_seconds=20.0,
-            isolation_events=200,
+            perf_records=100_000,
+            perf_warmup_records=20_000,
+            corpus_scale=125,  # ~20,400 traces
+            latency_seconds=30.0,
+            isolation_events=20_000,
             growth_sizes=(10_000, 100_000, 1_000_000),
             growth_traces=300,
             presidio_other_share=0.15,
             profile_events=200,
+            compute_events=2_000,
+            single_chain_messages=1_000,
         )
 
 

@@ -14,7 +14,8 @@ CONSUMER = "org.apache.kafka.tools.ConsumerPerformance"
 TOOL_TIMEOUT_S = 300.0
 
 _PRODUCED = re.compile(
-    r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency"
+    r"(\d+)(?: steady state)? records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), "
+    r"([\d.]+) ms avg latency"
 )
 
 
@@ -55,15 +56,19 @@ def _java(main: str, args: list[str]) -> str:
 
 
 def parse_producer(output: str) -> ToolResult:
-    """The summary line (the one with percentiles) of ProducerPerformance."""
+    """The summary line (the one with percentiles) of ProducerPerformance. With
+    ``--warmup-records`` the tool prints a second summary, of the steady state (the records
+    after the warm-up): that one is taken, and the warm-up's records are left out."""
     finals = [ln for ln in output.splitlines() if "50th" in ln and _PRODUCED.search(ln)]
     if not finals:
         raise ValueError(f"no ProducerPerformance summary in:\n{output[-1000:]}")
-    match = _PRODUCED.search(finals[-1])
+    steady = [ln for ln in finals if "steady state records sent" in ln]
+    line = steady[-1] if steady else finals[-1]
+    match = _PRODUCED.search(line)
     assert match is not None
     records, per_s, mb_s, avg = match.groups()
-    pcts = dict(re.findall(r"(\d+(?:\.\d+)?) ms (\d+(?:\.\d+)?th)", finals[-1]))
-    detail = {"avg_latency_ms": float(avg)}
+    pcts = dict(re.findall(r"(\d+(?:\.\d+)?) ms (\d+(?:\.\d+)?th)", line))
+    detail = {"avg_latency_ms": float(avg), "steady_state": float(bool(steady))}
     detail.update({f"p{name[:-2]}_latency_ms": float(ms) for ms, name in pcts.items()})
     return ToolResult(int(records), float(per_s), float(mb_s), detail)
 
@@ -92,21 +97,38 @@ def parse_consumer(output: str) -> ToolResult:
     )
 
 
-def producer_perf(bootstrap: str, topic: str, records: int, record_size: int) -> ToolResult:
+# The producer settings ProducerPerformance runs with: large batches and a linger that
+# fills them (the stages batch 256 KB, linger 5 ms), the same durability as the stages.
+PRODUCER_PROPERTIES = {
+    "acks": "all",
+    "enable.idempotence": "true",
+    "batch.size": str(256 * 1024),
+    "linger.ms": "10",
+}
+
+
+def producer_perf(
+    bootstrap: str, topic: str, records: int, record_size: int, warmup_records: int = 0
+) -> ToolResult:
+    """``records`` measured records after ``warmup_records`` sent first by the same
+    producer (in the same JVM) and left out of the figures the tool reports."""
+    properties = [f"{k}={v}" for k, v in PRODUCER_PROPERTIES.items()]
+    warmup = ["--warmup-records", str(warmup_records)] if warmup_records > 0 else []
     out = _java(
         PRODUCER,
         [
             "--topic",
             topic,
             "--num-records",
-            str(records),
+            str(records + max(0, warmup_records)),
+            *warmup,
             "--record-size",
             str(record_size),
             "--throughput",
             "-1",
             "--command-property",
             f"bootstrap.servers={bootstrap}",
-            "acks=all",
+            *properties,
         ],
     )
     return parse_producer(out)

@@ -29,6 +29,7 @@ from promoter.supervisor import Stack
 from shared.settings import Settings
 from tools.bench import (
     ceilings,
+    compute,
     events,
     fixes,
     growth,
@@ -112,8 +113,8 @@ def _section(ctx: Context, name: str, work: Callable[[], Any]) -> Any:
 def _pipeline(ctx: Context, messages: list[events.Message]) -> None:
     plan = ctx.plan
     with ctx.reporter.task("building each stage's input events in-process") as task:
-        needed = max(plan.isolation_events, plan.profile_events)
-        scale = max(1, math.ceil(needed / 80))  # ~60 % of ~150 traces per unit are promoted
+        needed = max(plan.isolation_events, plan.profile_events, plan.compute_events)
+        scale = max(1, math.ceil(needed / 90))  # ~60 % of ~163 traces per unit are promoted
         iso_traces = [c.trace for c in events.corpus(plan.seed + 200, scale)]
         inputs = events.stage_inputs(iso_traces, promoted_wanted=needed)
         task.done(f"{len(inputs.raw)} traces, {len(inputs.promoted)} promotions")
@@ -149,6 +150,8 @@ def _pipeline(ctx: Context, messages: list[events.Message]) -> None:
     with ctx.reporter.task("stopping the stages") as task:
         pipeline.stop_stages(ctx)
         task.done("stopped")
+    # With the stage processes gone, nothing competes with the in-process timing.
+    _section(ctx, "pipeline.compute", lambda: compute.pure_rates(ctx, inputs))
 
 
 def _profiles(
@@ -232,15 +235,18 @@ def run(
             }
             record_size = int(median(sizes))
             _section(ctx, "ceilings.kafka_tools", lambda: ceilings.perf_tools(ctx, record_size))
-            linger = ceilings.stage_linger_ms()
             _section(
-                ctx, "ceilings.chain", lambda: ceilings.pass_through_chain(ctx, messages, linger)
+                ctx,
+                "ceilings.chain",
+                lambda: ceilings.pass_through_chain(ctx, messages, "batched"),
             )
-            if linger and plan.extras:
+            if plan.single_chain_messages:
+                # Before the batched kernel, for comparison: cheap on a slice of the corpus.
+                first = messages[: plan.single_chain_messages]
                 _section(
                     ctx,
-                    "ceilings.chain_linger0",
-                    lambda: ceilings.pass_through_chain(ctx, messages, 0),
+                    "ceilings.chain_single",
+                    lambda: ceilings.pass_through_chain(ctx, first, "single"),
                 )
             _section(ctx, "pipeline.run", lambda: _pipeline(ctx, messages))
             _section(ctx, "replay", lambda: replay_rate.replay_rate(ctx))
