@@ -214,7 +214,7 @@ def _raised_at(error: BaseException) -> str | None:
     while tb is not None:
         code = tb.tb_frame.f_code
         module = str(tb.tb_frame.f_globals.get("__name__", ""))
-        if module.split(".")[0] in ("services", "shared", "promoter", "corpus"):
+        if module.split(".")[0] in ("services", "shared", "promoter", "tools"):
             where = f"{module}:{code.co_name}:{tb.tb_lineno}"
         tb = tb.tb_next
     return where

@@ -12,7 +12,7 @@ The corpus runs in process through the same pure cores the stages call, in corpu
   writer has covered is no longer forwarded (its counts still grow);
 - redaction: ``redact_trace`` and features recomputed from the redacted trace; a trace that
   cannot be redacted is dead-lettered, i.e. never promoted;
-- scoring: ``scored_event`` under the policy with an in-memory budget store;
+- scoring: the stage's own step under the policy with an in-memory budget store;
 - fixture writer: a promotion's fixtures go through the write-time privacy check, and the
   pattern counts as covered once one of them would have been stored.
 
@@ -47,7 +47,7 @@ from services.dedupe.trajectory import trajectory
 from services.fixture_writer.logic import build_fixtures, fixture_strings
 from services.redaction.logic import RedactionFailed, redact_trace
 from services.redaction.second_pass import find_leaks
-from services.scoring import logic as scoring
+from services.scoring import step
 from services.scoring.policy import DEFAULT_POLICY_PATH, Policy, load_policy
 from services.scoring.store import BudgetStore, InMemoryBudgetStore
 from shared.events import Decision, StageStamp, Trace, TraceRedacted
@@ -188,17 +188,12 @@ async def _one(
     event = await upstream(item.trace, patterns)
     if isinstance(event, str):
         return event
-    pattern_id = event.pattern.pattern_id
-    day = scoring.budget_day(event)
-    budget = await budgets.budget(
-        event.trace_id, pattern_id, policy.version, day, count_today=policy.budgets.counts_days
-    )
-    scored = scoring.scored_event(event, policy, budget, EVAL_STAMP)
+    (scored,) = await step.decide([event], policy, budgets, None, EVAL_STAMP)
+    await budgets.record_promotions(step.promotions([scored], policy))
     if scored.decision == Decision.PROMOTE:
-        await budgets.record_promotion(event.trace_id, pattern_id, policy.version, day)
         stored = [d for d in build_fixtures(scored) if not find_leaks(fixture_strings(d.body))]
         if stored:
-            await patterns.set_coverage(pattern_id, 1, event.pattern.last_seen)
+            await patterns.set_coverage(event.pattern.pattern_id, 1, event.pattern.last_seen)
     return scored.decision.value
 
 

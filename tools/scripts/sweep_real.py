@@ -22,7 +22,7 @@ from typing import Any
 from services.dedupe.logic import INTENT_THRESHOLD
 from services.dedupe.store import InMemoryPatternStore
 from services.ingest.decode import decode_payload
-from services.scoring import logic as scoring
+from services.scoring import step
 from services.scoring.policy import DEFAULT_POLICY_PATH, Policy, load_policy
 from services.scoring.store import InMemoryBudgetStore
 from shared.events import Decision, Trace
@@ -65,14 +65,10 @@ async def run(
         if isinstance(event, str):
             decisions[trace.trace_id] = event
             continue
-        day = scoring.budget_day(event)
-        budget = await budgets.budget(
-            event.trace_id, pattern_id, policy.version, day, count_today=False
-        )
-        scored = scoring.scored_event(event, policy, budget, EVAL_STAMP)
+        (scored,) = await step.decide([event], policy, budgets, None, EVAL_STAMP)
+        await budgets.record_promotions(step.promotions([scored], policy))
         decisions[trace.trace_id] = scored.decision.value
         if scored.decision == Decision.PROMOTE:
-            await budgets.record_promotion(event.trace_id, pattern_id, policy.version, day)
             await patterns.set_coverage(pattern_id, 1, event.pattern.last_seen)
     result: dict[str, Any] = {
         "all": pair_scores((p, t) for p, t, _ in grouped).__dict__,
