@@ -109,6 +109,17 @@ async def process(
     """Parses the batch in ``msg``, runs ``step`` over it and delivers its outputs."""
     records = records_of(msg)
     ops.BATCH_SIZE.labels(stage.name, "consume").observe(len(records))
+    with ops.in_flight(stage.name, records):
+        await _process(stage, records, model, step, wanted)
+
+
+async def _process(
+    stage: Stage,
+    records: list[ConsumerRecord[bytes, bytes]],
+    model: type[M],
+    step: Step[M],
+    wanted: Callable[[ConsumerRecord[bytes, bytes]], bool] | None,
+) -> None:
     items: list[Item[M]] = []
     for record in records:
         if wanted is not None and not wanted(record):

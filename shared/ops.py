@@ -19,11 +19,12 @@ top` and the tests find every running stage's endpoint.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -107,10 +108,30 @@ def fixture_change(change: str, n: int = 1) -> None:
 # --- consumer lag -------------------------------------------------------------------------
 
 
+# Records a stage has fetched and is still working on, per (stage, topic, partition): a
+# batch is fetched whole, so the consumer's position alone would show no lag while the
+# batch is being processed and its offsets are not yet committed.
+IN_FLIGHT: collections.Counter[tuple[str, str, int]] = collections.Counter()
+
+
+@contextmanager
+def in_flight(stage: str, records: Iterable[Any]) -> Iterator[None]:
+    counts = collections.Counter((stage, r.topic, r.partition) for r in records)
+    IN_FLIGHT.update(counts)
+    try:
+        yield
+    finally:
+        IN_FLIGHT.subtract(counts)
+        for key in counts:
+            if IN_FLIGHT[key] <= 0:
+                del IN_FLIGHT[key]
+
+
 class LagCollector(Collector):
     """``promoter_consumer_lag{stage,topic,partition}``: records between each assigned
-    partition's high watermark (from the last fetch) and the consumer's position, read at
-    scrape time from the stage's own consumers (no request to the broker)."""
+    partition's high watermark (from the last fetch) and the consumer's position, plus the
+    fetched records still in work; read at scrape time from the stage's own consumers (no
+    request to the broker)."""
 
     def __init__(self) -> None:
         self.sources: list[tuple[str, Callable[[], Iterable[Any]]]] = []
@@ -121,13 +142,15 @@ class LagCollector(Collector):
     def collect(self) -> Iterable[GaugeMetricFamily]:
         family = GaugeMetricFamily(
             "promoter_consumer_lag",
-            "Records not yet consumed, per assigned partition (high watermark - position).",
+            "Records not yet processed, per assigned partition"
+            " (high watermark - position + records in work).",
             labels=["stage", "topic", "partition"],
         )
         for stage, consumers in self.sources:
             for consumer in consumers():
                 for (topic, partition), lag in partition_lags(consumer).items():
-                    family.add_metric([stage, topic, str(partition)], lag)
+                    working = IN_FLIGHT.get((stage, topic, partition), 0)
+                    family.add_metric([stage, topic, str(partition)], lag + working)
         yield family
 
 

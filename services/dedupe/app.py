@@ -51,6 +51,7 @@ async def on_normalized(msg: KafkaMessage, store: PatternStore = Context()) -> N
         # One transaction for the batch: its traces are recorded in order under their
         # buckets' locks, and what goes on is published only once it is committed.
         async with store.batch(o.bucket for o in observations) as session:
+            await session.prefetch(observations)
             for item, observation in zip(items, observations, strict=True):
                 forwarded = await deduped_event(session, item.event, observation)
                 if forwarded is not None:

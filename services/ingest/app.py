@@ -25,7 +25,7 @@ from shared.events import TraceNormalized
 from shared.kafka import make_broker
 from shared.kernel import headers_of, records_of
 from shared.log import configure_logging
-from shared.ops import BATCH_SIZE, instrument
+from shared.ops import BATCH_SIZE, in_flight, instrument
 from shared.settings import get_settings
 from shared.stage import Stage, id_shaped, now, to_bytes
 
@@ -71,8 +71,9 @@ raw = stage.batch_subscriber(
 async def on_raw(msg: KafkaMessage) -> None:
     records = records_of(msg)
     BATCH_SIZE.labels(stage.name, "consume").observe(len(records))
-    for record in records:
-        await buffer_record(record)
+    with in_flight(stage.name, records):
+        for record in records:
+            await buffer_record(record)
 
 
 async def buffer_record(record: ConsumerRecord[bytes, bytes]) -> None:

@@ -276,6 +276,7 @@ async def record_in_batches(
     for start in range(0, len(stream), size):
         chunk = stream[start : start + size]
         async with store.batch(o.bucket for o in chunk) as session:
+            await session.prefetch(chunk)
             for obs in chunk:
                 recorded = await session.record(obs)
                 facts.append((recorded, await session.pattern(recorded.pattern_id)))

@@ -230,6 +230,7 @@ async def _dedupe_batch(patterns: PostgresPatternStore, batch: list[Any]) -> Non
     session (one transaction, the buckets' locks taken once) recording each trace and
     reading what its forwarded event carries, then the batch marked forwarded."""
     async with patterns.batch(o.bucket for o in batch) as session:
+        await session.prefetch(batch)
         for obs in batch:
             recorded = await session.record(obs)
             today = obs.seen_at.date()
