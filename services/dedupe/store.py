@@ -46,10 +46,10 @@ DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
 
 
-class PatternSession(Protocol):
-    """The store's calls; inside ``PatternStore.batch`` they share one transaction."""
+class PatternCalls(Protocol):
+    """The store's calls, each in a transaction of its own or, inside a batch, sharing the
+    batch's."""
 
-    async def prefetch(self, observations: Sequence[Observation]) -> None: ...
     async def record(self, obs: Observation) -> Recorded: ...
     async def pattern(self, pattern_id: str) -> PatternInfo: ...
     async def mark_forwarded(self, trace_ids: Collection[str]) -> None: ...
@@ -60,7 +60,13 @@ class PatternSession(Protocol):
     async def reference(self, obs: Observation) -> tuple[str | None, list[Path]]: ...
 
 
-class PatternStore(PatternSession, Protocol):
+class PatternSession(PatternCalls, Protocol):
+    """The calls inside ``PatternStore.batch``: one transaction for the whole batch."""
+
+    async def prefetch(self, observations: Sequence[Observation]) -> None: ...
+
+
+class PatternStore(PatternCalls, Protocol):
     def batch(self, buckets: Iterable[str]) -> AbstractAsyncContextManager[PatternSession]: ...
 
 
