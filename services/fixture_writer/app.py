@@ -11,7 +11,12 @@ from faststream.kafka.annotations import KafkaMessage
 
 from services.fixture_writer import logic
 from services.fixture_writer.reviewed import reviewed_case, reviewed_drafts
-from services.fixture_writer.store import HAND_POLICY, FixtureStore, PostgresFixtureStore
+from services.fixture_writer.store import (
+    HAND_POLICY,
+    FixtureStore,
+    FixtureWrites,
+    PostgresFixtureStore,
+)
 from services.redaction.second_pass import find_leaks
 from shared import __version__, topics
 from shared.db import open_store_pool
@@ -47,8 +52,17 @@ instrument(app, broker, stage.name, database=True)
 @stage.batch_subscriber(topics.PROMOTED)
 async def on_promoted(msg: KafkaMessage, store: FixtureStore = Context()) -> None:
     async def write(items: Sequence[Item[TraceScored]], out: Outbox) -> None:
-        for item in items:
-            await write_promoted(store, item.event, logic.build_fixtures(item.event))
+        at = now()
+        changed: dict[tuple[str, str], None] = {}  # (pattern, policy), in arrival order
+        # One transaction for the batch; the coverage it changed is read and published
+        # once it is committed (another connection would not see it before).
+        async with store.batch() as session:
+            for item in items:
+                event = item.event
+                if await write_promoted(session, event, logic.build_fixtures(event), at):
+                    changed[(event.pattern.pattern_id, event.policy_version)] = None
+        for pattern_id, policy_version in changed:
+            await publish_coverage(store, pattern_id, policy_version, at)
 
     await process(stage, msg, TraceScored, write)
 
@@ -67,7 +81,9 @@ async def follow_verdict(store: FixtureStore, verdict: CaseReviewed) -> None:
     retired a fixture by hand (the gate log says who and why). Other verdicts write nothing
     here (scoring follows rejections)."""
     if verdict.verdict == Verdict.PROMOTE and verdict.case is not None:
-        await write_promoted(store, reviewed_case(verdict), reviewed_drafts(verdict))
+        case, at = reviewed_case(verdict), now()
+        if await write_promoted(store, case, reviewed_drafts(verdict), at):
+            await publish_coverage(store, case.pattern.pattern_id, case.policy_version, at)
     elif verdict.verdict == Verdict.RETIRE and verdict.fixture_id is not None:
         retirement = logic.hand_retirement(verdict)
         at = now()
@@ -78,9 +94,9 @@ async def follow_verdict(store: FixtureStore, verdict: CaseReviewed) -> None:
 
 
 async def write_promoted(
-    store: FixtureStore, event: TraceScored, drafts: list[logic.FixtureDraft]
-) -> None:
-    at = now()
+    store: FixtureWrites, event: TraceScored, drafts: list[logic.FixtureDraft], at: datetime
+) -> bool:
+    """Writes a promotion's fixtures; True when the pattern's coverage changed."""
     await store.record_decision(event, at)
     clean, blocked = logic.privacy_checked(drafts, find_leaks)
     for draft, reasons in blocked:
@@ -95,8 +111,7 @@ async def write_promoted(
             fixture_change("restored")
     if any(w.superseded for w in written):
         stage.log.info("promotion_superseded", trace_id=event.trace_id)
-    if any(not w.superseded for w in written):
-        await publish_coverage(store, event.pattern.pattern_id, event.policy_version, at)
+    return any(not w.superseded for w in written)
 
 
 @stage.batch_subscriber(topics.SCORED, purpose=topics.WITHDRAWALS)

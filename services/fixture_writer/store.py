@@ -50,10 +50,16 @@ class Withdrawal:
     sourced: bool
 
 
-class FixtureStore(Protocol):
+class FixtureWrites(Protocol):
+    """A promotion's writes; inside ``FixtureStore.batch`` they share one transaction."""
+
     async def write(self, draft: FixtureDraft, event: TraceScored, at: datetime) -> Written: ...
     async def block(self, fixture_id: str, trace_id: str, reason: str, at: datetime) -> None: ...
     async def record_decision(self, event: TraceScored, at: datetime) -> None: ...
+
+
+class FixtureStore(FixtureWrites, Protocol):
+    def batch(self) -> AbstractAsyncContextManager[FixtureWrites]: ...
     async def withdraw(self, event: TraceScored, at: datetime) -> Withdrawal: ...
     async def retire_by_hand(self, retirement: HandRetirement, at: datetime) -> str | None: ...
     def active_fixtures(
@@ -81,94 +87,96 @@ def _trace_key(trace_id: str) -> str:
     return f"trace:{trace_id}"
 
 
-class PostgresFixtureStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
+class _FixtureWrites:
+    """The promotion writes on one connection, inside the batch's transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
 
     async def write(self, draft: FixtureDraft, event: TraceScored, at: datetime) -> Written:
-        async with self._pool.acquire() as conn, conn.transaction():
-            await _lock(conn, _trace_key(event.trace_id), draft.fixture_id)
-            if await _superseded(conn, event):
-                return Written(draft.fixture_id, 0, created=False, superseded=True)
+        conn = self._conn
+        await _lock(conn, _trace_key(event.trace_id), draft.fixture_id)
+        if await _superseded(conn, event):
+            return Written(draft.fixture_id, 0, created=False, superseded=True)
+        same = await conn.fetchval(
+            "SELECT version FROM fixture_versions WHERE fixture_id = $1 AND body_sha256 = $2",
+            draft.fixture_id,
+            draft.body_sha256,
+        )
+        if same is None:
+            # A trace decided again after a redelivery (a stage killed between its
+            # publish and its commit) may carry another body, the pattern having grown
+            # in between: one trace sources at most one version of a fixture per policy.
             same = await conn.fetchval(
-                "SELECT version FROM fixture_versions WHERE fixture_id = $1 AND body_sha256 = $2",
+                """SELECT min(version) FROM fixture_versions
+                   WHERE fixture_id = $1 AND source_trace_id = $2 AND policy_version = $3""",
                 draft.fixture_id,
-                draft.body_sha256,
-            )
-            if same is None:
-                # A trace decided again after a redelivery (a stage killed between its
-                # publish and its commit) may carry another body, the pattern having grown
-                # in between: one trace sources at most one version of a fixture per policy.
-                same = await conn.fetchval(
-                    """SELECT min(version) FROM fixture_versions
-                       WHERE fixture_id = $1 AND source_trace_id = $2 AND policy_version = $3""",
-                    draft.fixture_id,
-                    event.trace_id,
-                    event.policy_version,
-                )
-            if same is not None:
-                restored = await conn.fetchval(
-                    """UPDATE fixtures SET status = 'active', current_version = $2,
-                                           updated_at = $3
-                       WHERE fixture_id = $1 AND status = 'retired' RETURNING 1""",
-                    draft.fixture_id,
-                    same,
-                    at,
-                )
-                if restored:
-                    await _log(conn, at, _draft_line("restored", draft, same, event))
-                return Written(draft.fixture_id, same, created=False, restored=bool(restored))
-            # After a fall-back the current version is not the highest one stored.
-            stored = await conn.fetchval(
-                "SELECT max(version) FROM fixture_versions WHERE fixture_id = $1",
-                draft.fixture_id,
-            )
-            version = (stored or 0) + 1
-            await conn.execute(
-                """INSERT INTO fixtures (fixture_id, pattern_id, kind, current_version,
-                                         created_at, updated_at)
-                   VALUES ($1, $2, $3, $4, $5, $5)
-                   ON CONFLICT (fixture_id) DO UPDATE
-                   SET current_version = EXCLUDED.current_version, status = 'active',
-                       updated_at = EXCLUDED.updated_at""",
-                draft.fixture_id,
-                draft.pattern_id,
-                draft.kind.value,
-                version,
-                at,
-            )
-            await conn.execute(
-                """INSERT INTO fixture_versions (fixture_id, version, body, body_sha256,
-                                                 policy_version, source_trace_id, created_at)
-                   VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7)""",
-                draft.fixture_id,
-                version,
-                jsonb(draft.body),
-                draft.body_sha256,
-                event.policy_version,
                 event.trace_id,
+                event.policy_version,
+            )
+        if same is not None:
+            restored = await conn.fetchval(
+                """UPDATE fixtures SET status = 'active', current_version = $2,
+                                       updated_at = $3
+                   WHERE fixture_id = $1 AND status = 'retired' RETURNING 1""",
+                draft.fixture_id,
+                same,
                 at,
             )
-            await conn.execute(
-                """INSERT INTO fixture_evidence (fixture_id, version, source_trace_ids,
-                       first_seen, last_seen, occurrences, scores, policy_version, reason)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)""",
-                draft.fixture_id,
-                version,
-                [event.trace_id],
-                event.pattern.first_seen,
-                event.pattern.last_seen,
-                event.pattern.occurrences,
-                _scores(event),
-                event.policy_version,
-                pg_text(event.reason),
-            )
-            action = "added" if version == 1 else "versioned"
-            await _log(conn, at, _draft_line(action, draft, version, event))
-            return Written(draft.fixture_id, version, created=True)
+            if restored:
+                await _log(conn, at, _draft_line("restored", draft, same, event))
+            return Written(draft.fixture_id, same, created=False, restored=bool(restored))
+        # After a fall-back the current version is not the highest one stored.
+        stored = await conn.fetchval(
+            "SELECT max(version) FROM fixture_versions WHERE fixture_id = $1",
+            draft.fixture_id,
+        )
+        version = (stored or 0) + 1
+        await conn.execute(
+            """INSERT INTO fixtures (fixture_id, pattern_id, kind, current_version,
+                                     created_at, updated_at)
+               VALUES ($1, $2, $3, $4, $5, $5)
+               ON CONFLICT (fixture_id) DO UPDATE
+               SET current_version = EXCLUDED.current_version, status = 'active',
+                   updated_at = EXCLUDED.updated_at""",
+            draft.fixture_id,
+            draft.pattern_id,
+            draft.kind.value,
+            version,
+            at,
+        )
+        await conn.execute(
+            """INSERT INTO fixture_versions (fixture_id, version, body, body_sha256,
+                                             policy_version, source_trace_id, created_at)
+               VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7)""",
+            draft.fixture_id,
+            version,
+            jsonb(draft.body),
+            draft.body_sha256,
+            event.policy_version,
+            event.trace_id,
+            at,
+        )
+        await conn.execute(
+            """INSERT INTO fixture_evidence (fixture_id, version, source_trace_ids,
+                   first_seen, last_seen, occurrences, scores, policy_version, reason)
+               VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)""",
+            draft.fixture_id,
+            version,
+            [event.trace_id],
+            event.pattern.first_seen,
+            event.pattern.last_seen,
+            event.pattern.occurrences,
+            _scores(event),
+            event.policy_version,
+            pg_text(event.reason),
+        )
+        action = "added" if version == 1 else "versioned"
+        await _log(conn, at, _draft_line(action, draft, version, event))
+        return Written(draft.fixture_id, version, created=True)
 
     async def block(self, fixture_id: str, trace_id: str, reason: str, at: datetime) -> None:
-        await self._pool.execute(
+        await self._conn.execute(
             """INSERT INTO blocked_fixtures (fixture_id, source_trace_id, reason, at)
                VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING""",
             fixture_id,
@@ -176,6 +184,29 @@ class PostgresFixtureStore:
             reason,
             at,
         )
+
+    async def record_decision(self, event: TraceScored, at: datetime) -> None:
+        await _record_decision(self._conn, event, at)
+
+
+class PostgresFixtureStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @asynccontextmanager
+    async def batch(self) -> AsyncIterator[FixtureWrites]:
+        """One transaction for a batch of promotions: its writes commit together, and the
+        coverage they change is read and published after the commit."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield _FixtureWrites(conn)
+
+    async def write(self, draft: FixtureDraft, event: TraceScored, at: datetime) -> Written:
+        async with self.batch() as session:
+            return await session.write(draft, event, at)
+
+    async def block(self, fixture_id: str, trace_id: str, reason: str, at: datetime) -> None:
+        async with self.batch() as session:
+            await session.block(fixture_id, trace_id, reason, at)
 
     async def withdraw(self, event: TraceScored, at: datetime) -> Withdrawal:
         changed: list[tuple[str, str, int]] = []
@@ -226,8 +257,8 @@ class PostgresFixtureStore:
             return str(row["pattern_id"])
 
     async def record_decision(self, event: TraceScored, at: datetime) -> None:
-        async with self._pool.acquire() as conn:
-            await _record_decision(conn, event, at)
+        async with self.batch() as session:
+            await session.record_decision(event, at)
 
     @asynccontextmanager
     async def active_fixtures(self, pattern_id: str) -> AsyncIterator[list[tuple[str, int]]]:
@@ -414,6 +445,10 @@ class InMemoryFixtureStore:
     # (trace, policy) -> (decision, when it was made): the latest one.
     decisions: dict[tuple[str, str], tuple[str, datetime]] = field(default_factory=dict)
     gate_log: list[tuple[str, str, int, str, datetime]] = field(default_factory=list)
+
+    @asynccontextmanager
+    async def batch(self) -> AsyncIterator[FixtureWrites]:
+        yield self
 
     async def write(self, draft: FixtureDraft, event: TraceScored, at: datetime) -> Written:
         if self._superseded(event):

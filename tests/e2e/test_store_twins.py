@@ -366,3 +366,44 @@ def test_the_postgres_verdict_store_keeps_the_latest_verdict_as_the_twin_does(
     assert real == asyncio.run(verdict_story(MemoryVerdictStore(), pattern))
     assert real[0] is not None and real[0].verdict_id == "v2"
     assert list(real[1]) == [pattern]
+
+
+async def promoted_in_one_batch(store: FixtureStore, nonce: str) -> list[Any]:
+    """Three traces of one pattern, the last a redelivery of the first, written in one
+    transaction as the fixture writer writes a batch; then what is active."""
+    traces = [
+        refund_trace(f"{nonce}{n}".ljust(32, "0"), amount) for n, amount in (("a", 5), ("b", 7))
+    ]
+    events = [
+        scored(t, pattern_id=f"pb-{nonce}", at=AT + timedelta(hours=hour))
+        for hour, t in enumerate([*traces, traces[0]], start=1)
+    ]
+    written: list[Any] = []
+    async with store.batch() as session:
+        for event in events:
+            await session.record_decision(event, AT)
+            for draft in build_fixtures(event):
+                w = await session.write(draft, event, AT)
+                written.append((w.version, w.created, w.restored, w.superseded))
+    async with store.active_fixtures(f"pb-{nonce}") as active:
+        return [written, sorted(active)]
+
+
+def test_promotions_written_in_one_batch_store_what_the_in_memory_twin_stores(
+    infra: Endpoints,
+) -> None:
+    nonce = secrets.token_hex(3)
+
+    async def on_postgres() -> list[Any]:
+        pool = await connect_pool(infra.database_url)
+        try:
+            await migrate(pool)
+            return await promoted_in_one_batch(PostgresFixtureStore(pool), nonce)
+        finally:
+            await pool.close()
+
+    real = asyncio.run(on_postgres())
+    assert real == asyncio.run(promoted_in_one_batch(InMemoryFixtureStore(), nonce))
+    written, active = real
+    assert any(created for _, created, _, _ in written)
+    assert active and all(version >= 1 for _, version in active)
