@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from faststream import FastStream
 from faststream.kafka.annotations import KafkaMessage
 
-from services.redaction.logic import RedactionFailed, redact_trace
+from services.redaction import step
+from services.redaction.logic import RedactionFailed
 from shared import __version__, topics
-from shared.events import StageStamp, TraceDeduped, TraceRedacted, advance
-from shared.features import derive_features
+from shared.events import TraceDeduped
 from shared.kafka import make_broker
 from shared.kernel import Item, Outbox, process
 from shared.log import configure_logging
@@ -42,7 +42,7 @@ async def redact_batch(items: Sequence[Item[TraceDeduped]], out: Outbox) -> None
     # kernel then retries its traces one by one, each with the single-trace allowance.
     try:
         cleaned = await asyncio.wait_for(
-            asyncio.to_thread(redacted_events, [i.event for i in items], stage.stamp()),
+            asyncio.to_thread(step.redacted_events, [i.event for i in items], stage.stamp()),
             REDACTION_TIMEOUT_S * len(items),
         )
     except TimeoutError as exc:
@@ -51,20 +51,3 @@ async def redact_batch(items: Sequence[Item[TraceDeduped]], out: Outbox) -> None
     for event in cleaned:
         out.publish(redacted, to_bytes(event), key=event.pattern.pattern_id.encode())
         count_redactions(event.redaction.counts)
-
-
-def redacted_events(events: list[TraceDeduped], stamp: StageStamp) -> list[TraceRedacted]:
-    results = []
-    for event in events:
-        clean, report = redact_trace(event.trace)
-        results.append(
-            advance(
-                event,
-                TraceRedacted,
-                stamp,
-                trace=clean,
-                features=derive_features(clean),
-                redaction=report,
-            )
-        )
-    return results

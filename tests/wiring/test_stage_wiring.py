@@ -112,7 +112,7 @@ async def test_redaction_sends_a_trace_whose_detector_raises_to_the_dlq_and_noth
         raise RuntimeError("detector bug")
 
     broken = Scanner((*DEFAULT_DETECTORS, Detector("exploding", ("parcel",), explode)))
-    monkeypatch.setattr(redaction, "redact_trace", partial(redact_trace, scanner=broken))
+    monkeypatch.setattr(redaction.step, "redact_trace", partial(redact_trace, scanner=broken))
     async with TestKafkaBroker(redaction.broker) as broker:
         await broker.publish(deduped_bytes(a_trace()), topics.DEDUPED)
 

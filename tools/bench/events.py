@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from services.dedupe import logic as dedupe_logic
 from services.dedupe.store import InMemoryPatternStore
 from services.ingest import logic as ingest_logic
-from services.redaction.logic import redact_trace
-from services.scoring import logic as scoring_logic
+from services.redaction import step as redaction_step
+from services.scoring import step as scoring_step
 from services.scoring.policy import DEFAULT_POLICY_PATH, Policy, load_policy
 from services.scoring.store import InMemoryBudgetStore
 from shared import __version__
@@ -28,7 +28,7 @@ from shared.events import (
     TraceScored,
     advance,
 )
-from shared.features import derive_features, is_complete
+from shared.features import is_complete
 from shared.stage import now, stamp, to_bytes
 from tools.bench.kafkautil import Message
 from tools.corpus.generate import LabelledTrace, generate
@@ -89,43 +89,14 @@ def deduped_events(events: list[TraceNormalized]) -> list[TraceDeduped]:
 
 
 def redacted_events(events: list[TraceDeduped]) -> list[TraceRedacted]:
-    out = []
-    for event in events:
-        clean, report = redact_trace(event.trace)
-        out.append(
-            advance(
-                event,
-                TraceRedacted,
-                stamp("redaction", __version__, now()),
-                trace=clean,
-                features=derive_features(clean),
-                redaction=report,
-            )
-        )
-    return out
+    return redaction_step.redacted_events(events, stamp("redaction", __version__, now()))
 
 
 async def _scored(events: list[TraceRedacted], policy: Policy) -> list[TraceScored]:
-    store = InMemoryBudgetStore()
-    out = []
-    for event in events:
-        day = scoring_logic.budget_day(event)
-        budget = await store.budget(
-            event.trace_id,
-            event.pattern.pattern_id,
-            policy.version,
-            day,
-            count_today=policy.budgets.counts_days,
-        )
-        scored = scoring_logic.scored_event(
-            event, policy, budget, stamp("scoring", __version__, now())
-        )
-        if scored.decision == Decision.PROMOTE:
-            await store.record_promotion(
-                event.trace_id, event.pattern.pattern_id, policy.version, day
-            )
-        out.append(scored)
-    return out
+    """The scoring stage's own step, one batch."""
+    return await scoring_step.decide(
+        events, policy, InMemoryBudgetStore(), None, stamp("scoring", __version__, now())
+    )
 
 
 def scored_events(events: list[TraceRedacted], policy: Policy | None = None) -> list[TraceScored]:
