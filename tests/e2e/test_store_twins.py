@@ -19,11 +19,8 @@ from services.dedupe import logic as dedupe
 from services.dedupe.logic import Observation
 from services.dedupe.store import InMemoryPatternStore, PatternStore, PostgresPatternStore
 from services.fixture_writer.logic import HandRetirement, build_fixtures
-from services.fixture_writer.store import (
-    FixtureStore,
-    InMemoryFixtureStore,
-    PostgresFixtureStore,
-)
+from services.fixture_writer.memory_store import InMemoryFixtureStore
+from services.fixture_writer.store import FixtureStore, PostgresFixtureStore
 from services.ingest.decode import decode_payload
 from services.scoring.logic import BudgetState
 from services.scoring.store import (

@@ -17,7 +17,8 @@ from services.fixture_writer.logic import (
     replayed,
     withdraws_promotion,
 )
-from services.fixture_writer.store import InMemoryFixtureStore, Written
+from services.fixture_writer.memory_store import InMemoryFixtureStore
+from services.fixture_writer.store import Written
 from shared import topics
 from shared.events import Decision, TraceScored
 from tests.support.builders import refund_trace, scored

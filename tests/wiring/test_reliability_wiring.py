@@ -206,7 +206,7 @@ async def test_the_fixture_writer_waits_for_kafka_only_after_releasing_its_lock_
     from contextlib import asynccontextmanager
 
     from services.fixture_writer import app as writer
-    from services.fixture_writer.store import InMemoryFixtureStore
+    from services.fixture_writer.memory_store import InMemoryFixtureStore
 
     class Tracking(InMemoryFixtureStore):
         held = False

@@ -37,7 +37,7 @@ async def test_the_review_stage_keeps_live_holds_only() -> None:
 
 async def test_the_fixture_writer_writes_a_promotion_with_the_answer_once() -> None:
     from services.fixture_writer import app as writer
-    from services.fixture_writer.store import InMemoryFixtureStore
+    from services.fixture_writer.memory_store import InMemoryFixtureStore
 
     case = logic.case_from(scored(refund_trace("a" * 32), decision=Decision.HOLD))
     verdict = logic.build_verdict(
@@ -85,7 +85,7 @@ async def test_scoring_rejects_the_next_trace_of_a_pattern_a_reviewer_rejected()
 
 async def test_a_fixture_retired_by_hand_is_retired_once_and_its_pattern_uncovered() -> None:
     from services.fixture_writer import app as writer
-    from services.fixture_writer.store import InMemoryFixtureStore
+    from services.fixture_writer.memory_store import InMemoryFixtureStore
 
     case = logic.case_from(scored(refund_trace("a" * 32), decision=Decision.HOLD))
     promoted = logic.build_verdict(

@@ -145,7 +145,7 @@ async def test_redaction_forwards_a_clean_trace_with_its_report() -> None:
 
 async def test_fixture_writer_withdraws_a_promotion_only_on_a_replays_word() -> None:
     from services.fixture_writer import app as writer
-    from services.fixture_writer.store import InMemoryFixtureStore
+    from services.fixture_writer.memory_store import InMemoryFixtureStore
     from shared.events import Decision
     from tests.support.builders import refund_trace, scored
 
