@@ -58,8 +58,14 @@ from services.scoring.store import BudgetStore, InMemoryBudgetStore, PostgresBud
 from shared import __version__, topics
 from shared.db import connect_pool, migrate
 from shared.events import Decision, TraceRedacted
-from shared.kafka import admin_client, group_lag, make_producer, partitions_of, read_topic
-from shared.kafka import process_client_options as kafka_options
+from shared.kafka import (
+    admin_client,
+    group_lag,
+    make_consumer,
+    make_producer,
+    partitions_of,
+    read_topic,
+)
 from shared.settings import get_settings
 from shared.stage import now, stamp, to_bytes
 
@@ -180,13 +186,11 @@ async def run_replay(
             store = PostgresBudgetStore(pool)
 
         # No group for a dry run: such a consumer cannot commit, whatever happens below.
-        consumer = AIOKafkaConsumer(
+        consumer = make_consumer(
+            get_settings(),
             bootstrap_servers=bootstrap,
             group_id=None if dry_run else group,
             client_id="promote-replay",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            **kafka_options(),
         )
         await consumer.start()
         cleanup.push_async_callback(consumer.stop)

@@ -45,10 +45,6 @@ class Item(Generic[M]):
     event: M
     record: ConsumerRecord[bytes, bytes]
 
-    @property
-    def headers(self) -> dict[str, str]:
-        return headers_of(self.record)
-
 
 class Outbox:
     """The outputs of one step: queued while the step decides, then handed to the producer
@@ -67,9 +63,6 @@ class Outbox:
         headers: dict[str, str] | None = None,
     ) -> None:
         self._queued.append((publisher, body, key, headers))
-
-    def __len__(self) -> int:
-        return len(self._queued)
 
     async def flush(self) -> None:
         """Hands every queued record to the producer (which batches them per partition),

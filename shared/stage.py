@@ -7,7 +7,7 @@ import hashlib
 import json
 import re
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
 from aiokafka import ConsumerRecord
@@ -18,8 +18,6 @@ from pydantic import BaseModel, ValidationError
 
 from shared import events, ops, topics
 from shared.events import DeadLettered, StageStamp
-
-M = TypeVar("M", bound=BaseModel)
 
 
 def now() -> datetime:
@@ -62,7 +60,7 @@ def dead_letter_of(
 
 
 class Stage:
-    """The dead-letter publisher and handler guard of one stage."""
+    """One stage's subscriptions, dead-letter publisher, stamps and logger."""
 
     def __init__(self, broker: KafkaBroker, name: str, version: str) -> None:
         self.name = name

@@ -7,6 +7,7 @@ per pattern matters.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 RAW = "traces.raw"
@@ -95,3 +96,9 @@ STAGE_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
 # replay. Only a replay re-decides a trace, so only its decisions can withdraw a promotion.
 DECIDED_BY_HEADER = "decided-by"
 REPLAY_STAGE = "replay"
+
+
+def replayed(headers: Mapping[str, str]) -> bool:
+    """Whether a decision's record was published by a replay (its what-if), not the live
+    scoring stage, which decides each trace once."""
+    return headers.get(DECIDED_BY_HEADER) == REPLAY_STAGE

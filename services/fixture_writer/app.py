@@ -126,7 +126,7 @@ async def on_scored(msg: KafkaMessage, store: FixtureStore = Context()) -> None:
         msg,
         TraceScored,
         withdraw,
-        wanted=lambda record: logic.replayed(headers_of(record).get(topics.DECIDED_BY_HEADER)),
+        wanted=lambda record: topics.replayed(headers_of(record)),
     )
 
 

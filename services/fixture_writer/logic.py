@@ -14,7 +14,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from shared import topics
 from shared.events import (
     CaseReviewed,
     Decision,
@@ -217,11 +216,6 @@ def active_coverage(
 # earlier policy promoted, the fixtures that trace sourced must not stay in the suite on
 # the old policy's word: each falls back to its latest version whose source trace the new
 # policy promotes, or is retired. A later promotion of a retired body restores it.
-
-
-def replayed(decided_by: str | None) -> bool:
-    """Only a replay re-decides a trace; the live stage decides each trace once."""
-    return decided_by == topics.REPLAY_STAGE
 
 
 def withdraws_promotion(event: TraceScored) -> bool:

@@ -79,8 +79,13 @@ def _scores(event: TraceScored) -> str:
 # serialised by the trace lock, so either the withdrawal sees the written version or the
 # write sees the withdrawing decision.
 async def _lock(conn: Connection, *keys: str) -> None:
-    for key in keys:
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", key)
+    # One round trip, the locks taken in the order given (WITH ORDINALITY keeps it).
+    await conn.execute(
+        """SELECT pg_advisory_xact_lock(hashtext(k)) FROM (
+               SELECT k FROM unnest($1::text[]) WITH ORDINALITY AS u(k, n) ORDER BY n
+           ) AS ordered""",
+        list(keys),
+    )
 
 
 def _trace_key(trace_id: str) -> str:

@@ -57,5 +57,5 @@ async def on_scored(msg: KafkaMessage, store: ReviewStore = Context()) -> None:
         msg,
         TraceScored,
         hold,
-        wanted=lambda r: headers_of(r).get(topics.DECIDED_BY_HEADER) != topics.REPLAY_STAGE,
+        wanted=lambda record: not topics.replayed(headers_of(record)),
     )

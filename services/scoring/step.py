@@ -33,12 +33,11 @@ def scored_batch(
         pattern_id, day = event.pattern.pattern_id, logic.budget_day(event)
         # A trace met twice in one batch (a redelivery) does not count against itself.
         own = spent.get(event.trace_id)
+        own_pattern = 1 if own is not None and own[0] == pattern_id else 0
+        own_day = 1 if own is not None and own[1] == day else 0
         budget = logic.BudgetState(
-            promoted_for_pattern=for_pattern[pattern_id]
-            - (own is not None and own[0] == pattern_id),
-            promoted_today=(on_day[day] - (own is not None and own[1] == day))
-            if policy.budgets.counts_days
-            else 0,
+            promoted_for_pattern=for_pattern[pattern_id] - own_pattern,
+            promoted_today=on_day[day] - own_day if policy.budgets.counts_days else 0,
         )
         out = follow_verdict(
             logic.scored_event(event, policy, budget, stamp), verdicts.get(pattern_id)

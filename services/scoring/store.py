@@ -1,7 +1,7 @@
 """Scoring's budget state: asyncpg adapter and in-memory twin behind one Protocol.
 
 Stores return facts for a whole batch (promotions already spent by other traces, per
-pattern and per day); the fold in ``batch.py`` decides. A batch's own traces are left out
+pattern and per day); the fold in ``step.py`` decides. A batch's own traces are left out
 of the facts, so a redelivered batch re-decides exactly as it first did."""
 
 from __future__ import annotations

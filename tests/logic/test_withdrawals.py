@@ -14,7 +14,6 @@ from services.fixture_writer.logic import (
     active_coverage,
     after_withdrawal,
     build_fixtures,
-    replayed,
     withdraws_promotion,
 )
 from services.fixture_writer.memory_store import InMemoryFixtureStore
@@ -29,9 +28,9 @@ AT = datetime(2026, 3, 2, tzinfo=UTC)
 
 
 def test_only_a_replays_hold_or_reject_can_withdraw_a_promotion() -> None:
-    assert replayed(topics.REPLAY_STAGE)
-    assert not replayed("scoring")
-    assert not replayed(None)
+    assert topics.replayed({topics.DECIDED_BY_HEADER: topics.REPLAY_STAGE})
+    assert not topics.replayed({topics.DECIDED_BY_HEADER: "scoring"})
+    assert not topics.replayed({})
     trace = refund_trace()
     assert withdraws_promotion(scored(trace, decision=Decision.REJECT))
     assert withdraws_promotion(scored(trace, decision=Decision.HOLD))
