@@ -27,7 +27,7 @@ from shared.kernel import headers_of, records_of
 from shared.log import configure_logging
 from shared.ops import BATCH_SIZE, in_flight, instrument
 from shared.settings import get_settings
-from shared.stage import Stage, id_shaped, now, to_bytes
+from shared.stage import Stage, id_shaped, now
 
 FLUSH_INTERVAL_S = 0.2
 
@@ -112,9 +112,9 @@ async def dead_letter_until_acknowledged(
     )
 
 
-def fitted(event: TraceNormalized) -> TraceNormalized | Exception:
+def fitted(event: TraceNormalized) -> tuple[TraceNormalized, bytes] | Exception:
     try:
-        return logic.fit(event, logic.event_limit(settings.kafka_max_message_bytes))
+        return logic.fit_encoded(event, logic.event_limit(settings.kafka_max_message_bytes))
     except logic.EventTooLarge as error:
         return error
 
@@ -132,9 +132,9 @@ async def flush() -> None:
             events = [fitted(e) for e in logic.normalize([r.trace for r in released], stamp)]
             results = await asyncio.gather(
                 *(
-                    normalized.publish(to_bytes(e), key=logic.partition_key(e).encode())
+                    normalized.publish(e[1], key=logic.partition_key(e[0]).encode())
                     for e in events
-                    if isinstance(e, TraceNormalized)
+                    if not isinstance(e, Exception)
                 ),
                 return_exceptions=True,
             )
@@ -148,13 +148,14 @@ async def flush() -> None:
                 # Anything but an exception is the broker's acknowledgement (RecordMetadata).
                 failure = outcome if isinstance(outcome, Exception) else None
                 if failure is None:
-                    assert isinstance(e, TraceNormalized)
+                    assert not isinstance(e, Exception)
+                    event = e[0]
                     stage.log.info(
                         "assembled",
-                        trace_id=logic.loggable_trace_id(e.trace_id),
-                        spans=len(e.trace.spans),
-                        complete=e.complete,
-                        truncated=e.truncated,
+                        trace_id=logic.loggable_trace_id(event.trace_id),
+                        spans=len(event.trace.spans),
+                        complete=event.complete,
+                        truncated=event.truncated,
                     )
                 elif is_transient(failure):
                     pending_error = failure

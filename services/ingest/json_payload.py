@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from itertools import accumulate
 from typing import Any
 
 from pydantic import ValidationError
@@ -15,11 +16,12 @@ from services.ingest.invalid_payload import InvalidPayload, describe_validation
 from services.ingest.otlp import decode_otlp_json
 from shared.events import Trace
 
+_ZERO = timedelta(0)
 _UTF8_BOM = b"\xef\xbb\xbf"
-# A JSON string (escapes included), an opening bracket, a closing bracket, or a lone quote. The
-# lone-quote alternative keeps the depth scan linear on unterminated strings: a failed string
-# match is tried once, then the scan stops (see _check_json_depth).
-_JSON_DEPTH_TOKEN_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|([\[{])|([\]}])|(")', re.S)
+# A complete JSON string, escapes included.
+_JSON_STRING_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_NOT_A_BRACKET_RE = re.compile(r"[^\[\]{}]+")
+_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
 class _NonFiniteNumber(ValueError):
@@ -42,20 +44,18 @@ def _loads(text: str) -> Any:
 
 
 def _check_json_depth(text: str, max_depth: int) -> None:
-    # json.loads recurses once per nesting level; scan bracket depth first so hostile nesting
-    # is refused before the parser (or pydantic, or protobuf) recurses into it.
-    depth = 0
-    for match in _JSON_DEPTH_TOKEN_RE.finditer(text):
-        group = match.lastindex
-        if group == 1:
-            depth += 1
-            if depth > max_depth:
-                raise InvalidPayload("too_deep", f"JSON nests deeper than {max_depth} levels")
-        elif group == 2:
-            depth -= 1
-        elif group == 3:
-            # An unterminated string: the JSON is invalid and json.loads will say where.
-            return
+    # json.loads recurses once per nesting level; measure bracket depth first so hostile
+    # nesting is refused before the parser (or pydantic, or protobuf) recurses into it.
+    # The regular expressions do the scanning in C: strings out, then all but brackets.
+    if text.count("[") + text.count("{") <= max_depth:
+        return
+    outside_strings = _JSON_STRING_RE.sub("", text)
+    # A quote left is an unterminated string: the JSON is invalid and json.loads will say
+    # where; only the brackets before it are counted.
+    outside_strings = outside_strings.split('"', 1)[0]
+    brackets = _NOT_A_BRACKET_RE.sub("", outside_strings)
+    if max(accumulate(_DEPTH_STEP[c] for c in brackets), default=0) > max_depth:
+        raise InvalidPayload("too_deep", f"JSON nests deeper than {max_depth} levels")
 
 
 def decode_json(data: bytes, max_depth: int) -> list[Trace]:
@@ -159,7 +159,8 @@ def _with_utc_times(trace: Trace) -> Trace:
     def utc(moment: datetime) -> datetime:
         if moment.tzinfo is None:
             return moment.replace(tzinfo=UTC)
-        if moment.tzinfo is UTC:
+        if moment.tzinfo is UTC or moment.utcoffset() == _ZERO:
+            # pydantic parses "Z" to a UTC offset of its own: already UTC, nothing to copy.
             return moment
         try:
             return moment.astimezone(UTC)

@@ -128,25 +128,30 @@ def truncate_strings(trace: Trace, cap: int) -> Trace:
     )
 
 
-def _size(event: TraceNormalized) -> int:
-    return len(event.model_dump_json().encode())
+def _encoded(event: TraceNormalized) -> bytes:
+    return event.model_dump_json().encode()
 
 
 def fit(event: TraceNormalized, limit: int) -> TraceNormalized:
     """``event`` if its JSON is within ``limit`` bytes, else a truncated copy that is, marked
     ``truncated``; EventTooLarge if even strings of MIN_STRING_CAP characters do not fit."""
-    size = _size(event)
-    if size <= limit:
-        return event
+    return fit_encoded(event, limit)[0]
+
+
+def fit_encoded(event: TraceNormalized, limit: int) -> tuple[TraceNormalized, bytes]:
+    """``fit``, with the JSON it measured: the record to publish, encoded once."""
+    encoded = _encoded(event)
+    if len(encoded) <= limit:
+        return event, encoded
     cap = max(MIN_STRING_CAP, (limit // 4) // max(len(event.trace.spans), 1))
     while True:
         trace = truncate_strings(event.trace, cap)
         smaller = event.model_copy(
             update={"trace": trace, "features": derive_features(trace), "truncated": True}
         )
-        size = _size(smaller)
-        if size <= limit:
-            return smaller
+        encoded = _encoded(smaller)
+        if len(encoded) <= limit:
+            return smaller, encoded
         if cap <= MIN_STRING_CAP:
-            raise EventTooLarge(f"normalized event of {size} bytes over the {limit} limit")
+            raise EventTooLarge(f"normalized event of {len(encoded)} bytes over the {limit} limit")
         cap = max(MIN_STRING_CAP, cap // 2)

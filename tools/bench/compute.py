@@ -69,8 +69,7 @@ def _ingest(messages: list[Message], settings: Settings) -> Callable[[], object]
                 m.value, "application/json", max_bytes=settings.ingest_max_body_bytes
             )
         for event in ingest_logic.normalize(traces, stamp("ingest", __version__, now())):
-            fitted = ingest_logic.fit(event, limit)
-            to_bytes(fitted)
+            fitted, _encoded = ingest_logic.fit_encoded(event, limit)
             ingest_logic.partition_key(fitted)
 
     return run
