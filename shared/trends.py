@@ -19,6 +19,7 @@ per occurrence) is tested the same way, with occurrences as the exposure.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -60,6 +61,9 @@ def _windows(days: Iterable[DayCount], today: date) -> tuple[list[DayCount], lis
     return recent, baseline
 
 
+# Remembered: dedupe asks again for every trace of a pattern, mostly with the same counts,
+# and a binomial test costs more than the rest of the trend.
+@functools.lru_cache(maxsize=8192)
 def _one_sided(k1: int, k0: int, exposure1: float, exposure0: float) -> float:
     """P(at least k1 of k0 + k1 events fall in the recent window) when both windows share
     one rate per unit of exposure."""
