@@ -86,14 +86,21 @@ def intent_of(texts: Iterable[str | None]) -> Intent:
     return tuple(sorted({word_code(w) for text in texts for w in intent_words(text)}))
 
 
+@functools.lru_cache(maxsize=65536)
+def _weighed(intent: Intent) -> tuple[frozenset[int], int]:
+    """The intent's codes as a set, and their total weight. Cached: every trace of a
+    bucket is compared with the same remembered intents."""
+    return frozenset(intent), sum(code_weight(c) for c in intent)
+
+
 def intent_similarity(a: Intent, b: Intent) -> float:
     """Weighted Jaccard: the weight of the words both share over the weight of all."""
     if not a or not b:
         return 0.0
-    shared = set(a) & set(b)
-    common = sum(code_weight(c) for c in shared)
-    union = sum(code_weight(c) for c in a) + sum(code_weight(c) for c in b) - common
-    return common / union
+    codes_a, weight_a = _weighed(a)
+    codes_b, weight_b = _weighed(b)
+    common = sum(code_weight(c) for c in codes_a & codes_b)
+    return common / (weight_a + weight_b - common)
 
 
 def index_keys(intent: Intent, words: int = INDEX_WORDS) -> tuple[int, ...]:
