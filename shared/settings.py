@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # Records a stage takes from one poll, and how long it waits for them.
     stage_batch_records: int = Field(default=500, ge=1)
     stage_batch_timeout_ms: int = Field(default=100, ge=1)
+    # Allocations between two young-generation collections of the garbage collector in a
+    # stage process (Python's default is 700; 0 keeps it). See shared.ops.settle_heap.
+    stage_gc_threshold: int = Field(default=50_000, ge=0)
 
     # PostgreSQL timeouts: connecting, one command (client side), one statement (server
     # side), and a transaction left idle.

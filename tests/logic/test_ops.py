@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import subprocess
 import sys
@@ -95,3 +96,16 @@ def test_no_command_prints_a_runtime_dir_warning_and_top_is_quiet_off_a_tty(
         assert done.returncode == 0, done.stderr
         assert "Warning" not in done.stderr, done.stderr
     assert done.stdout.count("\n") < 10  # one table, no live refresh, off a terminal
+
+
+def test_a_started_stage_sets_its_startup_heap_aside_and_collects_young_objects_less() -> None:
+    threshold = gc.get_threshold()
+    try:
+        ops.settle_heap(12_345)
+        assert gc.get_threshold() == (12_345, threshold[1], threshold[2])
+        assert gc.get_freeze_count() > 0, "what the stage allocated at start is not scanned again"
+        ops.settle_heap(0)
+        assert gc.get_threshold()[0] == 12_345, "0 keeps the threshold as it is"
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
