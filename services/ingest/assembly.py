@@ -26,6 +26,8 @@ class Pending:
     last_arrival: datetime
     sources: set[Source] = field(default_factory=set)
     size: int = 0
+    # Known when the spans change, not asked again at every release tick.
+    complete: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,12 +107,13 @@ class Assembler:
         for trace in traces:
             entry = self.pending.get(trace.trace_id)
             if entry is None:
-                self.pending[trace.trace_id] = Pending(trace, now, now, {source}, share)
+                entry = self.pending[trace.trace_id] = Pending(trace, now, now, {source}, share)
             else:
                 entry.trace = merge(entry.trace, trace)
                 entry.last_arrival = now
                 entry.sources.add(source)
                 entry.size += share
+            entry.complete = is_complete(entry.trace)
             self.buffered_bytes += share
 
     def mark_consumed(self, source: Source) -> None:
@@ -124,10 +127,9 @@ class Assembler:
     def release(self, now: datetime) -> list[Released]:
         out: list[Released] = []
         for entry in list(self.pending.values()):
-            complete = is_complete(entry.trace)
             quiet_over = now - entry.last_arrival >= self.quiet
-            if (complete and quiet_over) or now - entry.first_arrival >= self.max_wait:
-                out.append(Released(entry.trace, complete))
+            if (entry.complete and quiet_over) or now - entry.first_arrival >= self.max_wait:
+                out.append(Released(entry.trace, entry.complete))
         return out
 
     def forget(self, trace_ids: list[str]) -> None:
