@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 
 from faststream import Context, ContextRepo, FastStream
@@ -52,19 +53,23 @@ instrument(app, broker, stage.name, database=True)
 @stage.batch_subscriber(topics.PROMOTED)
 async def on_promoted(msg: KafkaMessage, store: FixtureStore = Context()) -> None:
     async def write(items: Sequence[Item[TraceScored]], out: Outbox) -> None:
-        at = now()
-        changed: dict[tuple[str, str], None] = {}  # (pattern, policy), in arrival order
-        # One transaction for the batch; the coverage it changed is read and published
-        # once it is committed (another connection would not see it before).
-        async with store.batch() as session:
-            for item in items:
-                event = item.event
-                if await write_promoted(session, event, logic.build_fixtures(event), at):
-                    changed[(event.pattern.pattern_id, event.policy_version)] = None
-        for pattern_id, policy_version in changed:
-            await publish_coverage(store, pattern_id, policy_version, at)
+        await promote_batch(store, [item.event for item in items], now())
 
     await process(stage, msg, TraceScored, write)
+
+
+async def promote_batch(store: FixtureStore, events: Sequence[TraceScored], at: datetime) -> None:
+    """A batch of promotions in one transaction; the coverage it changed is read and
+    published once it is committed (another connection would not see it before). The
+    privacy check, pure and the costliest step, runs before the transaction opens."""
+    checked = [(event, checked_drafts(logic.build_fixtures(event))) for event in events]
+    changed: dict[tuple[str, str], None] = {}  # (pattern, policy), in arrival order
+    async with store.batch() as session:
+        await session.prefetch([(event, drafts.clean) for event, drafts in checked])
+        for event, drafts in checked:
+            if await write_checked(session, event, drafts, at):
+                changed[(event.pattern.pattern_id, event.policy_version)] = None
+    await publish_coverage(store, list(changed), at)
 
 
 @stage.batch_subscriber(topics.REVIEWED, purpose=topics.REVIEWS)
@@ -83,27 +88,44 @@ async def follow_verdict(store: FixtureStore, verdict: CaseReviewed) -> None:
     if verdict.verdict == Verdict.PROMOTE and verdict.case is not None:
         case, at = reviewed_case(verdict), now()
         if await write_promoted(store, case, reviewed_drafts(verdict), at):
-            await publish_coverage(store, case.pattern.pattern_id, case.policy_version, at)
+            await publish_coverage(store, [(case.pattern.pattern_id, case.policy_version)], at)
     elif verdict.verdict == Verdict.RETIRE and verdict.fixture_id is not None:
         retirement = logic.hand_retirement(verdict)
         at = now()
         pattern_id = await store.retire_by_hand(retirement, at)
         if pattern_id is not None:
             fixture_change("retired")
-            await publish_coverage(store, pattern_id, HAND_POLICY, at)
+            await publish_coverage(store, [(pattern_id, HAND_POLICY)], at)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A promotion's drafts after the write-time privacy check."""
+
+    clean: list[logic.FixtureDraft]
+    blocked: list[tuple[logic.FixtureDraft, list[str]]]
+
+
+def checked_drafts(drafts: list[logic.FixtureDraft]) -> Checked:
+    return Checked(*logic.privacy_checked(drafts, find_leaks))
 
 
 async def write_promoted(
     store: FixtureWrites, event: TraceScored, drafts: list[logic.FixtureDraft], at: datetime
 ) -> bool:
     """Writes a promotion's fixtures; True when the pattern's coverage changed."""
+    return await write_checked(store, event, checked_drafts(drafts), at)
+
+
+async def write_checked(
+    store: FixtureWrites, event: TraceScored, drafts: Checked, at: datetime
+) -> bool:
     await store.record_decision(event, at)
-    clean, blocked = logic.privacy_checked(drafts, find_leaks)
-    for draft, reasons in blocked:
+    for draft, reasons in drafts.blocked:
         await store.block(draft.fixture_id, event.trace_id, "; ".join(reasons), at)
         stage.log.warning("fixture_blocked", fixture_id=draft.fixture_id, reasons=reasons)
-    fixture_change("blocked", len(blocked))
-    written = [await store.write(draft, event, at) for draft in clean]
+    fixture_change("blocked", len(drafts.blocked))
+    written = [await store.write(draft, event, at) for draft in drafts.clean]
     for w in written:
         if w.created:
             fixture_change("written" if w.version <= 1 else "versioned")
@@ -139,18 +161,28 @@ async def withdraw_promotion(store: FixtureStore, event: TraceScored) -> None:
         stage.log.info(action, fixture_id=fixture_id, version=version, trace_id=event.trace_id)
         fixture_change(action)
     if withdrawal.sourced:
-        await publish_coverage(store, withdrawal.pattern_id, event.policy_version, at)
+        await publish_coverage(store, [(withdrawal.pattern_id, event.policy_version)], at)
 
 
 async def publish_coverage(
-    store: FixtureStore, pattern_id: str, policy_version: str, at: datetime
+    store: FixtureStore, changed: Sequence[tuple[str, str]], at: datetime
 ) -> None:
-    # The record is handed to the producer under the pattern's lock (so records of one
-    # pattern are queued in the order their states were read), but the broker's
-    # acknowledgement is awaited after the transaction and lock are released: a slow
-    # Kafka no longer holds a database connection, a transaction and an advisory lock.
-    async with store.active_fixtures(pattern_id) as active:
-        covered = logic.active_coverage(pattern_id, active, policy_version, at)
-        delivery = await index.publish(to_bytes(covered), key=pattern_id.encode(), no_confirm=True)
-    if delivery is not None:
-        await delivery
+    """Publishes the coverage of each changed (pattern, policy), all read in one
+    transaction. Each record is handed to the producer under its pattern's lock (so records
+    of one pattern are queued in the order their states were read), but the broker's
+    acknowledgements are awaited after the transaction and locks are released: a slow
+    Kafka holds no database connection, transaction or advisory lock."""
+    if not changed:
+        return
+    async with store.active_fixtures_of(pattern_id for pattern_id, _ in changed) as active:
+        deliveries = [
+            await index.publish(
+                to_bytes(logic.active_coverage(pattern_id, active[pattern_id], policy, at)),
+                key=pattern_id.encode(),
+                no_confirm=True,
+            )
+            for pattern_id, policy in changed
+        ]
+    for delivery in deliveries:
+        if delivery is not None:
+            await delivery

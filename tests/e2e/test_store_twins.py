@@ -404,3 +404,148 @@ def test_promotions_written_in_one_batch_store_what_the_in_memory_twin_stores(
     written, active = real
     assert any(created for _, created, _, _ in written)
     assert active and all(version >= 1 for _, version in active)
+
+
+@dataclass(frozen=True)
+class BatchStory:
+    written: dict[str, list[Written_]]  # by step
+    active: dict[str, list[tuple[str, int]]]  # the patterns' coverage, read in one go
+    decisions: dict[tuple[str, str], tuple[str, datetime]]
+    versions: dict[tuple[str, int], str]  # (fixture, version) -> source trace
+    gate_log: set[tuple[str, str, int, str, datetime]]
+    blocked: dict[tuple[str, str], str]
+
+
+async def one_prefetched_batch(store: FixtureStore, nonce: str) -> dict[str, list[Written_]]:
+    """Before the batch, a trace of pattern pr is promoted under A and withdrawn by B (its
+    fixtures retired), and a trace of pattern ps promoted. Then one batch, prefetched as
+    the stage does: two traces of pattern pb (hours 1, 2), the first redelivered later
+    (hour 3); a rejection of the ps trace (hour 5) recorded before its promotion (hour 4)
+    is written; a replay under A promoting the pr trace again (hour 6); a draft blocked
+    twice."""
+    pattern = {p: f"{p}-{nonce}" for p in ("pb", "pr", "ps")}
+
+    def trace(tag: str, amount: int) -> Trace:
+        return refund_trace(f"{nonce}{tag}".ljust(32, "0"), amount)
+
+    def decided(
+        t: Trace, p: str, hour: int, policy: str = "A", d: Decision = Decision.PROMOTE
+    ) -> TraceScored:
+        return scored(t, policy, pattern[p], d, AT + timedelta(hours=hour))
+
+    first, second, retired, stale = trace("a", 5), trace("b", 7), trace("r", 9), trace("s", 11)
+    await _promote(store, decided(retired, "pr", 1))
+    await store.withdraw(decided(retired, "pr", 2, "B", Decision.REJECT), AT)
+    await _promote(store, decided(stale, "ps", 1))
+    steps = {
+        "first": decided(first, "pb", 1),
+        "second": decided(second, "pb", 2),
+        "redelivered": decided(first, "pb", 3),
+        "stale": decided(stale, "ps", 4),
+        "restored": decided(retired, "pr", 6),
+    }
+    written: dict[str, list[Written_]] = {}
+    async with store.batch() as session:
+        promotions = [(event, build_fixtures(event)) for event in steps.values()]
+        await session.prefetch(promotions)
+        for (step, event), (_, drafts) in zip(steps.items(), promotions, strict=True):
+            if step == "stale":
+                await session.record_decision(decided(stale, "ps", 5, "B", Decision.REJECT), AT)
+            await session.record_decision(event, AT)
+            written[step] = []
+            for draft in drafts:
+                w = await session.write(draft, event, AT)
+                written[step].append((w.version, w.created, w.restored, w.superseded))
+        for reason in ("EMAIL found", "PHONE found"):
+            await session.block(f"{pattern['pb']}:blocked", second.trace_id, reason, AT)
+    return written
+
+
+def twin_rows(store: InMemoryFixtureStore, nonce: str) -> tuple[Any, ...]:
+    return (
+        {k: v for k, v in store.decisions.items() if k[0].startswith(nonce)},
+        {
+            (fixture_id, v.version): v.source_trace_id
+            for fixture_id, f in store.fixtures.items()
+            for v in f.versions
+        },
+        set(store.gate_log),
+        dict(store.blocked),
+    )
+
+
+async def postgres_rows(pool: Any, nonce: str) -> tuple[Any, ...]:
+    decisions = await pool.fetch("SELECT * FROM decisions WHERE trace_id LIKE $1 || '%'", nonce)
+    versions = await pool.fetch(
+        "SELECT * FROM fixture_versions WHERE fixture_id LIKE '%-' || $1 || ':%'", nonce
+    )
+    lines = await pool.fetch(
+        "SELECT * FROM gate_log WHERE fixture_id LIKE '%-' || $1 || ':%'", nonce
+    )
+    blocked = await pool.fetch(
+        "SELECT * FROM blocked_fixtures WHERE fixture_id LIKE '%-' || $1 || ':%'", nonce
+    )
+    return (
+        {(r["trace_id"], r["policy_version"]): (r["decision"], r["stamped_at"]) for r in decisions},
+        {(r["fixture_id"], r["version"]): r["source_trace_id"] for r in versions},
+        {
+            (r["action"], r["fixture_id"], r["version"], r["policy_version"], r["decision_at"])
+            for r in lines
+        },
+        {(r["fixture_id"], r["source_trace_id"]): r["reason"] for r in blocked},
+    )
+
+
+async def batch_story(store: FixtureStore, nonce: str, rows: Any) -> BatchStory:
+    written = await one_prefetched_batch(store, nonce)
+    patterns = [f"{p}-{nonce}" for p in ("pb", "pr", "ps", "none")]
+    async with store.active_fixtures_of(patterns) as active:
+        coverage = {p: sorted(fixtures) for p, fixtures in active.items()}
+    return BatchStory(written, coverage, *await rows())
+
+
+def test_a_prefetched_batch_versions_redelivers_supersedes_and_restores_as_the_twin_does(
+    infra: Endpoints,
+) -> None:
+    nonce = secrets.token_hex(3)
+
+    async def on_postgres() -> BatchStory:
+        pool = await connect_pool(infra.database_url)
+        try:
+            await migrate(pool)
+            store = PostgresFixtureStore(pool)
+            return await batch_story(store, nonce, lambda: postgres_rows(pool, nonce))
+        finally:
+            await pool.close()
+
+    async def in_memory() -> BatchStory:
+        store = InMemoryFixtureStore()
+
+        async def rows() -> tuple[Any, ...]:
+            return twin_rows(store, nonce)
+
+        return await batch_story(store, nonce, rows)
+
+    real = asyncio.run(on_postgres())
+    assert real == asyncio.run(in_memory())
+    written = real.written
+    assert all((v, created) == (1, True) for v, created, _, _ in written["first"])
+    assert any((v, created) == (2, True) for v, created, _, _ in written["second"]), (
+        "a new body later in the batch is the version after the one written before it"
+    )
+    assert all((v, c) == (1, False) for v, c, _, _ in written["redelivered"]), (
+        "a redelivery in the same batch finds the version its first delivery wrote"
+    )
+    assert written["stale"] and all(superseded for *_, superseded in written["stale"]), (
+        "a rejection recorded earlier in the batch supersedes the older promotion"
+    )
+    assert written["restored"] and all(restored for _, _, restored, _ in written["restored"])
+    assert real.active[f"pr-{nonce}"], "the restored fixtures are active again"
+    assert real.active[f"none-{nonce}"] == []
+    first_trace = f"{nonce}a".ljust(32, "0")
+    assert real.decisions[(first_trace, "A")] == ("promote", AT + timedelta(hours=3)), (
+        "of one trace's decisions in a batch, the latest is stored"
+    )
+    assert list(real.blocked.values()) == ["EMAIL found"], "a block is kept as first written"
+    restored_lines = {line for line in real.gate_log if line[0] == "restored"}
+    assert len(restored_lines) == len(written["restored"])
