@@ -415,7 +415,7 @@ def _method(results: dict[str, Any]) -> str:
         f"sends traces of new ids. The assembly quiet period is set to {quiet} ms and "
         "subtracted from every sample in the rows that exclude it (add the configured "
         "quiet period, default 1.5 s, for production settings); the ingest flush tick "
-        "(200 ms) is included.",
+        "(50 ms) is included.",
         "- CPU: user + system time (psutil) of every stage process and its children, read "
         "just before the first send and once the groups are idle, divided by the traces "
         "sent; the broker's and PostgreSQL's are shown beside, not counted.",
@@ -737,7 +737,7 @@ def _pipeline(results: dict[str, Any]) -> str:
             "only once no span of it has arrived for the quiet period (a wait set by "
             'configuration, production default 1500 ms, not work): the rows "excluding the '
             'quiet period" subtract it from every sample, the rows "as measured" include '
-            "it. The ingest flush tick (200 ms) is included in both. Only traces that "
+            "it. The ingest flush tick (50 ms) is included in both. Only traces that "
             "reach scoring have a decision and only promoted ones a fixture; the counts are "
             "per repetition.",
         ]
