@@ -17,15 +17,11 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from datetime import date, datetime, timedelta
 
-import asyncpg
-
 from services.dedupe.logic import (
     MeasureSums,
     Observation,
     Recorded,
-    Role,
     pattern_id_of,
-    series_starts,
     success_bucket,
 )
 from services.dedupe.memory_store import (
@@ -36,18 +32,11 @@ from services.dedupe.memory_store import (
     Redelivered,
     TraceRow,
 )
+from services.dedupe.pg_journal import EXEMPLAR, INTENT, JournalWriter
 from services.dedupe.trajectory import Path
-from shared.db import Connection, jsonb
+from shared.db import Connection
 from shared.events import AgentBaseline, PatternInfo
 from shared.trends import DayCount
-
-# Kinds of the positioned rows a pattern keeps, as ``_load_kept`` returns them.
-INTENT, EXEMPLAR, PATH = 0, 1, 2
-
-
-class ConcurrentRecording(asyncpg.SerializationError):
-    """A trace of the batch was recorded by another instance meanwhile (a rebalance
-    moved its partition): the batch is rolled back and retried, and then sees it."""
 
 
 class Session:
@@ -63,7 +52,8 @@ class Session:
         self._loaded_patterns: set[str] = set()
         self._loaded_traces: set[str] = set()
         self._loaded_agents: set[str] = set()
-        self._loaded_days: set[tuple[str, str, date]] = set()
+        # Per pattern or agent, the days of the daily series loaded (one contiguous span).
+        self._day_spans: dict[tuple[str, str], tuple[date, date]] = {}
 
     # --- reading -------------------------------------------------------------------
 
@@ -240,39 +230,66 @@ class Session:
     async def _load_days(
         self, pattern_ids: set[str], agents: set[str], first: date, last: date
     ) -> None:
-        """Daily series over every trend window ending between ``first`` and ``last``."""
+        """Daily series over every trend window ending between ``first`` and ``last``.
+        A key already loaded over part of that span keeps the days it has (the batch may
+        have added to them); only the days around them are read."""
         since = first - timedelta(days=TREND_DAYS)
-        days = [since + timedelta(days=d) for d in range((last - since).days + 1)]
-        wanted_patterns = sorted(
-            {p for p in pattern_ids for d in days if ("p", p, d) not in self._loaded_days}
-        )
-        wanted_agents = sorted(
-            {a for a in agents for d in days if ("a", a, d) not in self._loaded_days}
-        )
-        self._loaded_days.update(("p", p, d) for p in wanted_patterns for d in days)
-        self._loaded_days.update(("a", a, d) for a in wanted_agents for d in days)
+        patterns = self._missing_days("pattern", pattern_ids, since, last)
+        agents_missing = self._missing_days("agent", agents, since, last)
         state = self._state
-        if wanted_patterns:
+        if patterns:
+            lo, hi = self._widened("pattern", patterns, since, last)
             for r in await self._conn.fetch(
                 """SELECT pattern_id, start::date AS day, sum(occurrences)::int AS occurrences,
                           sum(rescues)::int AS rescues
                    FROM pattern_series WHERE pattern_id = ANY($1::text[]) AND grain = 'day'
                      AND start::date BETWEEN $2 AND $3 GROUP BY 1, 2""",
-                wanted_patterns,
-                since,
-                last,
+                patterns,
+                lo,
+                hi,
             ):
-                state.daily[(r["pattern_id"], r["day"])] = [r["occurrences"], r["rescues"]]
-        if wanted_agents:
+                if self._new_day("pattern", r["pattern_id"], r["day"]):
+                    state.daily[(r["pattern_id"], r["day"])] = [r["occurrences"], r["rescues"]]
+            self._cover("pattern", patterns, lo, hi)
+        if agents_missing:
+            lo, hi = self._widened("agent", agents_missing, since, last)
             for r in await self._conn.fetch(
                 """SELECT agent, start::date AS day, sum(traces)::int AS traces
                    FROM agent_series WHERE agent = ANY($1::text[]) AND grain = 'day'
                      AND start::date BETWEEN $2 AND $3 GROUP BY 1, 2""",
-                wanted_agents,
-                since,
-                last,
+                agents_missing,
+                lo,
+                hi,
             ):
-                state.agent_daily[(r["agent"], r["day"])] = r["traces"]
+                if self._new_day("agent", r["agent"], r["day"]):
+                    state.agent_daily[(r["agent"], r["day"])] = r["traces"]
+            self._cover("agent", agents_missing, lo, hi)
+
+    def _missing_days(self, kind: str, keys: Iterable[str], since: date, last: date) -> list[str]:
+        spans = self._day_spans
+        return sorted(
+            k
+            for k in keys
+            if (span := spans.get((kind, k))) is None or since < span[0] or last > span[1]
+        )
+
+    def _widened(self, kind: str, keys: list[str], since: date, last: date) -> tuple[date, date]:
+        """One span that holds [since, last] and every key's loaded span, so each key's
+        days stay contiguous once read."""
+        lo, hi = since, last
+        for k in keys:
+            span = self._day_spans.get((kind, k))
+            if span is not None:
+                lo, hi = min(lo, span[0]), max(hi, span[1])
+        return lo, hi
+
+    def _new_day(self, kind: str, key: str, day: date) -> bool:
+        span = self._day_spans.get((kind, key))
+        return span is None or not span[0] <= day <= span[1]
+
+    def _cover(self, kind: str, keys: list[str], lo: date, hi: date) -> None:
+        for k in keys:
+            self._day_spans[(kind, k)] = (lo, hi)
 
     # --- the calls -----------------------------------------------------------------
 
@@ -282,21 +299,23 @@ class Session:
         return self._state.record_now(obs)
 
     async def pattern(self, pattern_id: str) -> PatternInfo:
-        await self.load(pattern_ids=[pattern_id])
+        if pattern_id not in self._loaded_patterns:
+            await self.load(pattern_ids=[pattern_id])
         if pattern_id not in self._state.patterns:
             raise KeyError(pattern_id)
         return self._state.pattern_now(pattern_id)
 
     async def days(self, pattern_id: str, agent: str, until: date) -> list[DayCount]:
-        await self.load(pattern_ids=[pattern_id], agents=[agent], until=until)
+        await self._load_days({pattern_id}, {agent}, until, until)
         return self._state.days_now(pattern_id, agent, until)
 
     async def baseline(self, agent: str) -> AgentBaseline:
-        await self.load(agents=[agent])
+        await self._load_baselines({agent})
         return self._state.baseline_now(agent)
 
     async def reference(self, obs: Observation) -> tuple[str | None, list[Path]]:
-        await self.load([obs])
+        if obs.trace_id not in self._loaded_traces:  # its success bucket's rows with it
+            await self.load([obs])
         return self._state.reference_now(obs)
 
     async def mark_forwarded(self, trace_ids: Collection[str]) -> None:
@@ -324,204 +343,4 @@ class Session:
     async def flush(self) -> None:
         """Writes what the batch changed: one statement per table."""
         changes, self._journal[:] = list(self._journal), []
-        new = [c for c in changes if isinstance(c, NewTrace)]
-        again = sorted({c.trace_id for c in changes if isinstance(c, Redelivered)})
-        if again:
-            rows = [self._state.traces[t] for t in again]
-            await self._conn.execute(
-                """UPDATE dedupe_traces t SET content_sha256 = u.sha, forwarded = u.forwarded
-                   FROM unnest($1::text[], $2::text[], $3::bool[]) AS u(trace_id, sha, forwarded)
-                   WHERE t.trace_id = u.trace_id""",
-                again,
-                [r.content_sha256 for r in rows],
-                [r.forwarded for r in rows],
-            )
-        if not new:
-            return
-        await self._insert_traces(new)
-        await self._count_patterns(new)
-        await self._add_members_and_kept(new)
-        await self._add_series_and_baselines(new)
-
-    async def _insert_traces(self, new: list[NewTrace]) -> None:
-        inserted = await self._conn.fetchval(
-            """WITH t AS (
-                   INSERT INTO dedupe_traces (trace_id, content_sha256, pattern_id, seen_at,
-                                              near_copy)
-                   SELECT * FROM unnest($1::text[], $2::text[], $3::text[],
-                                        $4::timestamptz[], $5::bool[])
-                   ON CONFLICT (trace_id) DO NOTHING RETURNING 1)
-               SELECT count(*) FROM t""",
-            [n.obs.trace_id for n in new],
-            [n.obs.content_sha256 for n in new],
-            [n.pattern_id for n in new],
-            [n.obs.seen_at for n in new],
-            [n.role == Role.NEAR_COPY for n in new],
-        )
-        if inserted != len(new):
-            raise ConcurrentRecording(
-                f"{len(new) - inserted} of the batch's traces were recorded meanwhile"
-            )
-
-    async def _count_patterns(self, new: list[NewTrace]) -> None:
-        added: dict[str, list[datetime]] = defaultdict(list)
-        for n in new:
-            added[n.pattern_id].append(n.obs.seen_at)
-        ids = sorted(added)
-        rows = [self._state.patterns[p] for p in ids]
-        await self._conn.execute(
-            """INSERT INTO patterns AS p (pattern_id, fingerprint_version, fingerprint,
-                                          occurrences, first_seen, last_seen)
-               SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::int8[],
-                                    $5::timestamptz[], $6::timestamptz[])
-               ON CONFLICT (pattern_id) DO UPDATE
-               SET occurrences = p.occurrences + EXCLUDED.occurrences,
-                   first_seen = LEAST(p.first_seen, EXCLUDED.first_seen),
-                   last_seen = GREATEST(p.last_seen, EXCLUDED.last_seen)""",
-            ids,
-            [r.fingerprint_version for r in rows],
-            [r.fingerprint for r in rows],
-            [len(added[p]) for p in ids],
-            [min(added[p]) for p in ids],
-            [max(added[p]) for p in ids],
-        )
-
-    async def _add_members_and_kept(self, new: list[NewTrace]) -> None:
-        conn = self._conn
-        members = [(n.pattern_id, d, v) for n in new for d, v in n.new_members]
-        if members:
-            await conn.execute(
-                """INSERT INTO pattern_members (pattern_id, dimension, value)
-                   SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
-                   ON CONFLICT DO NOTHING""",
-                *map(list, zip(*members, strict=True)),
-            )
-        intents: list[tuple[str, int, str, list[int]]] = []
-        bands: set[tuple[str, int, str]] = set()
-        exemplars: list[tuple[str, int, str, list[int]]] = []
-        paths: list[tuple[str, int, list[str]]] = []
-        for n in new:
-            obs, pattern_id = n.obs, n.pattern_id
-            if n.remember_intent:
-                intents.append((pattern_id, self._take(INTENT, pattern_id), obs.bucket,
-                                list(obs.intent)))  # fmt: skip
-                bands.update((obs.bucket, k, pattern_id) for k in obs.intent_bands)
-            if n.role == Role.EXEMPLAR:
-                exemplars.append((pattern_id, self._take(EXEMPLAR, pattern_id), obs.trace_id,
-                                  list(obs.content)))  # fmt: skip
-            if n.path_kept:
-                paths.append((pattern_id, self._take(PATH, pattern_id), list(obs.path)))
-        if intents:
-            await conn.execute(
-                """INSERT INTO pattern_intents (pattern_id, position, bucket, signature)
-                   SELECT u.p, u.pos, u.b, ARRAY(SELECT jsonb_array_elements_text(u.sig)::int8)
-                   FROM unnest($1::text[], $2::int2[], $3::text[], $4::jsonb[])
-                        AS u(p, pos, b, sig)
-                   ON CONFLICT DO NOTHING""",
-                *_columns(intents, json_last=True),
-            )
-            await conn.execute(
-                """INSERT INTO pattern_intent_bands (bucket, band_key, pattern_id)
-                   SELECT * FROM unnest($1::text[], $2::int8[], $3::text[])
-                   ON CONFLICT DO NOTHING""",
-                *map(list, zip(*sorted(bands), strict=True)),
-            )
-        if exemplars:
-            await conn.execute(
-                """INSERT INTO pattern_exemplars (pattern_id, position, trace_id, signature)
-                   SELECT u.p, u.pos, u.t, ARRAY(SELECT jsonb_array_elements_text(u.sig)::int8)
-                   FROM unnest($1::text[], $2::int2[], $3::text[], $4::jsonb[])
-                        AS u(p, pos, t, sig)
-                   ON CONFLICT DO NOTHING""",
-                *_columns(exemplars, json_last=True),
-            )
-        if paths:
-            await conn.execute(
-                """INSERT INTO pattern_paths (pattern_id, position, tools)
-                   SELECT u.p, u.pos, ARRAY(SELECT jsonb_array_elements_text(u.tools))
-                   FROM unnest($1::text[], $2::int2[], $3::jsonb[]) AS u(p, pos, tools)
-                   ON CONFLICT DO NOTHING""",
-                *_columns(paths, json_last=True),
-            )
-
-    def _take(self, kind: int, pattern_id: str) -> int:
-        position = self._next[(kind, pattern_id)]
-        self._next[(kind, pattern_id)] = position + 1
-        return position
-
-    async def _add_series_and_baselines(self, new: list[NewTrace]) -> None:
-        series: dict[tuple[str, str, datetime, str], list[float]] = {}
-        owner: dict[str, str] = {}
-        traffic: dict[tuple[str, str, datetime, str], int] = defaultdict(int)
-        sums: dict[tuple[str, str], list[float]] = {}
-        for n in new:
-            obs, point = n.obs, n.obs.point
-            for name, x in obs.measures:
-                s = sums.setdefault((obs.agent, name), [0, 0.0, 0.0])
-                s[0], s[1], s[2] = s[0] + 1, s[1] + x, s[2] + x * x
-            if point is None:
-                continue
-            owner[n.pattern_id] = obs.agent
-            added = (1, int(point.failed), point.retries, point.rescues, int(point.escalated),
-                     point.latency_ms, point.tokens)  # fmt: skip
-            for grain, start in series_starts(obs.seen_at):
-                row = series.setdefault((n.pattern_id, grain, start, point.agent_version),
-                                        [0, 0, 0, 0, 0, 0.0, 0])  # fmt: skip
-                for i, value in enumerate(added):
-                    row[i] += value
-                traffic[(obs.agent, grain, start, point.agent_version)] += 1
-        conn = self._conn
-        if series:
-            keys = sorted(series)
-            values = [series[k] for k in keys]
-            await conn.execute(
-                """INSERT INTO pattern_series AS s (pattern_id, grain, start, agent_version, agent,
-                       occurrences, failures, retries, rescues, escalations, latency_ms, tokens)
-                   SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[],
-                       $5::text[], $6::int[], $7::int[], $8::int[], $9::int[], $10::int[],
-                       $11::float8[], $12::int8[])
-                   ON CONFLICT (pattern_id, grain, start, agent_version) DO UPDATE
-                   SET occurrences = s.occurrences + EXCLUDED.occurrences,
-                       failures = s.failures + EXCLUDED.failures,
-                       retries = s.retries + EXCLUDED.retries,
-                       rescues = s.rescues + EXCLUDED.rescues,
-                       escalations = s.escalations + EXCLUDED.escalations,
-                       latency_ms = s.latency_ms + EXCLUDED.latency_ms,
-                       tokens = s.tokens + EXCLUDED.tokens""",
-                *map(list, zip(*keys, strict=True)),
-                [owner[k[0]] for k in keys],
-                *([int(v[i]) for v in values] for i in range(5)),
-                [float(v[5]) for v in values],
-                [int(v[6]) for v in values],
-            )
-            keys_a = sorted(traffic)
-            await conn.execute(
-                """INSERT INTO agent_series AS a (agent, grain, start, agent_version, traces)
-                   SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[],
-                                        $5::int[])
-                   ON CONFLICT (agent, grain, start, agent_version) DO UPDATE
-                   SET traces = a.traces + EXCLUDED.traces""",
-                *map(list, zip(*keys_a, strict=True)),
-                [traffic[k] for k in keys_a],
-            )
-        if sums:
-            keys_b = sorted(sums)
-            await conn.execute(
-                """INSERT INTO agent_baselines AS b (agent, measure, traces, total, squares)
-                   SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::float8[],
-                                        $5::float8[])
-                   ON CONFLICT (agent, measure) DO UPDATE
-                   SET traces = b.traces + EXCLUDED.traces, total = b.total + EXCLUDED.total,
-                       squares = b.squares + EXCLUDED.squares""",
-                *map(list, zip(*keys_b, strict=True)),
-                *([sums[k][i] for k in keys_b] for i in range(3)),
-            )
-
-
-def _columns(rows: Sequence[tuple[object, ...]], json_last: bool) -> list[list[object]]:
-    """Rows as column arrays for unnest; a list-valued last column goes as jsonb, since
-    PostgreSQL arrays cannot hold rows of different lengths."""
-    columns = [list(c) for c in zip(*rows, strict=True)]
-    if json_last:
-        columns[-1] = [jsonb(v) for v in columns[-1]]
-    return columns
+        await JournalWriter(self._conn, self._state, self._next).write(changes)

@@ -152,7 +152,9 @@ async def flush() -> None:
                 if failure is None:
                     assert not isinstance(e, Exception)
                     event = e[0]
-                    stage.log.info(
+                    # One line per trace only at debug level, unless it is worth a look.
+                    notable = event.truncated or not event.complete
+                    (stage.log.info if notable else stage.log.debug)(
                         "assembled",
                         trace_id=logic.loggable_trace_id(event.trace_id),
                         spans=len(event.trace.spans),

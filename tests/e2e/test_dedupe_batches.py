@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from promoter.supervisor import Endpoints
-from services.dedupe.pg_session import ConcurrentRecording
+from services.dedupe.pg_journal import ConcurrentRecording
 from services.dedupe.store import PostgresPatternStore
 from shared.db import connect_pool, migrate
 from shared.errors import is_transient
