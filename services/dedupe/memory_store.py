@@ -36,11 +36,11 @@ from services.dedupe.logic import (
 )
 from services.dedupe.trajectory import MAX_PATHS, Path
 from shared.events import AgentBaseline, PatternInfo
-from shared.trends import BASELINE_DAYS, RECENT_DAYS, DayCount
+from shared.series import days_of
+from shared.trends import DayCount
 
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
-TREND_DAYS = RECENT_DAYS + BASELINE_DAYS
 
 
 @dataclass
@@ -275,12 +275,4 @@ class InMemoryPatternStore:
         return self.days_now(pattern_id, agent, until)
 
     def days_now(self, pattern_id: str, agent: str, until: date) -> list[DayCount]:
-        since = until - timedelta(days=TREND_DAYS)
-        found = []
-        for offset in range((until - since).days + 1):
-            day = since + timedelta(days=offset)
-            traffic = self.agent_daily.get((agent, day), 0)
-            if traffic:
-                occurrences, rescues = self.daily.get((pattern_id, day), (0, 0))
-                found.append(DayCount(day, occurrences, traffic, rescues))
-        return found
+        return days_of(pattern_id, agent, until, self.daily, self.agent_daily)

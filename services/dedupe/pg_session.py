@@ -25,7 +25,6 @@ from services.dedupe.logic import (
     success_bucket,
 )
 from services.dedupe.memory_store import (
-    TREND_DAYS,
     InMemoryPatternStore,
     NewTrace,
     PatternRow,
@@ -36,6 +35,7 @@ from services.dedupe.pg_journal import EXEMPLAR, INTENT, JournalWriter
 from services.dedupe.trajectory import Path
 from shared.db import Connection
 from shared.events import AgentBaseline, PatternInfo
+from shared.series import TREND_DAYS, agent_daily, pattern_daily
 from shared.trends import DayCount
 
 
@@ -239,30 +239,15 @@ class Session:
         state = self._state
         if patterns:
             lo, hi = self._widened("pattern", patterns, since, last)
-            for r in await self._conn.fetch(
-                """SELECT pattern_id, start::date AS day, sum(occurrences)::int AS occurrences,
-                          sum(rescues)::int AS rescues
-                   FROM pattern_series WHERE pattern_id = ANY($1::text[]) AND grain = 'day'
-                     AND start::date BETWEEN $2 AND $3 GROUP BY 1, 2""",
-                patterns,
-                lo,
-                hi,
-            ):
-                if self._new_day("pattern", r["pattern_id"], r["day"]):
-                    state.daily[(r["pattern_id"], r["day"])] = [r["occurrences"], r["rescues"]]
+            for key, counts in (await pattern_daily(self._conn, patterns, lo, hi)).items():
+                if self._new_day("pattern", *key):
+                    state.daily[key] = counts
             self._cover("pattern", patterns, lo, hi)
         if agents_missing:
             lo, hi = self._widened("agent", agents_missing, since, last)
-            for r in await self._conn.fetch(
-                """SELECT agent, start::date AS day, sum(traces)::int AS traces
-                   FROM agent_series WHERE agent = ANY($1::text[]) AND grain = 'day'
-                     AND start::date BETWEEN $2 AND $3 GROUP BY 1, 2""",
-                agents_missing,
-                lo,
-                hi,
-            ):
-                if self._new_day("agent", r["agent"], r["day"]):
-                    state.agent_daily[(r["agent"], r["day"])] = r["traces"]
+            for key, traces in (await agent_daily(self._conn, agents_missing, lo, hi)).items():
+                if self._new_day("agent", *key):
+                    state.agent_daily[key] = traces
             self._cover("agent", agents_missing, lo, hi)
 
     def _missing_days(self, kind: str, keys: Iterable[str], since: date, last: date) -> list[str]:
