@@ -33,6 +33,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -70,6 +71,11 @@ FIXTURES = Counter(
     "Fixture store changes: written (new), versioned (a new body), restored, retired, "
     "reverted, blocked (by the write-time privacy check).",
     ["change"],
+)
+INGEST_BUFFERED = Gauge(
+    "promoter_ingest_buffered_traces",
+    "Traces the ingest assembly holds: waiting for their quiet period, or for their "
+    "publish to be acknowledged.",
 )
 RECEIVER_REQUESTS = Counter(
     "promoter_receiver_requests",
