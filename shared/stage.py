@@ -4,6 +4,7 @@ messages that carry no input value. The batch loop itself is ``shared.kernel``."
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 from datetime import UTC, datetime
@@ -99,7 +100,7 @@ class Stage:
         from shared.settings import get_settings
 
         settings = get_settings()
-        return self.subscriber(
+        subscriber = self.subscriber(
             topic,
             purpose=purpose,
             batch=True,
@@ -107,6 +108,8 @@ class Stage:
             batch_timeout_ms=settings.stage_batch_timeout_ms,
             **options,
         )
+        poll_again_at_once(subscriber)
+        return subscriber
 
     def stamp(self) -> StageStamp:
         return stamp(self.name, self.version, now())
@@ -162,6 +165,23 @@ class Stage:
             offset=letter.source_offset,
         )
         return letter
+
+
+def poll_again_at_once(subscriber: Any) -> None:
+    """FastStream's batch subscriber sleeps for its whole poll timeout after a poll that
+    came back empty (``BatchSubscriber.get_msg``), so a record that arrives just then waits
+    up to that long, on every hop of the pipeline: at a steady rate below the maximum the
+    later stages see gaps between their upstream's batches, and each gap cost them a sleep.
+    The poll itself already waits (up to the timeout) for the first record, so the stage
+    polls again at once; an idle stage still polls only once per timeout."""
+
+    async def get_msg(consumer: Any) -> tuple[ConsumerRecord[bytes, bytes], ...]:
+        fetched = await consumer.getmany(
+            timeout_ms=subscriber.batch_timeout_ms, max_records=subscriber.max_records
+        )
+        return tuple(itertools.chain.from_iterable(fetched.values()))
+
+    subscriber.get_msg = get_msg
 
 
 # --- error messages without input values -----------------------------------------------------

@@ -141,3 +141,35 @@ async def test_records_a_step_does_not_want_are_neither_parsed_nor_dead_lettered
     )
 
     assert stage.dead == [] and seen == [["a"]]
+
+
+class FakeConsumer:
+    """Replies to each poll with the next of ``replies`` (partition -> records)."""
+
+    def __init__(self, *replies: dict[str, list[int]]) -> None:
+        self.replies = list(replies)
+        self.polls: list[dict[str, Any]] = []
+
+    async def getmany(self, **options: Any) -> dict[str, list[int]]:
+        self.polls.append(options)
+        return self.replies.pop(0)
+
+
+async def test_a_batch_subscription_polls_again_at_once_after_an_empty_poll(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from faststream.kafka import KafkaBroker
+
+    from shared.stage import poll_again_at_once
+
+    async def no_pause(*_: Any) -> None:
+        raise AssertionError("slept after an empty poll")
+
+    monkeypatch.setattr("anyio.sleep", no_pause)
+    subscriber = KafkaBroker().subscriber("t", batch=True, max_records=7, batch_timeout_ms=30)
+    poll_again_at_once(subscriber)
+    consumer = FakeConsumer({}, {"p0": [1, 2], "p1": [3]})
+
+    assert await subscriber.get_msg(consumer) == ()
+    assert await subscriber.get_msg(consumer) == (1, 2, 3)
+    assert consumer.polls == [{"timeout_ms": 30, "max_records": 7}] * 2
