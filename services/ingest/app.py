@@ -23,7 +23,7 @@ from shared import __version__, topics
 from shared.errors import is_transient, retry_transient
 from shared.events import TraceNormalized
 from shared.kafka import make_broker
-from shared.kernel import headers_of, records_of
+from shared.kernel import deliver, headers_of, records_of
 from shared.log import configure_logging
 from shared.ops import BATCH_SIZE, INGEST_BUFFERED, in_flight, instrument
 from shared.settings import get_settings
@@ -136,13 +136,12 @@ async def flush() -> None:
             BATCH_SIZE.labels(stage.name, "flush").observe(len(released))
             stamp = stage.stamp()
             events = [fitted(e) for e in logic.normalize([r.trace for r in released], stamp)]
-            results = await asyncio.gather(
-                *(
-                    normalized.publish(e[1], key=logic.partition_key(e[0]).encode())
+            results = await deliver(
+                [
+                    (normalized, e[1], logic.partition_key(e[0]).encode(), None)
                     for e in events
                     if not isinstance(e, Exception)
-                ),
-                return_exceptions=True,
+                ]
             )
             outcomes = iter(results)
             done: list[str] = []

@@ -173,3 +173,29 @@ async def test_a_batch_subscription_polls_again_at_once_after_an_empty_poll(
     assert await subscriber.get_msg(consumer) == ()
     assert await subscriber.get_msg(consumer) == (1, 2, 3)
     assert consumer.polls == [{"timeout_ms": 30, "max_records": 7}] * 2
+
+
+class RefusingPublisher:
+    """Refuses before handing over, as a producer whose buffer is full does."""
+
+    async def publish(self, body: bytes, **options: Any) -> asyncio.Future[None]:
+        raise KafkaConnectionError("no room")
+
+
+async def test_delivering_gives_one_outcome_per_record_in_order_failures_included() -> None:
+    good, bad = FakePublisher(), FakePublisher(fail_with=ValueError("refused by the broker"))
+    refusing = RefusingPublisher()
+
+    outcomes = await kernel.deliver(
+        [
+            (good, b"1", b"k", None),
+            (refusing, b"2", b"k", None),
+            (bad, b"3", None, None),
+            (good, b"4", b"k", {"h": "v"}),
+        ]
+    )
+
+    assert outcomes[0] is None and outcomes[3] is None, "acknowledged"
+    assert isinstance(outcomes[1], KafkaConnectionError), "refused before the producer"
+    assert isinstance(outcomes[2], ValueError), "failed at the broker"
+    assert good.sent == [b"1", b"4"], "every record after a refusal is still handed over"

@@ -4,6 +4,7 @@ spends a pattern's budget only once its record is on the broker."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from typing import Any
 
@@ -247,8 +248,11 @@ async def test_ingest_forgets_a_trace_once_the_broker_acknowledged_it(
 
     from services.ingest import app as ingest
 
-    async def acknowledged(*args: Any, **kwargs: Any) -> object:
-        return object()  # a RecordMetadata stand-in: not None, not an exception
+    async def acknowledged(*args: Any, **kwargs: Any) -> asyncio.Future[object]:
+        assert kwargs.get("no_confirm") is True, "handed over, acknowledged later"
+        delivery: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        delivery.set_result(object())  # a RecordMetadata stand-in: not None, not an exception
+        return delivery
 
     async with TestKafkaBroker(ingest.broker):
         monkeypatch.setattr(ingest.normalized, "publish", acknowledged)
