@@ -62,6 +62,7 @@ from services.dedupe.sketches import (
     intent_similarity,
     intent_sketch,
     similarity,
+    similarity_to,
     sketch,
     word_code,
     word_weight,
@@ -348,10 +349,11 @@ def best_match(
     """The candidate whose remembered intents resemble ``intent`` most, at or above the
     threshold; ties go to the smaller pattern id."""
     best: tuple[float, Candidate] | None = None
+    to_intent = similarity_to(intent)
     for c in candidates:
         if not c.intents:
             continue
-        score = max(intent_similarity(intent, i) for i in c.intents)
+        score = max(map(to_intent, c.intents))
         if score >= threshold and (
             best is None or (-score, c.pattern_id) < (-best[0], best[1].pattern_id)
         ):

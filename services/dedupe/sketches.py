@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Iterable
+import operator
+from collections.abc import Callable, Iterable
 
-import numpy as np
 from datasketch import MinHash
+from datasketch.hashfunc import sha1_hash32
 from wordfreq import zipf_frequency
 
 from services.dedupe.normalisation import content_tokens, intent_words, structured_text
@@ -41,22 +42,34 @@ Intent = tuple[int, ...]
 _PROTOTYPE = MinHash(num_perm=NUM_PERM, seed=FINGERPRINT_VERSION, scheme="affine32")
 
 
+@functools.lru_cache(maxsize=65536)
+def _shingle_hash(shingle: str) -> int:
+    """datasketch's own default hash (SHA-1, 32 bits) of the shingle's UTF-8 bytes, so the
+    sketch values are those of ``MinHash`` without a ``hashfunc``. Cached: shingles repeat
+    across traces far more than they vary, and hashing them was over half of a content
+    sketch's time (profiling)."""
+    return int(sha1_hash32(shingle.encode()))
+
+
 def sketch(shingles: Iterable[str]) -> Sketch:
     m = MinHash(
         num_perm=NUM_PERM,
         seed=FINGERPRINT_VERSION,
         scheme="affine32",
+        hashfunc=_shingle_hash,
         permutations=_PROTOTYPE.permutations,
     )
-    m.update_batch([s.encode() for s in sorted(set(shingles))])
-    return tuple(int(v) for v in m.hashvalues)
+    # A set, unsorted: each value is a minimum over the shingles, whatever their order.
+    m.update_batch(set(shingles))
+    return tuple(m.hashvalues.tolist())
 
 
 def similarity(a: Sketch, b: Sketch) -> float:
     """The MinHash estimate of the Jaccard similarity of the two shingle sets."""
     if len(a) != len(b):
         raise ValueError("sketches of different sizes cannot be compared")
-    return float(np.count_nonzero(np.asarray(a) == np.asarray(b))) / len(a)
+    # Plain ints: two arrays built per call cost more than comparing 128 pairs.
+    return sum(map(operator.eq, a, b)) / len(a)
 
 
 _MASK = (1 << 63) - 1
@@ -71,15 +84,20 @@ def word_weight(word: str) -> int:
     return max(1, min(quantised, (1 << WEIGHT_BITS) - 1))
 
 
+@functools.lru_cache(maxsize=65536)
 def word_code(word: str) -> int:
+    """Cached: a stream repeats its vocabulary, and a digest costs more than the lookup."""
     digest = int.from_bytes(hashlib.sha256(word.encode()).digest()[:8], "big") & _MASK
     code = (digest >> WEIGHT_BITS << WEIGHT_BITS) | word_weight(word)
     # Signed 64-bit: the codes go into int8 columns.
     return code - (1 << 63) if code >= 1 << 62 else code
 
 
+_WEIGHT_MASK = (1 << WEIGHT_BITS) - 1
+
+
 def code_weight(code: int) -> int:
-    return code & ((1 << WEIGHT_BITS) - 1)
+    return code & _WEIGHT_MASK
 
 
 def intent_of(texts: Iterable[str | None]) -> Intent:
@@ -95,12 +113,26 @@ def _weighed(intent: Intent) -> tuple[frozenset[int], int]:
 
 def intent_similarity(a: Intent, b: Intent) -> float:
     """Weighted Jaccard: the weight of the words both share over the weight of all."""
-    if not a or not b:
-        return 0.0
+    return similarity_to(a)(b)
+
+
+def similarity_to(a: Intent) -> Callable[[Intent], float]:
+    """``intent_similarity`` with ``a`` fixed: a trace is compared with every remembered
+    intent of its candidates (over a hundred per trace on real runs), and ``a``'s set and
+    weight are then looked up once, not once per comparison."""
+    if not a:
+        return lambda b: 0.0
     codes_a, weight_a = _weighed(a)
-    codes_b, weight_b = _weighed(b)
-    common = sum(code_weight(c) for c in codes_a & codes_b)
-    return common / (weight_a + weight_b - common)
+
+    def to(b: Intent) -> float:
+        if not b:
+            return 0.0
+        codes_b, weight_b = _weighed(b)
+        # code_weight, mapped: no generator frame per shared word.
+        common = sum(map(_WEIGHT_MASK.__and__, codes_a & codes_b))
+        return common / (weight_a + weight_b - common)
+
+    return to
 
 
 def index_keys(intent: Intent, words: int = INDEX_WORDS) -> tuple[int, ...]:
@@ -143,5 +175,10 @@ def content_sketch(trace: Trace, features: TraceFeatures) -> Sketch:
     shingles: set[str] = set()
     for n, tokens in enumerate(parts):
         padded = [f"#{n}", *tokens]  # where a part starts is content too
-        shingles.update(" ".join(padded[i : i + 3]) for i in range(max(1, len(padded) - 2)))
+        if len(padded) < 3:
+            shingles.add(" ".join(padded))
+        else:
+            # Word 3-grams: the shorter slices end the windows.
+            windows = zip(padded, padded[1:], padded[2:], strict=False)
+            shingles.update(map(" ".join, windows))
     return sketch(shingles)
