@@ -4,9 +4,9 @@ and the tokens of its content with values templated.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 from shared.templating import template_message
@@ -58,24 +58,52 @@ def intent_words(text: str | None) -> list[str]:
     emails, URLs), stopwords and the names people give for themselves are dropped; other
     proper nouns stay: a title, a place or a product is often what the request is about."""
     words: list[str] = []
-    previous: list[str] = []
+    # The chunk before this one, and the two before it joined by a space: a cue is one or
+    # two words. (After a single chunk the pair is that chunk, which ``last`` tests too.)
+    last = pair = ""
     naming = False
     for chunk in (text or "").split():
-        bare = chunk.strip(_WRAPPERS)
-        cue = " ".join(previous[-2:]) in _IDENTITY_CUES or "".join(previous[-1:]) in _IDENTITY_CUES
-        previous = [*previous[-1:], chunk.casefold().strip(",.;:!?")]
-        naming = bare[:1].isupper() and not bare.isupper() and (cue or naming)
+        folded, capitalised, chunk_words = _read_chunk(chunk)
+        cue = pair in _IDENTITY_CUES or last in _IDENTITY_CUES
+        pair = f"{last} {folded}" if pair else folded
+        last = folded
+        naming = capitalised and (cue or naming)
         if naming:
             continue  # "this is Ana Lima", "my name is Ana Lima": who, not what
-        if not bare or template_message(bare) != bare:
-            continue  # a number, id, email, URL ...: a value, not intent
-        for part in _LETTERS.findall(bare.replace("\u2019", "'")):
-            if len(_CASE_FLIP.findall(part)) > 1:
-                continue  # mixed case like "egdEiavbyUz": a token or key, not a word
-            word = part.casefold()
-            if len(word) > 1 and word not in STOPWORDS and stem(word) not in STOPWORDS:
-                words.append(stem(word))
+        words += chunk_words
     return words
+
+
+def _read_chunk(chunk: str) -> tuple[str, bool, tuple[str, ...]]:
+    """What ``intent_words`` reads of one chunk, whatever surrounds it: the chunk as an
+    identity cue, whether it is capitalised as a name is, and its words. Short chunks are
+    memoised (words repeat across traces far more than they vary: profiling); a long one
+    (a token, a blob) is read directly, so the memo stays small."""
+    if len(chunk) > _MEMO_CHARS:
+        return _chunk_reading(chunk)
+    return _memo_chunk_reading(chunk)
+
+
+_MEMO_CHARS = 100
+
+
+def _chunk_reading(chunk: str) -> tuple[str, bool, tuple[str, ...]]:
+    bare = chunk.strip(_WRAPPERS)
+    folded = chunk.casefold().strip(",.;:!?")
+    capitalised = bare[:1].isupper() and not bare.isupper()
+    if not bare or template_message(bare) != bare:
+        return folded, capitalised, ()  # a number, id, email, URL ...: a value, not intent
+    words: list[str] = []
+    for part in _LETTERS.findall(bare.replace("\u2019", "'")):
+        if len(_CASE_FLIP.findall(part)) > 1:
+            continue  # mixed case like "egdEiavbyUz": a token or key, not a word
+        word = part.casefold()
+        if len(word) > 1 and word not in STOPWORDS and stem(word) not in STOPWORDS:
+            words.append(stem(word))
+    return folded, capitalised, tuple(words)
+
+
+_memo_chunk_reading = functools.lru_cache(maxsize=65_536)(_chunk_reading)
 
 
 _CONTENT_TOKEN = re.compile(r"<\w+>|[^\W_]+")
@@ -87,19 +115,33 @@ def content_tokens(text: str | None) -> list[str]:
     would swallow everything between two apostrophes ("I'd like ... I'm")."""
     tokens: list[str] = []
     for chunk in (text or "").split():
-        tokens += _CONTENT_TOKEN.findall(template_message(chunk).casefold())
+        # Keyed by what templating reads of the chunk (its first 500 characters), so the
+        # memo stays as small as the templating one.
+        tokens += _chunk_tokens(chunk[:_TEMPLATED_CHARS])
     return tokens
 
 
-def _flatten(value: Any, key: str = "") -> Iterator[str]:
+_TEMPLATED_CHARS = 500  # template_message's default cut
+
+
+@functools.lru_cache(maxsize=65_536)
+def _chunk_tokens(chunk: str) -> tuple[str, ...]:
+    """Cached: chunks repeat across traces far more than they vary (profiling)."""
+    return tuple(_CONTENT_TOKEN.findall(template_message(chunk, _TEMPLATED_CHARS).casefold()))
+
+
+def _flatten(value: Any, key: str, out: list[str]) -> list[str]:
+    # Appends to one list: nested generators cost a frame per level for every line (tool
+    # results of real runs flatten to hundreds of lines).
     if isinstance(value, dict):
         for k, v in value.items():
-            yield from _flatten(v, str(k))
+            _flatten(v, str(k), out)
     elif isinstance(value, list):
         for v in value:
-            yield from _flatten(v, key)
+            _flatten(v, key, out)
     else:
-        yield f"{key} {value}"
+        out.append(f"{key} {value}")
+    return out
 
 
 def structured_text(raw: str | None) -> list[str]:
@@ -108,6 +150,6 @@ def structured_text(raw: str | None) -> list[str]:
     if not raw:
         return []
     try:
-        return list(_flatten(json.loads(raw)))
+        return _flatten(json.loads(raw), "", [])
     except ValueError:
         return [raw]
