@@ -45,6 +45,13 @@ _OI_CONTENTS_KEY = re.compile(
     r"llm\.(input|output)_messages\.(\d{1,9})\.message\.contents\.(\d{1,9})\.message_content\.text"
 )
 _OLD_KEY = re.compile(r"gen_ai\.(prompt|completion)\.(\d{1,9})\.(role|content)")
+# What every key the three patterns above match starts with.
+_FLAT_PREFIXES = (
+    "llm.input_messages.",
+    "llm.output_messages.",
+    "gen_ai.prompt.",
+    "gen_ai.completion.",
+)
 
 
 @dataclass(frozen=True)
@@ -106,6 +113,8 @@ def _flattened(attributes: Mapping[str, Any], which: tuple[str, ...]) -> Iterato
     """OpenInference and older GenAI flatten messages into indexed keys."""
     fields: dict[tuple[int, int], dict[str, Any]] = {}
     for key, value in attributes.items():
+        if not key.startswith(_FLAT_PREFIXES):
+            continue  # most attributes are no message: a prefix test is cheaper than 3 regexes
         if match := _OI_KEY.fullmatch(key) or _OLD_KEY.fullmatch(key):
             side = 0 if match.group(1) in ("input", "prompt") else 1
             if match.group(1) in which:
@@ -128,7 +137,9 @@ def span_turns(span: Span) -> list[Turn]:
     a = span.attributes
     turns: list[Turn] = []
     for key in ("gen_ai.input.messages", "gen_ai.prompt", "gen_ai.output.messages"):
-        turns += _structured(a.get(key))
+        value = a.get(key)
+        if value is not None:  # most calls carry one form or none
+            turns += _structured(value)
     turns += _flattened(a, ("input", "prompt", "output", "completion"))
     return turns
 
