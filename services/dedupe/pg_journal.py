@@ -105,10 +105,18 @@ class JournalWriter:
         conn = self._conn
         members = [(n.pattern_id, d, v) for n in new for d, v in n.new_members]
         if members:
+            # The counts grow by the rows actually inserted, so a member written twice (a
+            # retried batch) is counted once.
             await conn.execute(
-                """INSERT INTO pattern_members (pattern_id, dimension, value)
-                   SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
-                   ON CONFLICT DO NOTHING""",
+                """WITH added AS (
+                       INSERT INTO pattern_members (pattern_id, dimension, value)
+                       SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+                       ON CONFLICT DO NOTHING
+                       RETURNING pattern_id, dimension)
+                   INSERT INTO pattern_member_counts AS c (pattern_id, dimension, members)
+                   SELECT pattern_id, dimension, count(*) FROM added GROUP BY 1, 2
+                   ON CONFLICT (pattern_id, dimension)
+                   DO UPDATE SET members = c.members + EXCLUDED.members""",
                 *map(list, zip(*members, strict=True)),
             )
         intents: list[tuple[str, int, str, list[int]]] = []

@@ -165,11 +165,11 @@ class Session:
         the batch's own members it has already."""
         state = self._state
         for r in await self._conn.fetch(
-            """SELECT pattern_id, dimension, count(*) AS n FROM pattern_members
-               WHERE pattern_id = ANY($1::text[]) GROUP BY pattern_id, dimension""",
+            """SELECT pattern_id, dimension, members FROM pattern_member_counts
+               WHERE pattern_id = ANY($1::text[])""",
             wanted,
         ):
-            state.member_counts[(r["pattern_id"], r["dimension"])] = r["n"]
+            state.member_counts[(r["pattern_id"], r["dimension"])] = r["members"]
         batch_members = sorted({m for o in observations for m in o.members})
         for r in await self._conn.fetch(
             """SELECT m.pattern_id, m.dimension, m.value FROM pattern_members m

@@ -286,16 +286,29 @@ def test_a_batch_recorded_in_one_transaction_groups_as_the_in_memory_twin_does(
 ) -> None:
     observations = slice_observations(secrets.token_hex(4))
 
-    async def on_postgres() -> list[Any]:
+    async def on_postgres() -> tuple[list[Any], list[Any], list[Any]]:
         pool = await connect_pool(infra.database_url)
         try:
             await migrate(pool)
-            return await record_in_batches(PostgresPatternStore(pool), observations, size=7)
+            facts = await record_in_batches(PostgresPatternStore(pool), observations, size=7)
+            patterns = sorted({recorded.pattern_id for recorded, _ in facts})
+            kept = await pool.fetch(
+                """SELECT pattern_id, dimension, members FROM pattern_member_counts
+                   WHERE pattern_id = ANY($1::text[]) ORDER BY 1, 2""",
+                patterns,
+            )
+            counted = await pool.fetch(
+                """SELECT pattern_id, dimension, count(*) AS members FROM pattern_members
+                   WHERE pattern_id = ANY($1::text[]) GROUP BY 1, 2 ORDER BY 1, 2""",
+                patterns,
+            )
+            return facts, [tuple(r) for r in kept], [tuple(r) for r in counted]
         finally:
             await pool.close()
 
-    on_db = asyncio.run(on_postgres())
+    on_db, kept_counts, member_rows = asyncio.run(on_postgres())
     assert on_db == asyncio.run(record_in_batches(InMemoryPatternStore(), observations, size=7))
+    assert kept_counts == member_rows and kept_counts, "the kept counts are the members' counts"
     redelivered = on_db[-1][0]
     assert not redelivered.first_delivery and redelivered.already_forwarded
 

@@ -80,6 +80,13 @@ def synthesis_sql(tables: set[str], policy_version: str, v2: bool) -> list[str]:
         f"""INSERT INTO pattern_coverage (pattern_id, fixture_version, updated_at)
             SELECT pid, 1, at FROM {p} WHERE g % 5 = 0""",
     ]
+    if "pattern_member_counts" in tables:
+        out.append(
+            f"""INSERT INTO pattern_member_counts (pattern_id, dimension, members)
+                SELECT pid, d.dim, d.members FROM {p},
+                       (VALUES ('session', 2), ('user', 2), ('day', 1), ('agent_version', 1))
+                       d(dim, members)"""
+        )
     if "scoring_promotions" in tables:
         out.append(
             f"""INSERT INTO scoring_promotions (trace_id, policy_version, pattern_id, day)
@@ -123,6 +130,7 @@ FILLED = (
     "patterns",
     "dedupe_traces",
     "pattern_members",
+    "pattern_member_counts",
     "pattern_coverage",
     "scoring_promotions",
     "pattern_intents",

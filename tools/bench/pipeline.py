@@ -50,6 +50,7 @@ PATTERN_KNOWLEDGE = frozenset(
     {
         "patterns",
         "pattern_members",
+        "pattern_member_counts",
         "dedupe_traces",
         "pattern_intents",
         "pattern_intent_bands",
