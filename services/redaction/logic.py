@@ -343,10 +343,12 @@ class _Redaction:
     def _seed_findings(self, text: str) -> list[tuple[int, Finding]]:
         if self._seed_regex is None:
             return []
-        if len(self._seed_needles) <= _SEED_NEEDLE_LIMIT:
-            folded = text.casefold()
-            if not any(needle in folded for needle in self._seed_needles):
-                return []
+        needles = self._seed_needles
+        # Mapped, not a generator: this runs on every string of the trace.
+        if len(needles) <= _SEED_NEEDLE_LIMIT and not any(
+            map(text.casefold().__contains__, needles)
+        ):
+            return []
         priority = len(self.scanner.detectors)  # detectors win ties: they saw the context
         out = []
         for m in self._seed_regex.finditer(text):
