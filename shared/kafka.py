@@ -123,6 +123,7 @@ def make_consumer(settings: Settings, *topic_names: str, **overrides: Any) -> AI
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "max_partition_fetch_bytes": max_request_bytes(settings),
+        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
         **client_options(settings),
         **overrides,
     }

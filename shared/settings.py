@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     # acknowledgements, so a few milliseconds of linger fill large record batches.
     kafka_linger_ms: int = Field(default=5, ge=0, le=1000)
     kafka_batch_bytes: int = Field(default=256 * 1024, ge=16 * 1024)
+    # How long the broker may hold a consumer's fetch when none of its partitions has new
+    # records. A consumer has one fetch in flight per broker, for the partitions it holds
+    # no records of: while it works through one partition's records, new records on that
+    # partition wait for the pending fetch to return, up to this long (Kafka's 500 ms
+    # default showed as half-second stalls between a stage's batches at a steady rate).
+    kafka_fetch_max_wait_ms: int = Field(default=50, ge=1, le=10_000)
     # Records a stage takes from one poll, and how long it waits for them.
     stage_batch_records: int = Field(default=500, ge=1)
     stage_batch_timeout_ms: int = Field(default=100, ge=1)

@@ -83,7 +83,9 @@ class Stage:
         from shared.kafka import max_request_bytes
         from shared.settings import get_settings
 
-        options.setdefault("max_partition_fetch_bytes", max_request_bytes(get_settings()))
+        settings = get_settings()
+        options.setdefault("max_partition_fetch_bytes", max_request_bytes(settings))
+        options.setdefault("fetch_max_wait_ms", settings.kafka_fetch_max_wait_ms)
         return self._broker.subscriber(
             topic,
             group_id=topics.consumer_group(self.name, purpose),
