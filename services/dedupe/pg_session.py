@@ -25,6 +25,7 @@ from services.dedupe.logic import (
     success_bucket,
 )
 from services.dedupe.memory_store import (
+    DAY,
     InMemoryPatternStore,
     NewTrace,
     PatternRow,
@@ -51,6 +52,10 @@ class Session:
         self._loaded_pairs: set[tuple[str, int]] = set()
         self._loaded_patterns: set[str] = set()
         self._loaded_traces: set[str] = set()
+        # The latest trace any load was for, and the horizon each pattern's sightings were
+        # read up to (see _load_sightings).
+        self._horizon: datetime | None = None
+        self._sightings_until: dict[str, datetime | None] = {}
         self._loaded_agents: set[str] = set()
         # Per pattern or agent, the days of the daily series loaded (one contiguous span).
         self._day_spans: dict[tuple[str, str], tuple[date, date]] = {}
@@ -147,18 +152,52 @@ class Session:
             )
             if r["fixture_version"] is not None:
                 state.coverage[r["pattern_id"]] = r["fixture_version"]
-        # Only the last 7 days of a pattern's traces count; its last sighting only moves on.
-        for r in await conn.fetch(
-            """SELECT t.pattern_id, array_agg(t.seen_at ORDER BY t.seen_at) AS seen
-               FROM patterns p JOIN dedupe_traces t USING (pattern_id)
-               WHERE p.pattern_id = ANY($1::text[])
-                 AND t.seen_at > p.last_seen - interval '7 days'
-               GROUP BY t.pattern_id""",
-            wanted,
-        ):
-            state.seen[r["pattern_id"]] = list(r["seen"])
+        await self._load_sightings(wanted, observations)
         await self._load_members(wanted, observations)
         await self._load_kept(wanted)
+
+    async def _load_sightings(self, wanted: list[str], observations: Sequence[Observation]) -> None:
+        """What the 24-hour and 7-day counts need of each pattern's sightings. Only the
+        last 7 days before its last sighting count, and within the batch the last sighting
+        can move on only up to the batch's latest trace (the horizon): a sighting that
+        stays inside a window for every last sighting up to the horizon is read as a count,
+        and stands in the store as a value that is inside that window (and outside the
+        other) whatever the last sighting becomes; only the sightings a window can leave
+        during the batch are read one by one. A hot pattern's thousands of sightings a day
+        would otherwise be read by every batch that can touch it."""
+        if observations:
+            latest = max(o.seen_at for o in observations)
+            self._horizon = latest if self._horizon is None else max(self._horizon, latest)
+        for pattern_id in wanted:
+            self._sightings_until[pattern_id] = self._horizon
+        for r in await self._conn.fetch(
+            """SELECT t.pattern_id, p.last_seen,
+                      array_agg(t.seen_at) FILTER (
+                          WHERE t.seen_at <= h.upto - interval '7 days'
+                             OR (t.seen_at > p.last_seen - interval '1 day'
+                                 AND t.seen_at <= h.upto - interval '1 day')) AS leaving,
+                      count(*) FILTER (
+                          WHERE t.seen_at > h.upto - interval '7 days'
+                            AND t.seen_at <= p.last_seen - interval '1 day') AS week_only,
+                      count(*) FILTER (WHERE t.seen_at > h.upto - interval '1 day') AS in_day
+               FROM patterns p
+               CROSS JOIN LATERAL (
+                   SELECT GREATEST(p.last_seen, $2::timestamptz) AS upto) h
+               JOIN dedupe_traces t USING (pattern_id)
+               WHERE p.pattern_id = ANY($1::text[])
+                 AND t.seen_at > p.last_seen - interval '7 days'
+               GROUP BY t.pattern_id, p.last_seen""",
+            wanted,
+            self._horizon,
+        ):
+            last = r["last_seen"]
+            self._state.seen[r["pattern_id"]] = sorted(
+                [
+                    *(r["leaving"] or ()),
+                    *[last - DAY] * r["week_only"],
+                    *[last] * r["in_day"],
+                ]
+            )
 
     async def _load_members(self, wanted: list[str], observations: Sequence[Observation]) -> None:
         """How many distinct members each pattern has, its agent versions, and which of
@@ -281,7 +320,15 @@ class Session:
     async def record(self, obs: Observation) -> Recorded:
         if obs.trace_id not in self._loaded_traces:  # not prefetched with its batch
             await self.load([obs])
-        return self._state.record_now(obs)
+        recorded = self._state.record_now(obs)
+        until = self._sightings_until.get(recorded.pattern_id, obs.seen_at)
+        if recorded.first_delivery and (until is None or obs.seen_at > until):
+            # Cannot happen when a batch is prefetched whole; a guard for new callers.
+            raise RuntimeError(
+                f"pattern {recorded.pattern_id}'s sightings were read up to {until}, "
+                "not for a trace seen later: prefetch every trace of the batch first"
+            )
+        return recorded
 
     async def pattern(self, pattern_id: str) -> PatternInfo:
         if pattern_id not in self._loaded_patterns:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -311,6 +311,45 @@ def test_a_batch_recorded_in_one_transaction_groups_as_the_in_memory_twin_does(
     assert kept_counts == member_rows and kept_counts, "the kept counts are the members' counts"
     redelivered = on_db[-1][0]
     assert not redelivered.first_delivery and redelivered.already_forwarded
+
+
+def sightings_over_days(token: str) -> list[Observation]:
+    """One request seen every 7 hours over nine days, sent partly out of order: batches of
+    seven move the pattern's last sighting on by two days, past both count windows."""
+    first = slice_observations(token)[0]
+    hours = [7 * k for k in range(31)]
+    hours[10], hours[12] = hours[12], hours[10]  # a late trace within a batch
+    hours[20], hours[27] = hours[27], hours[20]  # and one a batch late
+    return [
+        replace(
+            first,
+            trace_id=f"{first.trace_id[:50]}-{k}",
+            content_sha256=f"{k:064x}",
+            seen_at=first.seen_at + timedelta(hours=h),
+        )
+        for k, h in enumerate(hours)
+    ]
+
+
+def test_day_and_week_counts_follow_the_last_sighting_across_batches_as_in_the_twin(
+    infra: Endpoints,
+) -> None:
+    observations = sightings_over_days(secrets.token_hex(4))
+
+    async def on_postgres() -> list[Any]:
+        pool = await connect_pool(infra.database_url)
+        try:
+            await migrate(pool)
+            return await record_in_batches(PostgresPatternStore(pool), observations, size=7)
+        finally:
+            await pool.close()
+
+    on_db = asyncio.run(on_postgres())
+    assert on_db == asyncio.run(record_in_batches(InMemoryPatternStore(), observations, size=7))
+    counts = [(info.count_24h, info.count_7d) for _, info in on_db]
+    assert len({info.pattern_id for _, info in on_db}) == 1, "one pattern"
+    assert max(c for c, _ in counts) == 4 and max(w for _, w in counts) == 24
+    assert counts[-2] == (4, 24), "the last sighting's windows hold the latest traces only"
 
 
 async def batch_facts(store: BudgetStore, version: str) -> list[Any]:
