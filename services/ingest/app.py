@@ -17,7 +17,7 @@ from faststream import AckPolicy, FastStream
 from faststream.kafka.annotations import KafkaMessage
 
 from services.ingest import logic
-from services.ingest.assembly import Assembler, decoded_size
+from services.ingest.assembly import FLUSH_INTERVAL_S, Assembler, decoded_size
 from services.ingest.decode import decode_payload
 from shared import __version__, topics
 from shared.errors import is_transient, retry_transient
@@ -28,10 +28,6 @@ from shared.log import configure_logging
 from shared.ops import BATCH_SIZE, INGEST_BUFFERED, in_flight, instrument
 from shared.settings import get_settings
 from shared.stage import Stage, id_shaped, now
-
-# How often buffered traces are checked for release: a trace waits up to this long after
-# its quiet period, and a check of the buffer costs little (completeness is kept per trace).
-FLUSH_INTERVAL_S = 0.05
 
 settings = get_settings()
 logger = configure_logging("ingest", settings.log_level)

@@ -18,6 +18,11 @@ from shared.features import is_complete
 
 Source = tuple[int, int]  # (partition, offset)
 
+# How often the stage checks its buffered traces for release: a trace waits up to this long
+# after its quiet period, and a check of the buffer costs little (completeness is kept per
+# trace; a tick with nothing to release takes a few microseconds per buffered trace).
+FLUSH_INTERVAL_S = 0.02
+
 
 @dataclass
 class Pending:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.ingest.assembly import FLUSH_INTERVAL_S
 from tools.bench.stats import DASH, fmt, fmt_pct, fmt_ratio, markdown_table, ratio
 
 STAGE_ORDER = ("ingest", "dedupe", "redaction", "scoring", "fixture_writer")
@@ -415,7 +416,7 @@ def _method(results: dict[str, Any]) -> str:
         f"sends traces of new ids. The assembly quiet period is set to {quiet} ms and "
         "subtracted from every sample in the rows that exclude it (add the configured "
         "quiet period, default 1.5 s, for production settings); the ingest flush tick "
-        "(50 ms) is included.",
+        f"({FLUSH_INTERVAL_S * 1000:.0f} ms) is included.",
         "- CPU: user + system time (psutil) of every stage process and its children, read "
         "just before the first send and once the groups are idle, divided by the traces "
         "sent; the broker's and PostgreSQL's are shown beside, not counted.",
@@ -737,7 +738,8 @@ def _pipeline(results: dict[str, Any]) -> str:
             "only once no span of it has arrived for the quiet period (a wait set by "
             'configuration, production default 1500 ms, not work): the rows "excluding the '
             'quiet period" subtract it from every sample, the rows "as measured" include '
-            "it. The ingest flush tick (50 ms) is included in both. Only traces that "
+            f"it. The ingest flush tick ({FLUSH_INTERVAL_S * 1000:.0f} ms) is included in "
+            "both. Only traces that "
             "reach scoring have a decision and only promoted ones a fixture; the counts are "
             "per repetition.",
         ]
