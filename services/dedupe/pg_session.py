@@ -26,6 +26,7 @@ from services.dedupe.logic import (
 )
 from services.dedupe.memory_store import (
     DAY,
+    WEEK,
     InMemoryPatternStore,
     NewTrace,
     PatternRow,
@@ -173,22 +174,24 @@ class Session:
         for r in await self._conn.fetch(
             """SELECT t.pattern_id, p.last_seen,
                       array_agg(t.seen_at) FILTER (
-                          WHERE t.seen_at <= h.upto - interval '7 days'
-                             OR (t.seen_at > p.last_seen - interval '1 day'
-                                 AND t.seen_at <= h.upto - interval '1 day')) AS leaving,
+                          WHERE t.seen_at <= h.upto - $4::interval
+                             OR (t.seen_at > p.last_seen - $3::interval
+                                 AND t.seen_at <= h.upto - $3::interval)) AS leaving,
                       count(*) FILTER (
-                          WHERE t.seen_at > h.upto - interval '7 days'
-                            AND t.seen_at <= p.last_seen - interval '1 day') AS week_only,
-                      count(*) FILTER (WHERE t.seen_at > h.upto - interval '1 day') AS in_day
+                          WHERE t.seen_at > h.upto - $4::interval
+                            AND t.seen_at <= p.last_seen - $3::interval) AS week_only,
+                      count(*) FILTER (WHERE t.seen_at > h.upto - $3::interval) AS in_day
                FROM patterns p
                CROSS JOIN LATERAL (
                    SELECT GREATEST(p.last_seen, $2::timestamptz) AS upto) h
                JOIN dedupe_traces t USING (pattern_id)
                WHERE p.pattern_id = ANY($1::text[])
-                 AND t.seen_at > p.last_seen - interval '7 days'
+                 AND t.seen_at > p.last_seen - $4::interval
                GROUP BY t.pattern_id, p.last_seen""",
             wanted,
             self._horizon,
+            DAY,
+            WEEK,
         ):
             last = r["last_seen"]
             self._state.seen[r["pattern_id"]] = sorted(
