@@ -4,13 +4,11 @@ across a SIGKILL — on the real broker, with every stage its own process."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gzip
 import hashlib
 import json
 import os
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +19,13 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Status, StatusCode
-from prometheus_client.parser import text_string_to_metric_families
 
 from promoter.lag import wait_for_idle
 from promoter.supervisor import Endpoints, Stack
-from shared import ops, topics
+from shared import topics
 from shared.events import Trace
 from shared.kafka import read_topic
+from tests.e2e.test_ops import scrape, stage_urls, total, until
 from tests.e2e.test_pipeline import produce
 from tools.corpus.generate import generate
 
@@ -134,24 +132,10 @@ def test_bad_http_bodies_get_a_4xx_and_a_dead_letter_and_never_reach_the_pipelin
     assert {hashlib.sha256(b).hexdigest() for b in bodies} <= digests
 
 
-def wait_for_buffered(state_dir: Path, timeout_s: float) -> bool:
-    """Polls ingest's buffer gauge until it holds a trace (a condition, not a sleep)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        url = next((u for n, u in ops.endpoints(state_dir).items() if n.startswith("ingest")), None)
-        if url is not None:
-            with contextlib.suppress(httpx.HTTPError):
-                metrics = httpx.get(f"{url}/metrics", timeout=10).text
-                held = [
-                    s.value
-                    for family in text_string_to_metric_families(metrics)
-                    for s in family.samples
-                    if s.name == "promoter_ingest_buffered_traces"
-                ]
-                if held and held[0] >= 1:
-                    return True
-        time.sleep(0.1)
-    return False
+def buffered_traces(state_dir: Path) -> float:
+    """What ingest's buffer gauge reads now (0 while its ops endpoint is not up yet)."""
+    url = stage_urls(state_dir).get("ingest")
+    return total(scrape(url), "promoter_ingest_buffered_traces") if url else 0.0
 
 
 def test_a_trace_split_across_messages_comes_out_complete_once_after_ingest_is_killed(
@@ -168,7 +152,7 @@ def test_a_trace_split_across_messages_comes_out_complete_once_after_ingest_is_k
     # the first trace the buffer gauge shows is this one.
     assert wait_for_idle(pipeline.kafka_bootstrap_servers, timeout_s=120)
     asyncio.run(produce(pipeline.kafka_bootstrap_servers, topics.RAW, [(key, first)]))
-    assert wait_for_buffered(stack.state, timeout_s=60), "first part buffered"
+    until("first part buffered", lambda: buffered_traces(stack.state) >= 1, timeout_s=60)
 
     pid = stack.stage_pid("ingest")
     assert pid is not None
