@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from scipy.stats import binomtest
 
 from services.dedupe.logic import Recorded, SeriesPoint, series_starts, should_forward
 from services.scoring import logic as scoring
 from services.scoring.policy import DEFAULT_POLICY_PATH, load_policy
 from shared.events import PatternInfo, PatternTrend, TraceFeatures
-from shared.trends import DayCount, fixed_threshold_alarm, trend
+from shared.trends import DayCount, _one_sided, fixed_threshold_alarm, trend
 from tools.scripts.eval_trends import change_point_figures
 
 pytestmark = pytest.mark.logic
@@ -36,6 +37,21 @@ def test_a_pattern_whose_share_of_traffic_triples_is_rising_since_it_started() -
     assert t.rate_ratio >= 3
     assert t.p_value < 0.01
     assert t.since == TODAY - timedelta(days=2)
+
+
+def test_the_one_sided_p_value_is_the_exact_binomial_tests() -> None:
+    # The survival function is called directly for speed; it must stay scipy's binomtest.
+    cases = [
+        (k1, k0, n1, n0)
+        for k1 in (0, 1, 3, 9, 40)
+        for k0 in (0, 2, 15, 300)
+        for n1, n0 in ((3.0, 14.0), (600.0, 2800.0), (5.0, 1.0))
+    ]
+    for k1, k0, n1, n0 in cases:
+        expected = (
+            binomtest(k1, k0 + k1, n1 / (n0 + n1), alternative="greater").pvalue if k0 + k1 else 1.0
+        )
+        assert _one_sided(k1, k0, n1, n0) == pytest.approx(expected, rel=1e-9, abs=1e-12)
 
 
 def test_a_steady_pattern_is_not_rising() -> None:
