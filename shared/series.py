@@ -17,35 +17,28 @@ TREND_DAYS = RECENT_DAYS + BASELINE_DAYS
 Db = asyncpg.Pool | Connection
 
 
+# (pattern, day) -> occurrences and rescues, every agent version summed; (agent, day) ->
+# traces. Parameters: the patterns or agents, the first day, the last day.
+PATTERN_DAILY = """SELECT pattern_id, start::date AS day, sum(occurrences)::int AS occurrences,
+                          sum(rescues)::int AS rescues
+                   FROM pattern_series WHERE pattern_id = ANY($1::text[]) AND grain = 'day'
+                     AND start::date BETWEEN $2 AND $3 GROUP BY 1, 2"""
+AGENT_DAILY = """SELECT agent, start::date AS day, sum(traces)::int AS traces
+                 FROM agent_series WHERE agent = ANY($1::text[]) AND grain = 'day'
+                   AND start::date BETWEEN $2 AND $3 GROUP BY 1, 2"""
+
+
 async def pattern_daily(
     db: Db, pattern_ids: Sequence[str], since: date, until: date
 ) -> dict[tuple[str, date], list[int]]:
-    """(pattern, day) -> [occurrences, rescues], every agent version summed, for the days
-    the patterns were seen from ``since`` to ``until``."""
-    rows = await db.fetch(
-        """SELECT pattern_id, start::date AS day, sum(occurrences)::int AS occurrences,
-                  sum(rescues)::int AS rescues
-           FROM pattern_series WHERE pattern_id = ANY($1::text[]) AND grain = 'day'
-             AND start::date BETWEEN $2 AND $3 GROUP BY 1, 2""",
-        list(pattern_ids),
-        since,
-        until,
-    )
+    rows = await db.fetch(PATTERN_DAILY, list(pattern_ids), since, until)
     return {(r["pattern_id"], r["day"]): [r["occurrences"], r["rescues"]] for r in rows}
 
 
 async def agent_daily(
     db: Db, agents: Sequence[str], since: date, until: date
 ) -> dict[tuple[str, date], int]:
-    """(agent, day) -> traces, for the days the agents had traffic."""
-    rows = await db.fetch(
-        """SELECT agent, start::date AS day, sum(traces)::int AS traces
-           FROM agent_series WHERE agent = ANY($1::text[]) AND grain = 'day'
-             AND start::date BETWEEN $2 AND $3 GROUP BY 1, 2""",
-        list(agents),
-        since,
-        until,
-    )
+    rows = await db.fetch(AGENT_DAILY, list(agents), since, until)
     return {(r["agent"], r["day"]): r["traces"] for r in rows}
 
 

@@ -1,10 +1,11 @@
 """The pattern store on PostgreSQL, one batch at a time, inside the batch's transaction
 (``PostgresPatternStore.batch`` opens it and takes the buckets' locks).
 
-A session loads every row the batch can read into an in-memory store (``load``: about ten
-set-based queries for the whole batch), lets it decide trace after trace by the rules
-written once in ``memory_store``, and at the end writes what its journal says changed
-(``flush``: one statement per table, counts added as deltas). Holding the buckets' locks
+A session loads every row the batch can read into an in-memory store (``load``: two round
+trips for the whole batch, its set-based reads answered together by ``shared.db.Reads``),
+lets it decide trace after trace by the rules written once in ``memory_store``, and at the
+end writes what its journal says changed (``flush``: one statement, counts added as
+deltas). Holding the buckets' locks
 from load to commit is what makes the loaded rows the truth for the batch: a bucket's
 patterns are written only under its lock. Agent-wide rows (baselines, daily traffic) are
 also written by other buckets' batches; they are loaded as committed at the start, added
@@ -35,9 +36,9 @@ from services.dedupe.memory_store import (
 )
 from services.dedupe.pg_journal import EXEMPLAR, INTENT, JournalWriter
 from services.dedupe.trajectory import Path
-from shared.db import Connection
+from shared.db import Connection, Reads, Rows, instant
 from shared.events import AgentBaseline, PatternInfo
-from shared.series import TREND_DAYS, agent_daily, pattern_daily
+from shared.series import AGENT_DAILY, PATTERN_DAILY, TREND_DAYS
 from shared.trends import DayCount
 
 
@@ -54,7 +55,7 @@ class Session:
         self._loaded_patterns: set[str] = set()
         self._loaded_traces: set[str] = set()
         # The latest trace any load was for, and the horizon each pattern's sightings were
-        # read up to (see _load_sightings).
+        # read up to (see _read_sightings).
         self._horizon: datetime | None = None
         self._sightings_until: dict[str, datetime | None] = {}
         self._loaded_agents: set[str] = set()
@@ -75,89 +76,112 @@ class Session:
         agents: Iterable[str] = (),
         until: date | None = None,
     ) -> None:
+        """Two round trips: the traces and band rows say which patterns the batch can
+        touch, then everything of those patterns and agents is read at once."""
         agents = {*agents, *(o.agent for o in observations)}
         pattern_ids = set(pattern_ids)
-        pattern_ids |= await self._load_traces([o.trace_id for o in observations])
+        reads = Reads()
+        self._read_traces(reads, [o.trace_id for o in observations], pattern_ids)
         pairs = {
             (bucket, key)
             for o in observations
             for bucket in (o.bucket, success_bucket(o.agent))
             for key in o.intent_bands
         }
-        pattern_ids |= await self._load_bands(pairs)
+        self._read_bands(reads, pairs, pattern_ids)
+        await reads.run(self._conn)
         # A pattern a trace would found may exist already (founded by a redelivery's
         # first, or by the same intent met again after its band rows went).
         pattern_ids |= {pattern_id_of(o.bucket, o.intent) for o in observations}
-        await self._load_patterns(pattern_ids, observations)
-        await self._load_baselines(agents)
+        self._read_patterns(reads, pattern_ids, observations)
+        self._read_baselines(reads, agents)
         ends = {o.seen_at.date() for o in observations} | ({until} if until else set())
         if ends:
-            await self._load_days(pattern_ids, agents, min(ends), max(ends))
+            self._read_days(reads, pattern_ids, agents, min(ends), max(ends))
+        await reads.run(self._conn)
 
-    async def _load_traces(self, trace_ids: Sequence[str]) -> set[str]:
+    def _read_traces(self, reads: Reads, trace_ids: Sequence[str], found: set[str]) -> None:
         wanted = sorted(set(trace_ids) - self._loaded_traces)
         if not wanted:
-            return set()
+            return
         self._loaded_traces.update(wanted)
-        rows = await self._conn.fetch(
+
+        def apply(rows: Rows) -> None:
+            for r in rows:
+                self._state.traces[r["trace_id"]] = TraceRow(
+                    r["content_sha256"],
+                    r["pattern_id"],
+                    instant(r["seen_at"]),
+                    r["forwarded"],
+                    r["near_copy"],
+                )
+                found.add(r["pattern_id"])
+
+        reads.add(
             """SELECT trace_id, content_sha256, pattern_id, seen_at, forwarded, near_copy
                FROM dedupe_traces WHERE trace_id = ANY($1::text[])""",
-            wanted,
+            [wanted],
+            apply,
         )
-        for r in rows:
-            self._state.traces[r["trace_id"]] = TraceRow(
-                r["content_sha256"], r["pattern_id"], r["seen_at"], r["forwarded"], r["near_copy"]
-            )
-        return {r["pattern_id"] for r in rows}
 
-    async def _load_bands(self, pairs: set[tuple[str, int]]) -> set[str]:
+    def _read_bands(self, reads: Reads, pairs: set[tuple[str, int]], found: set[str]) -> None:
         wanted = sorted(pairs - self._loaded_pairs)
         if not wanted:
-            return set()
+            return
         self._loaded_pairs.update(wanted)
-        rows = await self._conn.fetch(
-            """SELECT b.bucket, b.band_key, b.pattern_id FROM pattern_intent_bands b
-               JOIN unnest($1::text[], $2::int8[]) AS w(bucket, band_key)
-                 ON b.bucket = w.bucket AND b.band_key = w.band_key""",
-            [b for b, _ in wanted],
-            [k for _, k in wanted],
-        )
         bands = self._state.intent_bands
         for pair in wanted:
             bands.setdefault(pair, set())
-        for r in rows:
-            bands[(r["bucket"], r["band_key"])].add(r["pattern_id"])
-        return {r["pattern_id"] for r in rows}
 
-    async def _load_patterns(
-        self, pattern_ids: set[str], observations: Sequence[Observation]
+        def apply(rows: Rows) -> None:
+            for r in rows:
+                bands[(r["bucket"], r["band_key"])].add(r["pattern_id"])
+                found.add(r["pattern_id"])
+
+        reads.add(
+            """SELECT b.bucket, b.band_key, b.pattern_id FROM pattern_intent_bands b
+               JOIN unnest($1::text[], $2::int8[]) AS w(bucket, band_key)
+                 ON b.bucket = w.bucket AND b.band_key = w.band_key""",
+            [[b for b, _ in wanted], [k for _, k in wanted]],
+            apply,
+        )
+
+    def _read_patterns(
+        self, reads: Reads, pattern_ids: set[str], observations: Sequence[Observation]
     ) -> None:
         wanted = sorted(pattern_ids - self._loaded_patterns)
         if not wanted:
             return
         self._loaded_patterns.update(wanted)
-        conn, state = self._conn, self._state
-        for r in await conn.fetch(
+        state = self._state
+
+        def apply(rows: Rows) -> None:
+            for r in rows:
+                state.patterns[r["pattern_id"]] = PatternRow(
+                    r["fingerprint_version"],
+                    r["fingerprint"],
+                    r["occurrences"],
+                    instant(r["first_seen"]),
+                    instant(r["last_seen"]),
+                )
+                if r["fixture_version"] is not None:
+                    state.coverage[r["pattern_id"]] = r["fixture_version"]
+
+        reads.add(
             """SELECT p.pattern_id, p.fingerprint_version, p.fingerprint, p.occurrences,
                       p.first_seen, p.last_seen, c.fixture_version
                FROM patterns p LEFT JOIN pattern_coverage c USING (pattern_id)
                WHERE p.pattern_id = ANY($1::text[])""",
-            wanted,
-        ):
-            state.patterns[r["pattern_id"]] = PatternRow(
-                r["fingerprint_version"],
-                r["fingerprint"],
-                r["occurrences"],
-                r["first_seen"],
-                r["last_seen"],
-            )
-            if r["fixture_version"] is not None:
-                state.coverage[r["pattern_id"]] = r["fixture_version"]
-        await self._load_sightings(wanted, observations)
-        await self._load_members(wanted, observations)
-        await self._load_kept(wanted)
+            [wanted],
+            apply,
+        )
+        self._read_sightings(reads, wanted, observations)
+        self._read_members(reads, wanted, observations)
+        self._read_kept(reads, wanted)
 
-    async def _load_sightings(self, wanted: list[str], observations: Sequence[Observation]) -> None:
+    def _read_sightings(
+        self, reads: Reads, wanted: list[str], observations: Sequence[Observation]
+    ) -> None:
         """What the 24-hour and 7-day counts need of each pattern's sightings. Only the
         last 7 days before its last sighting count, and within the batch the last sighting
         can move on only up to the batch's latest trace (the horizon): a sighting that
@@ -171,7 +195,19 @@ class Session:
             self._horizon = latest if self._horizon is None else max(self._horizon, latest)
         for pattern_id in wanted:
             self._sightings_until[pattern_id] = self._horizon
-        for r in await self._conn.fetch(
+
+        def apply(rows: Rows) -> None:
+            for r in rows:
+                last = instant(r["last_seen"])
+                self._state.seen[r["pattern_id"]] = sorted(
+                    [
+                        *map(instant, r["leaving"] or ()),
+                        *[last - DAY] * r["week_only"],
+                        *[last] * r["in_day"],
+                    ]
+                )
+
+        reads.add(
             """SELECT t.pattern_id, p.last_seen,
                       array_agg(t.seen_at) FILTER (
                           WHERE t.seen_at <= h.upto - $4::interval
@@ -188,49 +224,62 @@ class Session:
                WHERE p.pattern_id = ANY($1::text[])
                  AND t.seen_at > p.last_seen - $4::interval
                GROUP BY t.pattern_id, p.last_seen""",
-            wanted,
-            self._horizon,
-            DAY,
-            WEEK,
-        ):
-            last = r["last_seen"]
-            self._state.seen[r["pattern_id"]] = sorted(
-                [
-                    *(r["leaving"] or ()),
-                    *[last - DAY] * r["week_only"],
-                    *[last] * r["in_day"],
-                ]
-            )
+            [wanted, self._horizon, DAY, WEEK],
+            apply,
+        )
 
-    async def _load_members(self, wanted: list[str], observations: Sequence[Observation]) -> None:
+    def _read_members(
+        self, reads: Reads, wanted: list[str], observations: Sequence[Observation]
+    ) -> None:
         """How many distinct members each pattern has, its agent versions, and which of
         the batch's own members it has already."""
         state = self._state
-        for r in await self._conn.fetch(
+
+        def apply_counts(rows: Rows) -> None:
+            for r in rows:
+                state.member_counts[(r["pattern_id"], r["dimension"])] = r["members"]
+
+        def apply_members(rows: Rows) -> None:
+            for r in rows:
+                state.members.add((r["pattern_id"], r["dimension"], r["value"]))
+                if r["dimension"] == "agent_version":
+                    state.versions[r["pattern_id"]].add(r["value"])
+
+        reads.add(
             """SELECT pattern_id, dimension, members FROM pattern_member_counts
                WHERE pattern_id = ANY($1::text[])""",
-            wanted,
-        ):
-            state.member_counts[(r["pattern_id"], r["dimension"])] = r["members"]
+            [wanted],
+            apply_counts,
+        )
         batch_members = sorted({m for o in observations for m in o.members})
-        for r in await self._conn.fetch(
+        reads.add(
             """SELECT m.pattern_id, m.dimension, m.value FROM pattern_members m
                WHERE m.pattern_id = ANY($1::text[])
                  AND (m.dimension = 'agent_version'
                       OR (m.dimension, m.value) IN (
                           SELECT * FROM unnest($2::text[], $3::text[])))""",
-            wanted,
-            [d for d, _ in batch_members],
-            [v for _, v in batch_members],
-        ):
-            state.members.add((r["pattern_id"], r["dimension"], r["value"]))
-            if r["dimension"] == "agent_version":
-                state.versions[r["pattern_id"]].add(r["value"])
+            [wanted, [d for d, _ in batch_members], [v for _, v in batch_members]],
+            apply_members,
+        )
 
-    async def _load_kept(self, wanted: list[str]) -> None:
+    def _read_kept(self, reads: Reads, wanted: list[str]) -> None:
         """The intents, exemplars and paths each pattern keeps, in position order."""
         state = self._state
-        rows = await self._conn.fetch(
+
+        def apply(rows: Rows) -> None:
+            for r in rows:
+                kind, pattern_id = r["kind"], r["pattern_id"]
+                self._next[(kind, pattern_id)] = r["position"] + 1
+                if kind == INTENT:
+                    state.intents.setdefault(pattern_id, []).append(tuple(r["signature"]))
+                elif kind == EXEMPLAR:
+                    state.exemplars.setdefault(pattern_id, []).append(
+                        (r["trace_id"], tuple(r["signature"]))
+                    )
+                else:
+                    state.paths.setdefault(pattern_id, []).append(tuple(r["tools"]))
+
+        reads.add(
             """SELECT 0 AS kind, pattern_id, position, NULL AS trace_id, signature,
                       NULL::text[] AS tools
                FROM pattern_intents WHERE pattern_id = ANY($1::text[])
@@ -241,36 +290,31 @@ class Session:
                SELECT 2, pattern_id, position, NULL, NULL, tools
                FROM pattern_paths WHERE pattern_id = ANY($1::text[])
                ORDER BY kind, pattern_id, position""",
-            wanted,
+            [wanted],
+            apply,
         )
-        for r in rows:
-            kind, pattern_id = r["kind"], r["pattern_id"]
-            self._next[(kind, pattern_id)] = r["position"] + 1
-            if kind == INTENT:
-                state.intents.setdefault(pattern_id, []).append(tuple(r["signature"]))
-            elif kind == EXEMPLAR:
-                state.exemplars.setdefault(pattern_id, []).append(
-                    (r["trace_id"], tuple(r["signature"]))
-                )
-            else:
-                state.paths.setdefault(pattern_id, []).append(tuple(r["tools"]))
 
-    async def _load_baselines(self, agents: set[str]) -> None:
+    def _read_baselines(self, reads: Reads, agents: set[str]) -> None:
         wanted = sorted(agents - self._loaded_agents)
         if not wanted:
             return
         self._loaded_agents.update(wanted)
-        for r in await self._conn.fetch(
+
+        def apply(rows: Rows) -> None:
+            for r in rows:
+                self._state.measures[(r["agent"], r["measure"])] = MeasureSums(
+                    r["traces"], r["total"], r["squares"]
+                )
+
+        reads.add(
             """SELECT agent, measure, traces, total, squares FROM agent_baselines
                WHERE agent = ANY($1::text[])""",
-            wanted,
-        ):
-            self._state.measures[(r["agent"], r["measure"])] = MeasureSums(
-                r["traces"], r["total"], r["squares"]
-            )
+            [wanted],
+            apply,
+        )
 
-    async def _load_days(
-        self, pattern_ids: set[str], agents: set[str], first: date, last: date
+    def _read_days(
+        self, reads: Reads, pattern_ids: set[str], agents: set[str], first: date, last: date
     ) -> None:
         """Daily series over every trend window ending between ``first`` and ``last``.
         A key already loaded over part of that span keeps the days it has (the batch may
@@ -281,16 +325,26 @@ class Session:
         state = self._state
         if patterns:
             lo, hi = self._widened("pattern", patterns, since, last)
-            for key, counts in (await pattern_daily(self._conn, patterns, lo, hi)).items():
-                if self._new_day("pattern", *key):
-                    state.daily[key] = counts
-            self._cover("pattern", patterns, lo, hi)
+
+            def apply_patterns(rows: Rows) -> None:
+                for r in rows:
+                    key = (r["pattern_id"], date.fromisoformat(r["day"]))
+                    if self._new_day("pattern", *key):
+                        state.daily[key] = [r["occurrences"], r["rescues"]]
+                self._cover("pattern", patterns, lo, hi)
+
+            reads.add(PATTERN_DAILY, [patterns, lo, hi], apply_patterns)
         if agents_missing:
             lo, hi = self._widened("agent", agents_missing, since, last)
-            for key, traces in (await agent_daily(self._conn, agents_missing, lo, hi)).items():
-                if self._new_day("agent", *key):
-                    state.agent_daily[key] = traces
-            self._cover("agent", agents_missing, lo, hi)
+
+            def apply_agents(rows: Rows) -> None:
+                for r in rows:
+                    key = (r["agent"], date.fromisoformat(r["day"]))
+                    if self._new_day("agent", *key):
+                        state.agent_daily[key] = r["traces"]
+                self._cover("agent", agents_missing, lo, hi)
+
+            reads.add(AGENT_DAILY, [agents_missing, lo, hi], apply_agents)
 
     def _missing_days(self, kind: str, keys: Iterable[str], since: date, last: date) -> list[str]:
         spans = self._day_spans
@@ -341,11 +395,15 @@ class Session:
         return self._state.pattern_now(pattern_id)
 
     async def days(self, pattern_id: str, agent: str, until: date) -> list[DayCount]:
-        await self._load_days({pattern_id}, {agent}, until, until)
+        reads = Reads()
+        self._read_days(reads, {pattern_id}, {agent}, until, until)
+        await reads.run(self._conn)
         return self._state.days_now(pattern_id, agent, until)
 
     async def baseline(self, agent: str) -> AgentBaseline:
-        await self._load_baselines({agent})
+        reads = Reads()
+        self._read_baselines(reads, {agent})
+        await reads.run(self._conn)
         return self._state.baseline_now(agent)
 
     async def reference(self, obs: Observation) -> tuple[str | None, list[Path]]:
