@@ -98,6 +98,8 @@ _KEYLIKE_WORDS = frozenset(
 )  # fmt: skip
 
 
+# Cached for the same reason as key_words: the rule is a pure function of the key.
+@functools.lru_cache(maxsize=65_536)
 def classify_key(key: str) -> KeyRule | None:
     words = key_words(key)
     if not words:

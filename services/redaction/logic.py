@@ -19,14 +19,15 @@ one type per kind so a fixture still says what leaked: PASSWORD, SECRET (sensiti
 high-entropy tokens), AWS_KEY, GITHUB_TOKEN, OPENAI_KEY, ANTHROPIC_KEY, SLACK_TOKEN,
 STRIPE_KEY, GOOGLE_API_KEY, JWT, PRIVATE_KEY.
 
-Pure: no I/O, no clock; the only module state is the compiled default scanner.
+Pure: no I/O, no clock; the only module state is the compiled default scanner and bounded
+memos of pure functions of strings (the scanner's findings, key rules, phone readings).
 """
 
 from __future__ import annotations
 
 import json
+import operator
 import re
-from datetime import date, datetime
 from enum import Enum
 from typing import Any
 
@@ -37,7 +38,6 @@ from services.redaction.detectors import (
     DEFAULT_DETECTORS,
     Finding,
     is_placeholder,
-    normalise_phone,
     secret_like_value,
 )
 from services.redaction.keys import (
@@ -52,6 +52,7 @@ from services.redaction.keys import (
 )
 from services.redaction.prose import seeds_other_mentions
 from services.redaction.scanner import RedactionFailed, Scanner, resolve, scannable
+from services.redaction.values import JSON_FIRST, PASSTHROUGH, dump_like, fields_of, normalise
 from shared.events import RedactionReport, Trace
 
 __all__ = ["DEFAULT_SCANNER", "RedactionFailed", "Scanner", "redact_trace"]
@@ -65,8 +66,6 @@ MIN_SECRET_SEED_CHARS = 6
 _SEED_NEEDLE_LIMIT = 64
 
 _NOT_JSON: Any = object()
-# Model fields of these types are structure (times, counts, flags), never content.
-_PASSTHROUGH = frozenset({bool, int, float, datetime, date})
 _SMALLEST_DETECTABLE_INT = 10**8
 _ADDRESS_PARTS = re.compile(r"[,;\n]")  # one class: linear
 
@@ -103,34 +102,8 @@ def redact_trace(
     return clean, report
 
 
-def normalise(kind: str, value: str) -> str:
-    value = value.strip()
-    if kind == "EMAIL":
-        return value.lower()
-    if kind == "PHONE":
-        return normalise_phone(value)
-    if kind in ("CARD", "SSN"):
-        return "".join(c for c in value if c.isdigit()) or value.casefold()
-    if kind == "IBAN":
-        return value.replace(" ", "").upper()
-    return " ".join(value.split()).casefold()
-
-
 def _ascii_word(ch: str) -> bool:
     return ch.isascii() and (ch.isalnum() or ch == "_")
-
-
-def _dump_like(value: Any, original: str) -> str:
-    """Re-serialise in the original's layout (compact, spaced or indented, escaped or raw
-    non-ASCII), so that only the redacted values differ from what the tool saw."""
-    indent = 2 if "\n" in original.strip() else None
-    compact = indent is None and ", " not in original and ": " not in original
-    return json.dumps(
-        value,
-        ensure_ascii=original.isascii(),
-        indent=indent,
-        separators=(",", ":") if compact else None,
-    )
 
 
 class _Redaction:
@@ -147,8 +120,10 @@ class _Redaction:
         self._seed_groups: list[tuple[str, str]] = []
         self._seed_needles: list[str] = []
         self._json_cache: dict[str, Any] = {}
-        self._rules: dict[str, KeyRule | None] = {}
         self._found_cache: dict[str, list[tuple[int, Finding]]] = {}
+        # Plain (not JSON) text -> its rewrite in this walk: the first rewrite assigned every
+        # placeholder it needed, so a repeat rewrites the same way.
+        self._rewritten: dict[str, str] = {}
         self._prose_people: dict[str, str] = {}  # casefolded -> as written
 
     # -- shared -------------------------------------------------------------------------
@@ -158,7 +133,7 @@ class _Redaction:
             raise RedactionFailed("oversize", f"{len(text)} > {self.max_chars} characters")
 
     def _json(self, text: str) -> Any:
-        if not text or text[0] not in "{[ \t\r\n":
+        if not text or text[0] not in JSON_FIRST:
             return _NOT_JSON
         cached = self._json_cache.get(text, None)
         if cached is not None:
@@ -175,11 +150,6 @@ class _Redaction:
         self._json_cache[text] = parsed
         return parsed
 
-    def _classify(self, key: str) -> KeyRule | None:
-        if key not in self._rules:
-            self._rules[key] = classify_key(key)
-        return self._rules[key]
-
     def _describes_person(self, parent: dict[Any, Any] | None, key: str, parent_key: Any) -> bool:
         if isinstance(parent_key, str):
             words = key_words(parent_key)
@@ -190,7 +160,7 @@ class _Redaction:
             return False
         for other in parent:
             if isinstance(other, str) and other != key:
-                rule = self._classify(other)
+                rule = classify_key(other)
                 if rule is not None and rule.action == "pii":
                     return True
         return False
@@ -201,7 +171,7 @@ class _Redaction:
         """The rule that replaces this whole structured value, if its key calls for one."""
         if not isinstance(key, str):
             return None
-        rule = self._classify(key)
+        rule = classify_key(key)
         if rule is None:
             return None
         if rule.action == "name":
@@ -223,11 +193,32 @@ class _Redaction:
     # -- pass 1: harvest seeds ----------------------------------------------------------
 
     def harvest_model(self, model: BaseModel) -> None:
-        for name in type(model).model_fields:
-            self._harvest_field(getattr(model, name))
+        max_chars = self.max_chars
+        for value in fields_of(type(model))[1](model):
+            # Inlined for the common cases (None, plain strings, numbers).
+            kind = type(value)
+            if value is None or kind in PASSTHROUGH:
+                continue
+            if kind is str:
+                if len(value) > max_chars:
+                    self._check_size(value)
+                if value and value[0] in JSON_FIRST:
+                    parsed = self._json(value)
+                    if parsed is not _NOT_JSON:
+                        self._harvest(parsed, None, None, None)
+            else:
+                self._harvest_field(value)
 
     def _harvest_field(self, value: Any) -> None:
-        if value is None or type(value) in _PASSTHROUGH or isinstance(value, Enum):
+        kind = type(value)
+        if kind is tuple:  # the exact types first: neither can be an Enum or a model
+            for item in value:
+                self._harvest_field(item)
+            return
+        if kind is dict:
+            self._harvest(value, None, None, None)
+            return
+        if value is None or kind in PASSTHROUGH or isinstance(value, Enum):
             return
         if isinstance(value, BaseModel):
             self.harvest_model(value)
@@ -374,6 +365,7 @@ class _Redaction:
         """Numbering starts again for the second walk, so it follows the walk order."""
         self.counters = {}
         self._assigned = {}
+        self._rewritten = {}
         self.strings_scanned = 0
 
     def _detected(self, text: str) -> list[tuple[int, Finding]]:
@@ -399,9 +391,13 @@ class _Redaction:
 
     def redact_model(self, model: BaseModel) -> BaseModel:
         updates = {}
-        for name in type(model).model_fields:
-            value = getattr(model, name)
-            new = self._redact_field(value)
+        names, values = fields_of(type(model))
+        for name, value in zip(names, values(model), strict=True):
+            # Inlined for the common cases, as in harvest_model.
+            kind = type(value)
+            if value is None or kind in PASSTHROUGH:
+                continue
+            new = self._text(value) if kind is str else self._redact_field(value)
             if new is not value:
                 updates[name] = new
         # model_copy skips validation: only strings were swapped for strings.
@@ -409,17 +405,21 @@ class _Redaction:
 
     def _redact_field(self, value: Any) -> Any:
         kind = type(value)
-        if value is None or kind in _PASSTHROUGH:
-            return value
         if kind is str:
             return self._text(value)
-        if isinstance(value, Enum):
+        if kind is dict:  # the exact types first: neither can be an Enum or a model
+            return self._walk(value, None, None, None)
+        if kind is tuple and not value:
+            return value
+        if value is None or kind in PASSTHROUGH or isinstance(value, Enum):
             return value
         if isinstance(value, BaseModel):
             return self.redact_model(value)
         if isinstance(value, tuple):
-            items = tuple(self._redact_field(v) for v in value)
-            return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+            items = [self._redact_field(v) for v in value]
+            if all(map(operator.is_, items, value)):
+                return value
+            return tuple(items)
         if isinstance(value, dict):
             return self._walk(value, None, None, None)
         raise RedactionFailed("unsupported_value", type(value).__name__)
@@ -490,17 +490,24 @@ class _Redaction:
         *,
         structured: bool = True,
     ) -> str:
-        self._check_size(text)
+        if len(text) > self.max_chars:
+            self._check_size(text)
         self.strings_scanned += 1
-        if structured:
+        if structured and text and text[0] in JSON_FIRST:
             parsed = self._json(text)
             if parsed is not _NOT_JSON:
                 # JSON inside a string sits under the string's key, as if nested directly.
                 new = self._walk(parsed, key, parent, parent_key)
-                return text if new is parsed else _dump_like(new, text)
+                return text if new is parsed else dump_like(new, text)
+        done = self._rewritten.get(text)
+        if done is not None:
+            return done
         found = self._detected(text)
-        found.extend(self._seed_findings(scannable(text)))
-        return self._substitute(text, found) if found else text
+        if self._seed_regex is not None:
+            found.extend(self._seed_findings(scannable(text)))
+        done = self._substitute(text, found) if found else text
+        self._rewritten[text] = done
+        return done
 
     def _substitute(self, text: str, found: list[tuple[int, Finding]]) -> str:
         pieces: list[str] = []

@@ -38,23 +38,69 @@ _LOWER_INTRO = r"i'm|i" + _RSQ + r"m|i am|this is"
 _LOWER_WEAK = r"im|it's|it" + _RSQ + r"s|ich bin|je suis|sono|soy|here is|here's"
 _LOWER_WORD = r"[a-zß-öø-ÿā-ž][a-zß-öø-ÿā-ž'" + _RSQ + r"-]*"
 _LOWER_TITLE = r"(?:(mr|mrs|ms|miss|mx|dr|prof|sir)\.?[ \t]+)?"
+_LOWER_CUES = _LOWER_STRONG + r"|" + _LOWER_INTRO + r"|" + _LOWER_WEAK
 _LOWER_NAME = re.compile(
-    r"(?i:\b(" + _LOWER_STRONG + r"|" + _LOWER_INTRO + r"|" + _LOWER_WEAK + r"))[ \t]*[,:]?"
+    r"(?i:\b(" + _LOWER_CUES + r"))[ \t]*[,:]?"
     r"[ \t]+" + _LOWER_TITLE + r"(" + _LOWER_WORD + r"(?:[ \t]+" + _LOWER_WORD + r"){0,4})\b"
 )  # fmt: skip
 # A sign-off, then the name alone on its line or at the end of the text ("cheers,\nmark").
+_SIGN_OFF_CUES = (
+    r"regards|best regards|kind regards|warm regards|best wishes|sincerely|cheers"
+    r"|thanks|thank you|many thanks|thanks again|best|yours|yours truly|take care"
+)
 _LOWER_SIGN_OFF = re.compile(
-    r"(?i:\b(regards|best regards|kind regards|warm regards|best wishes|sincerely|cheers"
-    r"|thanks|thank you|many thanks|thanks again|best|yours|yours truly|take care))[ \t]*[,.!-]?"
+    r"(?i:\b(" + _SIGN_OFF_CUES + r"))[ \t]*[,.!-]?"
     r"[ \t]*(?:\n[ \t]*|[ \t]+)" + _LOWER_TITLE + r"(" + _LOWER_WORD + r"(?:[ \t]+"
     + _LOWER_WORD + r"){0,3})[ \t]*[.!]?[ \t]*(?=\n|$)"
 )  # fmt: skip
 # A greeting, then the name and "here" or "speaking": "hello, amelia okafor here".
+_GREETING_CUES = r"hi|hello|hey|hiya|good morning|good afternoon|good evening|greetings|morning"
 _LOWER_GREETING_HERE = re.compile(
-    r"(?i:\b(hi|hello|hey|hiya|good morning|good afternoon|good evening|greetings|morning))"
+    r"(?i:\b(" + _GREETING_CUES + r"))"
     r"[ \t]*[,!.-]?[ \t]+(" + _LOWER_WORD + r"(?:[ \t]+" + _LOWER_WORD + r"){0,2})[ \t]+"
     r"(?:here|speaking)\b"
 )  # fmt: skip
+
+
+_PLAIN = re.compile(r"[^\\.^$*+?{}\[\]|()]{2}")
+
+
+def _cue_starts(cues: str) -> re.Pattern[str]:
+    """Where a match of a pattern opening with ``(?i:\b(cues))`` can start: a word start
+    whose first two characters are, caselessly, the first and the second of some cue. A
+    necessary condition (a case-insensitive class matches every character its members match
+    as case-insensitive literals), found by one cheap scan: Python's engine otherwise tries
+    each of the thirty-odd cues at every character."""
+    words = cues.split("|")
+    # The cues open with two plain characters (no escape, no class): they are literals.
+    assert all(_PLAIN.fullmatch(w[:2]) for w in words)
+    first = "".join(sorted({re.escape(w[0]) for w in words}))
+    second = "".join(sorted({re.escape(w[1]) for w in words}))
+    return re.compile(r"(?i:\b[" + first + r"](?=[" + second + r"]))")
+
+
+def _matches(
+    pattern: re.Pattern[str], starts: re.Pattern[str], text: str
+) -> Iterator[re.Match[str]]:
+    """``pattern.finditer(text)`` when every match of ``pattern`` is non-empty and begins
+    where ``starts`` matches: only those positions are tried, and the first of them (from
+    the end of the previous match) where ``pattern`` matches is where finditer's next match
+    begins, the same match."""
+    pos = 0
+    for start in starts.finditer(text):
+        at = start.start()
+        if at >= pos:
+            m = pattern.match(text, at)
+            if m is not None:
+                yield m
+                pos = m.end()
+
+
+_LOWER_NAME_STARTS = _cue_starts(_LOWER_CUES)
+_SIGN_OFF_STARTS = _cue_starts(_SIGN_OFF_CUES)
+_GREETING_STARTS = _cue_starts(_GREETING_CUES)
+
+
 _STRONG_CUES = frozenset(_LOWER_STRONG.replace(_RSQ, "'").split("|"))
 _INTRO_CUES = frozenset({"i'm", "i am", "this is", "im", "it's"})
 # Cues that introduce the speaker only at the start of an utterance ("hello this is ...",
@@ -183,7 +229,7 @@ def _lower_finding(text: str, start: int, words_text: str, kept: list[str]) -> F
 
 
 def _lower_names(text: str) -> Iterator[Finding]:
-    for m in _LOWER_NAME.finditer(text):
+    for m in _matches(_LOWER_NAME, _LOWER_NAME_STARTS, text):
         cue = " ".join(m.group(1).casefold().replace(_RSQ, "'").split())
         if cue == "im" and m.group(1) != "im":  # typed "im" only, not German "Im ersten ..."
             continue
@@ -239,12 +285,12 @@ def _lower_names(text: str) -> Iterator[Finding]:
         if first in _COMMON_EN and (len(kept) < 2 or kept[1] in _COMMON_EN):
             continue
         yield _lower_finding(text, m.start(3), words_text, kept)
-    for m in _LOWER_GREETING_HERE.finditer(text):
+    for m in _matches(_LOWER_GREETING_HERE, _GREETING_STARTS, text):
         words_text = m.group(2)
         kept = _name_words(words_text.split())
         if kept and len(kept) == len(words_text.split()):
             yield _lower_finding(text, m.start(2), words_text, kept)
-    for m in _LOWER_SIGN_OFF.finditer(text):
+    for m in _matches(_LOWER_SIGN_OFF, _SIGN_OFF_STARTS, text):
         words_text = m.group(3)
         kept = _name_words(words_text.split())
         if kept and len(kept) == len(words_text.split()):

@@ -18,6 +18,7 @@ to letters (``SKU-20394-1182``).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterator
@@ -92,18 +93,7 @@ class PhoneReader:
         return found or "".join(ch for ch in value if ch.isdigit()) or value.strip().casefold()
 
     def _valid_e164(self, candidate: str, regions: tuple[str, ...]) -> str | None:
-        international = candidate.startswith(("+", "00"))
-        if international:
-            regions = ("ZZ",)
-            candidate = "+" + candidate.lstrip("+")[2:] if candidate.startswith("00") else candidate
-        for region in regions:
-            try:
-                number = phonenumbers.parse(candidate, None if international else region)
-            except phonenumbers.NumberParseException:
-                continue
-            if phonenumbers.is_valid_number(number):
-                return _identity(number)
-        return None
+        return _valid_e164(candidate, regions)
 
     def read(self, candidate: str, text: str, start: int, end: int, whole: bool) -> str | None:
         """The canonical value of the phone number ``text[start:end]``, or None."""
@@ -150,20 +140,7 @@ class PhoneReader:
         return None
 
     def _international(self, candidate: str, digits: str, lenient: bool) -> str | None:
-        try:
-            number = (
-                phonenumbers.parse("+" + candidate.lstrip("+")[2:], None)
-                if (candidate.startswith("00"))
-                else phonenumbers.parse(candidate, None)
-            )
-        except phonenumbers.NumberParseException:
-            return digits if lenient else None
-        e164 = _identity(number)
-        if phonenumbers.is_valid_number(number):
-            return e164
-        if lenient and phonenumbers.is_possible_number(number):
-            return e164
-        return digits if lenient else None
+        return _international(candidate, digits, lenient)
 
     def findings(self, text: str) -> Iterator[Finding]:
         for m in _RUN.finditer(text):
@@ -207,6 +184,42 @@ class PhoneReader:
                     break
             else:
                 i += 1
+
+
+# Cached: libphonenumber's parse costs ~10 us a region, and a trace repeats its customer's
+# number (and a conversation its own); both are pure functions of their arguments.
+@functools.lru_cache(maxsize=4096)
+def _valid_e164(candidate: str, regions: tuple[str, ...]) -> str | None:
+    international = candidate.startswith(("+", "00"))
+    if international:
+        regions = ("ZZ",)
+        candidate = "+" + candidate.lstrip("+")[2:] if candidate.startswith("00") else candidate
+    for region in regions:
+        try:
+            number = phonenumbers.parse(candidate, None if international else region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return _identity(number)
+    return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _international(candidate: str, digits: str, lenient: bool) -> str | None:
+    try:
+        number = (
+            phonenumbers.parse("+" + candidate.lstrip("+")[2:], None)
+            if (candidate.startswith("00"))
+            else phonenumbers.parse(candidate, None)
+        )
+    except phonenumbers.NumberParseException:
+        return digits if lenient else None
+    e164 = _identity(number)
+    if phonenumbers.is_valid_number(number):
+        return e164
+    if lenient and phonenumbers.is_possible_number(number):
+        return e164
+    return digits if lenient else None
 
 
 def _national_prefix(region: str) -> str | None:

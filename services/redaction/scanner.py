@@ -13,6 +13,7 @@ Without Hyperscan (it is x86-only), an RE2 set plays the same role.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -69,9 +70,51 @@ class ScanSession:
         self.scratch = scratch
 
 
+# Keys, span names, statuses and models recur in nearly every trace: most scans are of a
+# string an earlier trace already had. Long strings are rarely repeated, and are left out
+# so the memo's memory stays bounded (~MEMO_ENTRIES * MEMO_MAX_CHARS characters).
+MEMO_ENTRIES = 4096
+MEMO_MAX_CHARS = 512
+
+
+class _Memo:
+    """The findings of recently scanned strings, shared by the stage's worker threads.
+
+    Two generations of at most ``size`` entries each: a hit in the older one is carried into
+    the current one, and when the current one is full it becomes the older one (the oldest
+    is dropped whole). Bounded, recently used strings stay, and no entry is moved or evicted
+    one by one. Findings are a pure function of the text for a given scanner, so a hit is
+    exactly what a fresh scan would return."""
+
+    __slots__ = ("_current", "_lock", "_older", "_size")
+
+    def __init__(self, size: int) -> None:
+        self._current: dict[str, tuple[tuple[int, Finding], ...]] = {}
+        self._older: dict[str, tuple[tuple[int, Finding], ...]] = {}
+        self._lock = threading.Lock()
+        self._size = size
+
+    def get(self, text: str) -> tuple[tuple[int, Finding], ...] | None:
+        found = self._current.get(text)
+        if found is None:
+            found = self._older.get(text)
+            if found is not None:
+                self.put(text, found)
+        return found
+
+    def put(self, text: str, found: tuple[tuple[int, Finding], ...]) -> None:
+        current = self._current
+        current[text] = found
+        if len(current) >= self._size:
+            with self._lock:
+                if self._current is current:  # another thread may have rotated already
+                    self._older, self._current = current, {}
+
+
 class Scanner:
     def __init__(self, detectors: Sequence[Detector]) -> None:
         self.detectors: tuple[Detector, ...] = tuple(detectors)
+        self._memo = _Memo(MEMO_ENTRIES)
         self._owner: list[int] = []
         patterns: list[str] = []
         caseless: list[bool] = []
@@ -132,6 +175,19 @@ class Scanner:
 
         ``use_prefilter=False`` runs every extractor: the tests use it to show that the
         prefilter never hides a finding."""
+        memoised = use_prefilter and len(text) <= MEMO_MAX_CHARS
+        if memoised:
+            hit = self._memo.get(text)
+            if hit is not None:
+                return list(hit)
+        found = self._scan(text, session, use_prefilter)
+        if memoised:
+            self._memo.put(text, tuple(found))
+        return found
+
+    def _scan(
+        self, text: str, session: ScanSession, use_prefilter: bool
+    ) -> list[tuple[int, Finding]]:
         text = scannable(text)
         indexes = sorted(self.fired(text, session)) if use_prefilter else range(len(self.detectors))
         out: list[tuple[int, Finding]] = []

@@ -1,0 +1,110 @@
+"""The shortcuts that make redaction cheaper find exactly what the plain way finds: the
+positions a cue can start at, the postcode families a text can hold, the scanner's memo."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from services.redaction import addresses, lowercase_names
+from services.redaction.detectors import Finding
+from services.redaction.logic import DEFAULT_SCANNER
+from services.redaction.scanner import _Memo
+
+pytestmark = pytest.mark.logic
+
+CUED = (
+    (lowercase_names._LOWER_NAME, lowercase_names._LOWER_CUES, lowercase_names._LOWER_NAME_STARTS),
+    (
+        lowercase_names._LOWER_SIGN_OFF,
+        lowercase_names._SIGN_OFF_CUES,
+        lowercase_names._SIGN_OFF_STARTS,
+    ),
+    (
+        lowercase_names._LOWER_GREETING_HERE,
+        lowercase_names._GREETING_CUES,
+        lowercase_names._GREETING_STARTS,
+    ),
+)
+
+
+def _caseless_variants(chars: set[str]) -> dict[str, list[str]]:
+    """Every code point each character matches as a case-insensitive literal."""
+    either = re.compile("(?i:" + "|".join(map(re.escape, sorted(chars))) + ")").fullmatch
+    found = [chr(cp) for cp in range(0x110000) if either(chr(cp))]
+    return {c: [ch for ch in found if re.fullmatch("(?i:" + re.escape(c) + ")", ch)] for c in chars}
+
+
+@pytest.mark.parametrize("pattern,cues,starts", CUED)
+def test_every_way_of_writing_a_cue_opening_is_a_start(
+    pattern: re.Pattern[str], cues: str, starts: re.Pattern[str]
+) -> None:
+    words = cues.split("|")
+    variants = _caseless_variants({c for w in words for c in w[:2]})
+    for w in words:
+        for first in variants[w[0]]:
+            for second in variants[w[1]]:
+                assert starts.match(" " + first + second, 1), (w, first, second)
+
+
+FRAGMENTS = [
+    *"|".join(cues for _, cues, _ in CUED).split("|"),
+    "mark", "jane doe", "ruby", "here", "speaking", "mr", "dr.", "o'brien", "and", "sorry",
+    "Im", "\u0130", "\u0131", "\u017f", "\u212a", "é", "\u2019", "ok", "x",
+    "SW1A 1AA", "GIR 0AA", "M5V 2T6", "D6W 1234", "A65 F4E2", "APO AE 09012", "USS Nimitz",
+    "PSC 123, Box 45", "CA 94105", "NSW 2000", "TX. 75001-1234", "95748 Kulmbach",
+    "1234 AB Amsterdam", "02-790 Lubin", "Hapur-163726", "Orai 828807", "cus_5MZ7NJB0",
+    "#", "12", "123456",
+]  # fmt: skip
+SEPARATORS = ["", " ", "  ", ", ", ",", "\n", "\n ", "\t", ".", "!", ":", "-"]
+TEXTS = st.lists(
+    st.tuples(st.sampled_from(FRAGMENTS), st.sampled_from(SEPARATORS)), max_size=10
+).map(lambda parts: "".join(a + b for a, b in parts))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(TEXTS)
+def test_matching_from_the_cue_starts_is_finditer(text: str) -> None:
+    for pattern, _, starts in CUED:
+        plain = [(m.span(), m.groups()) for m in pattern.finditer(text)]
+        fast = [(m.span(), m.groups()) for m in lowercase_names._matches(pattern, starts, text)]
+        assert fast == plain
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(TEXTS)
+def test_the_postcode_families_left_find_what_all_of_them_find(text: str) -> None:
+    everything = addresses._postcode_alternation((True,) * len(addresses._POSTCODE_FAMILIES))
+    assert everything is not None
+    pruned = addresses._postcode_pattern(text)
+    plain = [m.span() for m in everything.finditer(text)]
+    assert ([m.span() for m in pruned.finditer(text)] if pruned is not None else []) == plain
+
+
+def test_the_memo_keeps_recent_strings_and_stays_bounded() -> None:
+    memo = _Memo(4)
+    found = ((0, Finding(0, 1, "EMAIL", "a")),)
+    for i in range(10):
+        memo.put(f"s{i}", found)
+    assert memo.get("s9") == found and memo.get("s0") is None
+    assert len(memo._current) + len(memo._older) <= 8
+    memo.put("hot", ())
+    for i in range(3):
+        memo.put(f"t{i}", ())  # "hot" moves to the older generation ...
+    assert memo.get("hot") == ()  # ... and a hit carries it back into the current one
+    for i in range(3):
+        memo.put(f"u{i}", ())
+    assert memo.get("hot") == ()
+
+
+def test_a_memoised_scan_is_the_scan() -> None:
+    session = DEFAULT_SCANNER.session()
+    text = "call me on +44 20 7946 0958, I'm Jane Doe, SW1A 1AA"
+    first = DEFAULT_SCANNER.findings(text, session)
+    again = DEFAULT_SCANNER.findings(text, session)
+    assert first == again == DEFAULT_SCANNER.findings(text, session, use_prefilter=False)
+    again.clear()  # callers may extend the list they get; the memo's copy is theirs alone
+    assert DEFAULT_SCANNER.findings(text, session) == first
