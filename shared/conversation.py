@@ -15,8 +15,9 @@ input alone is often only a greeting ("Hi, I need help with an order").
 from __future__ import annotations
 
 import json
+import operator
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,9 @@ _FLAT_PREFIXES = (
     "gen_ai.prompt.",
     "gen_ai.completion.",
 )
+
+
+_MODEL_CALL_KINDS = (SpanKind.LLM, SpanKind.AGENT)
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,8 @@ def _flattened(attributes: Mapping[str, Any], which: tuple[str, ...]) -> Iterato
 def span_turns(span: Span) -> list[Turn]:
     """The messages one model call carries, inputs first, in their order."""
     a = span.attributes
+    if not a:
+        return []  # native spans often carry no raw attributes, hence no messages
     turns: list[Turn] = []
     for key in ("gen_ai.input.messages", "gen_ai.prompt", "gen_ai.output.messages"):
         value = a.get(key)
@@ -149,11 +155,23 @@ def turns(trace: Trace) -> list[Turn]:
 
     Without messages on any model call, the root's input and output stand for the user's
     request and the agent's answer."""
+    return turns_in(in_time_order(trace.spans))
+
+
+_START_THEN_ID = operator.attrgetter("start_time", "span_id")
+
+
+def in_time_order(spans: Iterable[Span]) -> list[Span]:
+    return sorted(spans, key=_START_THEN_ID)
+
+
+def turns_in(spans: list[Span]) -> list[Turn]:
+    """``turns`` of a trace whose spans are given ``in_time_order`` (a caller that sorted
+    them already does not sort them again)."""
     seen: set[tuple[str, str]] = set()
     out: list[Turn] = []
-    spans = sorted(trace.spans, key=lambda s: (s.start_time, s.span_id))
     for span in spans:
-        if span.kind not in (SpanKind.LLM, SpanKind.AGENT):
+        if span.kind not in _MODEL_CALL_KINDS:
             continue
         for turn in span_turns(span):
             if (turn.role, turn.text) not in seen:
@@ -171,3 +189,8 @@ def turns(trace: Trace) -> list[Turn]:
 
 def user_turns(trace: Trace) -> list[str]:
     return [t.text for t in turns(trace) if t.role == USER]
+
+
+def user_turns_in(spans: list[Span]) -> list[str]:
+    """``user_turns`` of spans given ``in_time_order``."""
+    return [t.text for t in turns_in(spans) if t.role == USER]

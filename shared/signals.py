@@ -12,6 +12,7 @@ push every run towards promotion, which is the failure this project exists to av
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -39,6 +40,7 @@ _DECISION_KEYS = ("status", "decision", "result", "outcome", "state", "answer")
 
 _ERROR_KEYS = ("error", "errors", "error_message", "errorMessage", "exception", "fault")
 _STATUS_KEYS = ("status", "status_code", "statusCode", "http_status", "code")
+_ERROR_OR_STATUS_KEYS = frozenset(_ERROR_KEYS + _STATUS_KEYS)
 _ERROR_TEXT = re.compile(
     r"^\s*(?:error|exception|traceback|failed|failure|fatal)\b"
     r"|\b(?:http|status)(?:\s+code)?\W{0,3}[45]\d\d\b"
@@ -52,6 +54,7 @@ _EMPTY_TEXT = re.compile(
     re.I,
 )
 _COLLECTION_KEYS = ("results", "items", "data", "documents", "hits", "records", "matches")
+_EMPTY_BODIES = frozenset({"", "[]", "{}", "null", '""'})
 
 
 def _parsed(text: str | None) -> Any:
@@ -81,12 +84,20 @@ def result_is_error(result: str | None) -> bool:
     explicit ``success: false``, or text that opens with "Error"."""
     if not result:
         return False
-    doc = _parsed(result)
+    return _reports_error(result, _parsed(result))
+
+
+def _reports_error(result: str, doc: Any) -> bool:
     if isinstance(doc, Mapping):
-        if any(doc.get(k) not in (None, "", [], {}, False) for k in _ERROR_KEYS):
-            return True
-        if any(_status_is_error(doc.get(k)) for k in _STATUS_KEYS):
-            return True
+        # An absent key reads as None, which neither test counts: only the keys present
+        # are looked at (most results have none of the eleven).
+        present = doc.keys() & _ERROR_OR_STATUS_KEYS
+        if present:
+            errors = (doc[k] for k in _ERROR_KEYS if k in present)
+            if any(value not in (None, "", [], {}, False) for value in errors):
+                return True
+            if any(_status_is_error(doc[k]) for k in _STATUS_KEYS if k in present):
+                return True
         return doc.get("success") is False or doc.get("ok") is False
     if doc is not None:
         return False
@@ -99,9 +110,12 @@ def result_is_empty(result: str | None) -> bool:
     if result is None:
         return False
     stripped = result.strip()
-    if stripped in ("", "[]", "{}", "null", '""'):
+    if stripped in _EMPTY_BODIES:
         return True
-    doc = _parsed(stripped)
+    return _reports_nothing(stripped, _parsed(stripped))
+
+
+def _reports_nothing(stripped: str, doc: Any) -> bool:
     if isinstance(doc, list):
         return not doc
     if isinstance(doc, Mapping):
@@ -110,12 +124,46 @@ def result_is_empty(result: str | None) -> bool:
     return bool(_EMPTY_TEXT.match(stripped))
 
 
+def result_verdicts(result: str | None) -> tuple[bool, bool]:
+    """``(result_is_error(result), result_is_empty(result))`` with the result parsed once:
+    the features ask both of every tool call, and the parse is most of either's cost."""
+    if result is None:
+        return False, False
+    stripped = result.strip()
+    doc = _parsed(stripped)  # what each of the two would parse: the stripped result
+    error = bool(result) and _reports_error(result, doc)
+    return error, stripped in _EMPTY_BODIES or _reports_nothing(stripped, doc)
+
+
+# Tool names repeat across spans and traces (a fleet has tens of tools), so what the two
+# patterns say of a name is memoised; a name longer than a tool's is read, not kept.
+_MEMO_NAME_CHARS = 256
+
+
+@functools.lru_cache(maxsize=4096)
+def _names_approval(name: str) -> bool:
+    return APPROVAL_TOOL.search(name) is not None
+
+
+@functools.lru_cache(maxsize=4096)
+def _names_escalation(name: str) -> bool:
+    return ESCALATION_TOOL.search(name) is not None
+
+
 def is_approval_tool(name: str | None) -> bool:
-    return bool(name and APPROVAL_TOOL.search(name))
+    if not name:
+        return False
+    if len(name) > _MEMO_NAME_CHARS:
+        return APPROVAL_TOOL.search(name) is not None
+    return _names_approval(name)
 
 
 def is_escalation_tool(name: str | None) -> bool:
-    return bool(name and ESCALATION_TOOL.search(name))
+    if not name:
+        return False
+    if len(name) > _MEMO_NAME_CHARS:
+        return ESCALATION_TOOL.search(name) is not None
+    return _names_escalation(name)
 
 
 def _decision_word(value: Any) -> Approval | None:
@@ -167,12 +215,15 @@ _CORRECTION = re.compile(
     re.I,
 )
 # A user losing patience, or asking to leave the agent for a person.
+# The word boundary is written once before the words: with each alternative opening on
+# its own \b (and the last on none, so re cannot factor it), every position tried all
+# of them; this way most positions fail at the boundary. Same matches, ~3x faster.
 _FRUSTRATION = re.compile(
-    r"\bfrustrat|\bannoy|\bridiculous\b|\buseless\b|\bterrible\b|\bunacceptable\b"
-    r"|\bwaste of (?:my )?time\b|\bstill (?:not|doesn'?t|isn'?t|haven'?t|hasn'?t)\b"
-    r"|\bhow many times\b|\bfor the (?:second|third|last) time\b"
-    r"|\b(?:speak|talk|transfer me|connect me) (?:to|with) (?:a |an |your )?"
-    r"(?:human|person|real person|manager|supervisor|representative|agent)\b"
+    r"\b(?:frustrat|annoy|ridiculous\b|useless\b|terrible\b|unacceptable\b"
+    r"|waste of (?:my )?time\b|still (?:not|doesn'?t|isn'?t|haven'?t|hasn'?t)\b"
+    r"|how many times\b|for the (?:second|third|last) time\b"
+    r"|(?:speak|talk|transfer me|connect me) (?:to|with) (?:a |an |your )?"
+    r"(?:human|person|real person|manager|supervisor|representative|agent)\b)"
     r"|[!?]{2,}",
     re.I,
 )

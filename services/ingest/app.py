@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from datetime import timedelta
 
 from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
@@ -95,12 +96,14 @@ async def buffer_record(record: ConsumerRecord[bytes, bytes]) -> None:
         assembler.add(traces, source, max(len(body), decoded_size(traces)), now())
     # Per record, so at debug: at production rates an info line per record costs more
     # CPU than decoding it (profiled), and what matters about a trace is logged when it
-    # is released, if it is truncated or incomplete.
-    stage.log.debug(
-        "buffered",
-        trace_ids=[logic.loggable_trace_id(t.trace_id) for t in traces],
-        offset=record.offset,
-    )
+    # is released, if it is truncated or incomplete. The level is asked first: below it,
+    # the ids were digested and the call made only for structlog to drop the line.
+    if stage.log.isEnabledFor(logging.DEBUG):
+        stage.log.debug(
+            "buffered",
+            trace_ids=[logic.loggable_trace_id(t.trace_id) for t in traces],
+            offset=record.offset,
+        )
 
 
 async def dead_letter_until_acknowledged(
@@ -131,7 +134,11 @@ async def flush() -> None:
         if released:
             BATCH_SIZE.labels(stage.name, "flush").observe(len(released))
             stamp = stage.stamp()
-            events = [fitted(e) for e in logic.normalize([r.trace for r in released], stamp)]
+            normalized_events = logic.normalize(
+                [r.trace for r in released], stamp, [r.complete for r in released]
+            )
+            events = [fitted(e) for e in normalized_events]
+            debug = stage.log.isEnabledFor(logging.DEBUG)
             results = await deliver(
                 [
                     (normalized, e[1], logic.partition_key(e[0]).encode(), None)
@@ -153,13 +160,14 @@ async def flush() -> None:
                     event = e[0]
                     # One line per trace only at debug level, unless it is worth a look.
                     notable = event.truncated or not event.complete
-                    (stage.log.info if notable else stage.log.debug)(
-                        "assembled",
-                        trace_id=logic.loggable_trace_id(event.trace_id),
-                        spans=len(event.trace.spans),
-                        complete=event.complete,
-                        truncated=event.truncated,
-                    )
+                    if notable or debug:
+                        (stage.log.info if notable else stage.log.debug)(
+                            "assembled",
+                            trace_id=logic.loggable_trace_id(event.trace_id),
+                            spans=len(event.trace.spans),
+                            complete=event.complete,
+                            truncated=event.truncated,
+                        )
                 elif is_transient(failure):
                     pending_error = failure
                     continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from itertools import accumulate
 from typing import Any
 
@@ -39,22 +39,35 @@ def _reject_constant(name: str) -> Any:
     raise _NonFiniteNumber(f"{name} is not valid JSON")
 
 
+# What json.loads(text, parse_float=..., parse_constant=...) builds again on every call.
+_DECODER = json.JSONDecoder(parse_float=_finite_float, parse_constant=_reject_constant)
+
+
 def _loads(text: str) -> Any:
-    return json.loads(text, parse_float=_finite_float, parse_constant=_reject_constant)
+    if text.startswith("\ufeff"):
+        # json.loads refuses a BOM in a str itself (the decoder does not): its own words.
+        return json.loads(text, parse_float=_finite_float, parse_constant=_reject_constant)
+    return _DECODER.decode(text)
 
 
 def _check_json_depth(text: str, max_depth: int) -> None:
     # json.loads recurses once per nesting level; measure bracket depth first so hostile
     # nesting is refused before the parser (or pydantic, or protobuf) recurses into it.
     # The regular expressions do the scanning in C: strings out, then all but brackets.
-    if text.count("[") + text.count("{") <= max_depth:
+    opened = text.count("[") + text.count("{")
+    if opened <= max_depth:
+        return
+    # Each adjacent empty pair ("documents": [], "attributes": {}: a few per span) closes
+    # what it opened: with E of them, no point nests deeper than opened - E + 1 (the one
+    # pair it may sit in). A bound, in or out of strings: the costly scan is for the rest.
+    if opened - text.count("[]") - text.count("{}") < max_depth:
         return
     outside_strings = _JSON_STRING_RE.sub("", text)
     # A quote left is an unterminated string: the JSON is invalid and json.loads will say
     # where; only the brackets before it are counted.
     outside_strings = outside_strings.split('"', 1)[0]
     brackets = _NOT_A_BRACKET_RE.sub("", outside_strings)
-    if max(accumulate(_DEPTH_STEP[c] for c in brackets), default=0) > max_depth:
+    if max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0) > max_depth:
         raise InvalidPayload("too_deep", f"JSON nests deeper than {max_depth} levels")
 
 
@@ -153,6 +166,21 @@ def _native_trace(document: dict[str, Any]) -> Trace:
     return _with_utc_times(trace)
 
 
+def _all_in_utc(trace: Trace) -> bool:
+    # The times here were parsed by pydantic from JSON, which gives every time of one
+    # offset the same tzinfo object, of a fixed offset: the offset is asked once per such
+    # object, not once per time. A naive time's utcoffset() is None: not UTC.
+    checked: tzinfo | None = UTC
+    for span in trace.spans:
+        for moment in (span.start_time, span.end_time):
+            if moment is None or moment.tzinfo is checked:
+                continue
+            if moment.utcoffset() != _ZERO:
+                return False
+            checked = moment.tzinfo
+    return True
+
+
 def _with_utc_times(trace: Trace) -> Trace:
     # Downstream arithmetic mixes times from many sources; naive or offset datetimes would
     # raise or mislead there. Naive times are read as UTC.
@@ -167,6 +195,8 @@ def _with_utc_times(trace: Trace) -> Trace:
         except OverflowError:
             raise InvalidPayload("schema", "a span time is out of range in UTC") from None
 
+    if _all_in_utc(trace):
+        return trace  # what nearly every sender sends: nothing to convert, nothing to copy
     spans = []
     changed = False
     for span in trace.spans:

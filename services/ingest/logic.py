@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shared.events import StageStamp, Trace, TraceNormalized
@@ -13,16 +13,21 @@ from shared.features import derive_features, is_complete
 from shared.keys import pattern_partition_key
 
 
-def normalize(traces: list[Trace], stamp: StageStamp) -> list[TraceNormalized]:
+def normalize(
+    traces: list[Trace], stamp: StageStamp, complete: Sequence[bool] | None = None
+) -> list[TraceNormalized]:
+    """``complete``: ``is_complete`` of each trace when the caller knows it already (the
+    assembly keeps it per buffered trace)."""
+    known: Sequence[bool | None] = [None] * len(traces) if complete is None else complete
     return [
         TraceNormalized(
             trace_id=t.trace_id,
             stages=(stamp,),
             trace=t,
             features=derive_features(t),
-            complete=is_complete(t),
+            complete=is_complete(t) if done is None else done,
         )
-        for t in traces
+        for t, done in zip(traces, known, strict=True)
     ]
 
 
@@ -129,7 +134,8 @@ def truncate_strings(trace: Trace, cap: int) -> Trace:
 
 
 def _encoded(event: TraceNormalized) -> bytes:
-    return event.model_dump_json().encode()
+    # model_dump_json()'s bytes before it decodes them to a str (that we would encode back).
+    return event.__pydantic_serializer__.to_json(event)
 
 
 def fit(event: TraceNormalized, limit: int) -> TraceNormalized:
