@@ -92,10 +92,15 @@ def is_side_effecting(span: Span) -> bool:
     return _names_side_effect_memo(name)
 
 
-def tool_failed(span: Span) -> bool:
+def tool_failed(span: Span, result_reports_error: bool | None = None) -> bool:
     """A call failed when its span says so, or when its result reports an error (many
-    tools return an error payload with a successful span)."""
-    return span.status == SpanStatus.ERROR or result_is_error(span.tool_result)
+    tools return an error payload with a successful span). ``result_reports_error`` is
+    ``result_is_error`` of the span's result when the caller has it already."""
+    if span.status == SpanStatus.ERROR:
+        return True
+    if result_reports_error is None:
+        return result_is_error(span.tool_result)
+    return result_reports_error
 
 
 def approval_of(span: Span) -> str | None:
@@ -174,7 +179,7 @@ def derive_features(trace: Trace) -> TraceFeatures:
         ToolCall(
             name=s.tool_name or s.name,
             arguments_fingerprint=arguments_fingerprint(s.tool_arguments),
-            ok=not (s.status == SpanStatus.ERROR or error),  # tool_failed(s)
+            ok=not tool_failed(s, error),
             side_effecting=is_side_effecting(s),
         )
         for s, (error, _) in zip(tool_spans, verdicts, strict=True)
