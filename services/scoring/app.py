@@ -66,20 +66,21 @@ async def on_redacted(
 
 async def publish_decisions(decided: list[TraceScored], store: BudgetStore, out: Outbox) -> None:
     headers = {topics.DECIDED_BY_HEADER: stage.name}
-    for event in decided:
+    # A promotion goes to both topics as the same bytes: serialised once.
+    bodies = [to_bytes(event) for event in decided]
+    for event, body in zip(decided, bodies, strict=True):
         if event.decision == Decision.PROMOTE:
-            out.publish(
-                promoted, to_bytes(event), key=event.pattern.pattern_id.encode(), headers=headers
-            )
+            out.publish(promoted, body, key=event.pattern.pattern_id.encode(), headers=headers)
     # Published, then recorded: a publish that fails spends no slot of the pattern's
     # budget. A crash in between re-reads the batch; its budget facts exclude the batch's
     # own traces, so it re-decides the same way and the fixture writer absorbs the second
     # copy (idempotent by trace and fixture).
     await out.flush()
     await store.record_promotions(step.promotions(decided, policy))
-    for event in decided:
-        out.publish(scored, to_bytes(event), key=event.pattern.pattern_id.encode(), headers=headers)
-        decided_metric(event.decision.value, event.scores, policy.weights.as_dict())
+    weights = policy.weights.as_dict()
+    for event, body in zip(decided, bodies, strict=True):
+        out.publish(scored, body, key=event.pattern.pattern_id.encode(), headers=headers)
+        decided_metric(event.decision.value, event.scores, weights)
 
 
 @stage.batch_subscriber(topics.REVIEWED, purpose=topics.REVIEWS)
