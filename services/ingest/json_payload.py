@@ -72,6 +72,15 @@ def _check_json_depth(text: str, max_depth: int) -> None:
 
 
 def decode_json(data: bytes, max_depth: int) -> list[Trace]:
+    text = _checked_text(data, max_depth)
+    trace = _single_native_trace(data.removeprefix(_UTF8_BOM))
+    if trace is not None:
+        return [trace]
+    return _decode_documents(text, max_depth)
+
+
+def _checked_text(data: bytes, max_depth: int) -> str:
+    # What is refused before any parser runs, on either path.
     data = data.removeprefix(_UTF8_BOM)
     try:
         text = data.decode("utf-8")
@@ -80,6 +89,57 @@ def decode_json(data: bytes, max_depth: int) -> list[Trace]:
     if not text.strip():
         raise InvalidPayload("invalid_json", "empty payload")
     _check_json_depth(text, max_depth)
+    return text
+
+
+# A body that may be one native trace: an object, not OTLP JSON (whose one key is this).
+_MAYBE_NATIVE_RE = re.compile(rb'[ \t\r\n]*\{(?![ \t\r\n]*"resource(?:Spans|_spans)")')
+# The bytes by class, to find numbers: a digit, or an exponent's "+", reads "0", e or E "e",
+# what may end a number ",", and I "N", so that NaN and Infinity both start with N. Every
+# other byte stays itself. Each pattern below has a literal start: the scans are quick.
+_NUMBER_CLASSES = bytes.maketrans(b"0123456789+eE,}] \t\r\nI", b"00000000000ee,,,,,,,N")
+_NAN_OR_INFINITY_RE = re.compile(rb"N(?:aN|nfinity)")
+# An exponent of 3 digits or more where the number ends: 1e400, 1E+309 (and 1e+20, its "+"
+# read as a digit). In a string, hex such as "3e400f" does not end there.
+_BIG_EXPONENT_RE = re.compile(rb"e000+,")
+
+
+def _single_native_trace(data: bytes) -> Trace | None:
+    """The common body, one native trace, parsed and validated in one pass by pydantic's JSON
+    parser (json.loads plus model_validate take nearly twice as long). None whenever the result
+    might differ from _decode_documents', which then decides and alone words any refusal.
+    """
+    # A failed attempt is a parse wasted, and a dear one if the error holds a large input
+    # (OTLP JSON fails as an extra field): skip what is plainly something else.
+    if not _MAYBE_NATIVE_RE.match(data):
+        return None
+    try:
+        trace = Trace.model_validate_json(data)
+    except ValidationError:
+        # JSONL, invalid JSON, a lone surrogate escape, any schema error, no trace_id (the
+        # schema wants one, non-empty): the general path says what json.loads would.
+        return None
+    if _may_hold_non_finite(data):
+        return None
+    return _with_utc_times(trace)
+
+
+def _may_hold_non_finite(data: bytes) -> bool:
+    # json.loads, as the general path calls it, refuses NaN, Infinity and numbers past the
+    # float range; pydantic's parser reads them as floats, which a float field or attributes
+    # keep, and which a repeated key drops unseen: only the bytes tell. Past the range means
+    # an exponent of 3+ digits or, with 2 at most, 200+ digits before the point. A string
+    # that merely looks so (an order id "4XD0E127 ") costs the general path, nothing more.
+    classes = data.translate(_NUMBER_CLASSES)
+    return (
+        _NAN_OR_INFINITY_RE.search(classes) is not None
+        or _BIG_EXPONENT_RE.search(classes) is not None
+        or b"0" * 200 in classes
+    )
+
+
+def _decode_documents(text: str, max_depth: int) -> list[Trace]:
+    # The general path: any body _checked_text passed, whatever it holds.
     documents: list[Any]
     try:
         documents = [_loads(text)]
