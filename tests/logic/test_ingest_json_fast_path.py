@@ -597,7 +597,8 @@ def test_generated_variations_of_native_traces_decode_the_same_on_both_paths(
         path = data.draw(st.sampled_from(list(paths(document))))
         document = replaced(document, path, data.draw(JSON_VALUE))
     objects = [p for p in paths(document) if isinstance(at(document, p), dict) and at(document, p)]
-    if objects and data.draw(st.booleans()):  # a key written twice, the first value dropped
+    repeat_a_key: bool = data.draw(st.booleans())
+    if objects and repeat_a_key:  # a key written twice, the first value dropped
         path = data.draw(st.sampled_from(objects))
         node = at(document, path)
         key = data.draw(st.sampled_from(list(node)))
