@@ -8,12 +8,13 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from services.ingest.decode import InvalidPayload, decode_payload
 from shared.events import Trace
 from tests.logic.test_otlp_encode import LITERAL
+from tests.support.fuzz import fuzz_settings, json_values
 from tools.corpus.otlp import CONVENTIONS, to_otlp_json, to_otlp_proto
 
 pytestmark = pytest.mark.logic
@@ -26,23 +27,14 @@ VALID_OTLP_JSON = [to_otlp_json(LITERAL, c) for c in CONVENTIONS]
 VALID_NATIVE = json.loads(LITERAL.model_dump_json())
 VALID_JSON_TEXT = [json.dumps(d) for d in [*VALID_OTLP_JSON, VALID_NATIVE]]
 
-FUZZ = settings(
-    max_examples=200,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+FUZZ = fuzz_settings(200)
 
-JSON_VALUE = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats()
-    | st.text(max_size=20)
-    | st.sampled_from(["", "00" * 16, "zz", "0a" * 8, "NaN", "-1", "1e400", "AAAA"]),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
-    ),
-    max_leaves=12,
+JSON_VALUE = json_values(
+    ["", "00" * 16, "zz", "0a" * 8, "NaN", "-1", "1e400", "AAAA"],
+    text_size=20,
+    key_size=12,
+    width=4,
+    leaves=12,
 )
 
 

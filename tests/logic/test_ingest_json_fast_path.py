@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
@@ -27,6 +27,7 @@ from services.ingest.json_payload import (
     decode_json,
 )
 from shared.events import Trace
+from tests.support.fuzz import fuzz_settings, json_values
 from tools.corpus.generate import generate
 from tools.corpus.otlp import CONVENTIONS, to_otlp_json
 
@@ -559,24 +560,8 @@ def test_each_key_repeated_dropped_or_escaped_decodes_as_before(path: tuple[Any,
 
 # --- generated bodies ---------------------------------------------------------------------------
 
-FUZZ = settings(
-    max_examples=300,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-
-JSON_VALUE = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats()
-    | st.text(max_size=12)
-    | st.sampled_from(HOSTILE),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
-    ),
-    max_leaves=8,
-)
+FUZZ = fuzz_settings(300)
+JSON_VALUE = json_values(HOSTILE, text_size=12, key_size=8, width=3, leaves=8)
 STYLES = st.sampled_from(
     [
         {},
