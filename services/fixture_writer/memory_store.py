@@ -160,8 +160,11 @@ class InMemoryFixtureStore:
         self.decisions[(trace_id, policy_version)] = (decision, stamped_at or UNSTAMPED)
         self._policies.setdefault(trace_id, set()).add(policy_version)
 
-    def load_fixture(self, fixture_id: str, pattern_id: str, current: int, status: str) -> None:
-        self.fixtures[fixture_id] = _StoredFixture(pattern_id, [], current, status)
+    def load_fixture(
+        self, fixture_id: str, pattern_id: str, current: int, status: str, highest: int
+    ) -> None:
+        """A stored fixture, its versions loaded apart (only those a write can match)."""
+        self.fixtures[fixture_id] = _StoredFixture(pattern_id, [], current, status, highest=highest)
 
     def load_version(
         self,

@@ -3,7 +3,8 @@ transaction (``PostgresFixtureStore.batch`` opens it).
 
 A session takes the locks of every trace and fixture the batch touches and loads the rows
 it can read into an in-memory store (``prefetch``: one locking statement, then the traces'
-decisions and the fixtures with their versions, two queries for the whole batch), lets it
+decisions, the fixtures with their highest versions, and the versions its writes can match,
+three queries for the whole batch), lets it
 decide promotion after promotion by the rules written once in ``memory_store`` (a later
 promotion sees an earlier one's version and decision, as sequential writes did), and at
 the end writes what its journal says changed (``flush``: one statement per table).
@@ -14,7 +15,7 @@ the trace's.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -149,6 +150,11 @@ class Session:
         self._state = InMemoryFixtureStore(journal=self._journal)
         self._traces: set[str] = set()  # locked, their decisions loaded
         self._fixtures: set[str] = set()  # locked, their rows loaded
+        # The versions a write can match: by digest, or by (trace, policy) sourced. Every
+        # held fixture's versions matching any of these are loaded.
+        self._digests: set[str] = set()
+        self._sources: set[tuple[str, str]] = set()
+        self._versions: set[tuple[str, int]] = set()  # (fixture, version) loaded
 
     # --- reading -------------------------------------------------------------------
 
@@ -161,51 +167,97 @@ class Session:
         await self._take(
             {event.trace_id for event, _ in promotions},
             {draft.fixture_id for _, drafts in promotions for draft in drafts},
+            {draft.body_sha256 for _, drafts in promotions for draft in drafts},
+            {(event.trace_id, event.policy_version) for event, _ in promotions},
         )
 
-    async def _take(self, trace_ids: set[str], fixture_ids: set[str]) -> None:
+    async def _take(
+        self,
+        trace_ids: set[str],
+        fixture_ids: set[str],
+        digests: Set[str] = frozenset(),
+        sources: Set[tuple[str, str]] = frozenset(),
+    ) -> None:
         """Takes the locks not held yet, traces' before fixtures' (each sorted), and loads
-        their rows. A call the batch did not prefetch comes here with its own trace and
-        fixture: the order a write alone has always locked in."""
+        their rows. A call the batch did not prefetch comes here with its own trace,
+        fixture, digest and source: the order a write alone has always locked in."""
         traces = sorted(trace_ids - self._traces)
         fixtures = sorted(fixture_ids - self._fixtures)
-        if not traces and not fixtures:
-            return
-        await lock(self._conn, *(trace_key(t) for t in traces), *fixtures)
-        self._traces.update(traces)
-        self._fixtures.update(fixtures)
-        state = self._state
+        new_digests, new_sources = digests - self._digests, sources - self._sources
+        if traces or fixtures:
+            await lock(self._conn, *(trace_key(t) for t in traces), *fixtures)
+            self._traces.update(traces)
+            self._fixtures.update(fixtures)
         if traces:
             for r in await self._conn.fetch(
                 """SELECT trace_id, policy_version, decision, stamped_at FROM decisions
                    WHERE trace_id = ANY($1::text[])""",
                 traces,
             ):
-                state.load_decision(
+                self._state.load_decision(
                     r["trace_id"], r["policy_version"], r["decision"], r["stamped_at"]
                 )
         if fixtures:
-            rows = await self._conn.fetch(
-                """SELECT f.fixture_id, f.pattern_id, f.current_version, f.status, v.version,
-                          v.body_sha256, v.source_trace_id, v.policy_version
-                   FROM fixtures f LEFT JOIN fixture_versions v USING (fixture_id)
-                   WHERE f.fixture_id = ANY($1::text[])
-                   ORDER BY f.fixture_id, v.version""",
-                fixtures,
+            await self._load_fixtures(fixtures)
+        self._digests.update(new_digests)
+        self._sources.update(new_sources)
+        # The new fixtures' versions matching anything wanted so far, and the fixtures
+        # already held: their versions matching what is newly wanted.
+        if fixtures:
+            await self._load_versions(fixtures, self._digests, self._sources)
+        held = sorted(self._fixtures.difference(fixtures))
+        if held and (new_digests or new_sources):
+            await self._load_versions(held, new_digests, new_sources)
+
+    async def _load_fixtures(self, fixtures: list[str]) -> None:
+        for r in await self._conn.fetch(
+            """SELECT f.fixture_id, f.pattern_id, f.current_version, f.status,
+                      (SELECT max(v.version) FROM fixture_versions v
+                       WHERE v.fixture_id = f.fixture_id) AS highest
+               FROM fixtures f WHERE f.fixture_id = ANY($1::text[])""",
+            fixtures,
+        ):
+            self._state.load_fixture(
+                r["fixture_id"],
+                r["pattern_id"],
+                r["current_version"],
+                r["status"],
+                r["highest"] or 0,
             )
-            for r in rows:
-                if r["fixture_id"] not in state.fixtures:
-                    state.load_fixture(
-                        r["fixture_id"], r["pattern_id"], r["current_version"], r["status"]
-                    )
-                if r["version"] is not None:
-                    state.load_version(
-                        r["fixture_id"],
-                        r["version"],
-                        r["body_sha256"],
-                        r["source_trace_id"],
-                        r["policy_version"],
-                    )
+
+    async def _load_versions(
+        self, fixtures: list[str], digests: Set[str], sources: Set[tuple[str, str]]
+    ) -> None:
+        """Only the versions a write can match (the same digest, or the same trace under
+        the same policy), not all: a fixture promoted again and again keeps every version,
+        and loading them all made each batch cost more as its history grew. No rule reads
+        the others: the highest version comes with the fixture's row."""
+        if not digests and not sources:
+            return
+        for r in await self._conn.fetch(
+            """SELECT fixture_id, version, body_sha256, source_trace_id, policy_version
+               FROM fixture_versions
+               WHERE fixture_id = ANY($1::text[])
+                 AND (body_sha256 = ANY($2::text[]) OR source_trace_id = ANY($3::text[]))
+               ORDER BY fixture_id, version""",
+            fixtures,
+            sorted(digests),
+            sorted({trace for trace, _ in sources}),
+        ):
+            key = (r["fixture_id"], r["version"])
+            wanted = (
+                r["body_sha256"] in digests
+                or (r["source_trace_id"], r["policy_version"]) in sources
+            )
+            if wanted and key not in self._versions:
+                self._versions.add(key)
+                self._state.load_version(
+                    r["fixture_id"],
+                    r["version"],
+                    r["body_sha256"],
+                    r["source_trace_id"],
+                    r["policy_version"],
+                )
 
     # --- the calls -----------------------------------------------------------------
 
@@ -214,7 +266,12 @@ class Session:
         self._state.record_decision_now(event, at)
 
     async def write(self, draft: FixtureDraft, event: TraceScored, at: datetime) -> Written:
-        await self._take({event.trace_id}, {draft.fixture_id})
+        await self._take(
+            {event.trace_id},
+            {draft.fixture_id},
+            {draft.body_sha256},
+            {(event.trace_id, event.policy_version)},
+        )
         return self._state.write_now(draft, event, at)
 
     async def block(self, fixture_id: str, trace_id: str, reason: str, at: datetime) -> None:

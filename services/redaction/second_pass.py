@@ -14,7 +14,9 @@ Choices, tuned so that clean redacted fixtures pass:
   all 1.0), IPs (0.6), formatted SSNs (0.5) and libphonenumber-valid phones (0.4); drops the
   "very weak" SSN patterns (0.05) that fire on any nine digits.
 - Phone regions US and GB (Presidio's default list adds IN, BR, ...: ten-digit ids then read as
-  valid Indian mobiles); "+"-prefixed numbers of any country are still found.
+  valid Indian mobiles); "+"-prefixed numbers of any country are still found. Its matcher
+  is not run on a text where no run of digits is long enough to be a valid number
+  (``phone_reach``): it cost most of the check on scores, versions and ids.
 - IP addresses the first pass deliberately keeps (loopback, "any", reserved, versions written
   as dotted quads) are not leaks.
 - The email recognizer validates domains with tldextract, which downloads the public-suffix
@@ -31,6 +33,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from services.redaction.detectors import CREDENTIAL_DETECTORS, ip_kept
+from services.redaction.phone_reach import PhoneReach
 from services.redaction.scanner import Scanner, ScanSession, resolve
 
 ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS")
@@ -129,10 +132,20 @@ def _build_analyzer() -> Any:
         def validate_result(self, pattern_text: str) -> bool:
             return bool(offline_suffixes(pattern_text).fqdn)
 
+    reach = PhoneReach(PHONE_REGIONS)
+
+    class ReachablePhoneRecognizer(PhoneRecognizer):
+        """Presidio's, not run on a text where no number could be found (see phone_reach)."""
+
+        def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> Any:
+            if not reach.may_hold_number(text):
+                return []
+            return super().analyze(text, entities, nlp_artifacts)
+
     registry = RecognizerRegistry(supported_languages=["en"])
     for recognizer in (
         OfflineEmailRecognizer(),
-        PhoneRecognizer(supported_regions=PHONE_REGIONS),
+        ReachablePhoneRecognizer(supported_regions=PHONE_REGIONS),
         CreditCardRecognizer(),
         IbanRecognizer(),
         UsSsnRecognizer(),

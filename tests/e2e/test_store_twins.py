@@ -601,3 +601,65 @@ def test_a_prefetched_batch_versions_redelivers_supersedes_and_restores_as_the_t
     assert list(real.blocked.values()) == ["EMAIL found"], "a block is kept as first written"
     restored_lines = {line for line in real.gate_log if line[0] == "restored"}
     assert len(restored_lines) == len(written["restored"])
+
+
+async def matched_in_history(store: FixtureStore, nonce: str) -> list[Any]:
+    """Four traces of one pattern promoted one by one (versions 1 to 4). Then one batch,
+    prefetched as the stage does: the first redelivered (its body is version 1's), the
+    second decided again with another body under the same policy (it sourced version 2),
+    a fifth trace; then one batch that prefetches nothing: the fourth redelivered, which
+    takes the fixtures' locks, and the third decided again with another body, which must
+    still find the version it sourced."""
+    traces = [refund_trace(f"{nonce}{n}".ljust(32, "0"), 100 + n) for n in range(5)]
+
+    def decided(n: int, hour: int, amount: int | None = None) -> TraceScored:
+        trace = traces[n] if amount is None else refund_trace(traces[n].trace_id, amount)
+        return scored(trace, pattern_id=f"ph-{nonce}", at=AT + timedelta(hours=hour))
+
+    history = [await _promote(store, decided(n, n + 1)) for n in range(4)]
+    batch = [decided(0, 1), decided(1, 8, amount=777), decided(4, 9)]
+    written: list[Any] = []
+    async with store.batch() as session:
+        promotions = [(event, build_fixtures(event)) for event in batch]
+        await session.prefetch(promotions)
+        for event, drafts in promotions:
+            await session.record_decision(event, AT)
+            for draft in drafts:
+                w = await session.write(draft, event, AT)
+                written.append((w.version, w.created, w.restored, w.superseded))
+    unprefetched: list[Any] = []
+    async with store.batch() as session:
+        for event in (decided(3, 4), decided(2, 10, amount=555)):
+            await session.record_decision(event, AT)
+            for draft in build_fixtures(event):
+                w = await session.write(draft, event, AT)
+                unprefetched.append((w.version, w.created, w.restored, w.superseded))
+    async with store.active_fixtures(f"ph-{nonce}") as active:
+        return [history, written, unprefetched, sorted(active)]
+
+
+def test_a_batch_finds_old_versions_by_body_and_by_source_as_the_twin_does(
+    infra: Endpoints,
+) -> None:
+    nonce = secrets.token_hex(3)
+
+    async def on_postgres() -> list[Any]:
+        pool = await connect_pool(infra.database_url)
+        try:
+            await migrate(pool)
+            return await matched_in_history(PostgresFixtureStore(pool), nonce)
+        finally:
+            await pool.close()
+
+    real = asyncio.run(on_postgres())
+    assert real == asyncio.run(matched_in_history(InMemoryFixtureStore(), nonce))
+    history, written, unprefetched, _ = real
+    highest = max(version for step in history for version, *_ in step)
+    assert highest >= 2, "the history versioned a fixture"
+    found = {(version, created) for version, created, _, _ in written}
+    assert (1, False) in found, "a redelivered body finds version 1"
+    assert (2, False) in found, "a trace decided again finds the version it sourced"
+    assert any(created and version > highest for version, created, _, _ in written), (
+        "a new body is the version after the highest stored"
+    )
+    assert {(v, c) for v, c, _, _ in unprefetched} >= {(4, False), (3, False)}

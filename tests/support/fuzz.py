@@ -1,4 +1,4 @@
-"""Hypothesis settings and strategies shared by the decoders' fuzz tests."""
+"""Hypothesis settings and strategies shared by the fuzz tests."""
 
 from __future__ import annotations
 
