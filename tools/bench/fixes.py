@@ -7,6 +7,9 @@ replaced, in this process, on the same inputs, in the same run.
   and the result was thrown away).
 - Dedupe memoises message templating of words (before: every word of every trace went
   through the ten templating regexes).
+- The second pass runs the phone matcher only on text with a digit run long enough to be a
+  valid number (before: on every string; both with the verdict cache emptied, so every
+  string is analysed; the verdicts must be the same).
 """
 
 from __future__ import annotations
@@ -87,6 +90,40 @@ def second_pass_verdicts(promoted: list[TraceScored], reps: int) -> dict[str, An
     )
 
 
+def phone_reach(promoted: list[TraceScored], reps: int) -> dict[str, Any]:
+    drafts = [fixture_logic.build_fixtures(e) for e in promoted]
+    reaching = second_pass._get_analyzer()
+    everywhere = second_pass._build_analyzer(phone_reach=False)
+    verdicts: dict[str, list[Any]] = {}
+
+    def check_all(analyzer: Any, name: str) -> Callable[[], object]:
+        def run() -> None:
+            second_pass._VERDICTS.clear()
+            second_pass._analyzer = analyzer
+            verdicts[name] = [
+                fixture_logic.privacy_checked(d, second_pass.find_leaks) for d in drafts
+            ]
+
+        return run
+
+    try:
+        found = _compare(
+            "phone matcher only where a number fits",
+            "fixture writer's privacy check, every string analysed",
+            len(drafts),
+            "promotions",
+            check_all(everywhere, "before"),
+            check_all(reaching, "after"),
+            reps,
+        )
+    finally:
+        second_pass._analyzer = reaching
+        second_pass._VERDICTS.clear()
+    if verdicts["before"] != verdicts["after"]:
+        raise AssertionError("the phone matcher's bound changed a verdict of the second pass")
+    return found
+
+
 def raw_body_decoding(bodies: list[bytes], reps: int) -> dict[str, Any]:
     def json_then_pydantic() -> None:
         for b in bodies:
@@ -141,6 +178,7 @@ def profiling_fixes(ctx: Context, inputs: StageInputs) -> list[dict[str, Any]]:
         normalized = [TraceNormalized.model_validate_json(b) for b in bodies]
         found = [
             second_pass_verdicts(promoted, reps),
+            phone_reach(promoted, reps),
             raw_body_decoding(bodies, reps),
             memoised_templating(normalized, reps),
         ]
