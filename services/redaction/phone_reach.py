@@ -75,10 +75,14 @@ def digit_floors(regions: Iterable[str]) -> DigitFloors:
 class PhoneReach:
     def __init__(self, regions: Iterable[str]) -> None:
         self.floors = digit_floors(regions)
-        # The matcher's regular expressions are case-insensitive ("x" is punctuation to it).
-        written_with = re.escape(_VALID_PUNCTUATION + _OPENING_PARENS + _PLUS_CHARS)
-        self._run = re.compile(rf"[\d{written_with}]+", re.IGNORECASE)
-        self._plus = re.compile(f"[{re.escape(_PLUS_CHARS)}]")
+        # The matcher's own character classes, written into a class as it writes them (they
+        # hold ranges, such as the dashes U+2010 to U+2015: escaping them would drop the
+        # dashes inside), and case-insensitive as its patterns are ("x" is punctuation).
+        # The punctuation first: it begins with a "-" that only the head of a class reads
+        # as itself.
+        written_with = _VALID_PUNCTUATION + _OPENING_PARENS + _PLUS_CHARS
+        self._run = re.compile(rf"[{written_with}\d]+", re.IGNORECASE)
+        self._plus = re.compile(f"[{_PLUS_CHARS}]")
 
     def may_hold_number(self, text: str) -> bool:
         floors = self.floors
