@@ -205,9 +205,10 @@ class Session:
         # already held: their versions matching what is newly wanted.
         if fixtures:
             await self._load_versions(fixtures, self._digests, self._sources)
-        held = sorted(self._fixtures.difference(fixtures))
-        if held and (new_digests or new_sources):
-            await self._load_versions(held, new_digests, new_sources)
+        if new_digests or new_sources:
+            held = sorted(self._fixtures.difference(fixtures))
+            if held:
+                await self._load_versions(held, new_digests, new_sources)
 
     async def _load_fixtures(self, fixtures: list[str]) -> None:
         for r in await self._conn.fetch(

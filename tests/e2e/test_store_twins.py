@@ -8,9 +8,10 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -20,7 +21,7 @@ from services.dedupe.logic import Observation
 from services.dedupe.store import InMemoryPatternStore, PatternStore, PostgresPatternStore
 from services.fixture_writer.logic import HandRetirement, build_fixtures
 from services.fixture_writer.memory_store import InMemoryFixtureStore
-from services.fixture_writer.store import FixtureStore, PostgresFixtureStore
+from services.fixture_writer.store import FixtureStore, FixtureWrites, PostgresFixtureStore
 from services.ingest.decode import decode_payload
 from services.scoring.logic import BudgetState
 from services.scoring.store import (
@@ -42,6 +43,8 @@ from tests.support.builders import refund_trace, scored
 from tools.corpus.real.slice import read_slice
 
 pytestmark = pytest.mark.e2e
+
+T = TypeVar("T")
 
 DAY = date(2026, 3, 2)
 OTHER_DAY = date(2026, 3, 3)
@@ -106,7 +109,8 @@ class Story:
     restored: list[Written_]
 
 
-async def _promote(store: FixtureStore, event: TraceScored) -> list[Written_]:
+async def _promote(store: FixtureWrites, event: TraceScored) -> list[Written_]:
+    """Records the decision and writes every fixture of it, alone or inside a batch."""
     await store.record_decision(event, AT)
     written = [await store.write(d, event, AT) for d in build_fixtures(event)]
     return [(w.version, w.created, w.restored, w.superseded) for w in written]
@@ -427,31 +431,31 @@ async def promoted_in_one_batch(store: FixtureStore, nonce: str) -> list[Any]:
         scored(t, pattern_id=f"pb-{nonce}", at=AT + timedelta(hours=hour))
         for hour, t in enumerate([*traces, traces[0]], start=1)
     ]
-    written: list[Any] = []
     async with store.batch() as session:
-        for event in events:
-            await session.record_decision(event, AT)
-            for draft in build_fixtures(event):
-                w = await session.write(draft, event, AT)
-                written.append((w.version, w.created, w.restored, w.superseded))
+        written = [w for event in events for w in await _promote(session, event)]
     async with store.active_fixtures(f"pb-{nonce}") as active:
         return [written, sorted(active)]
+
+
+def fixture_story_on_postgres(infra: Endpoints, story: Callable[[FixtureStore], Awaitable[T]]) -> T:
+    """The story told to the fixture store on the real database."""
+
+    async def told() -> T:
+        pool = await connect_pool(infra.database_url)
+        try:
+            await migrate(pool)
+            return await story(PostgresFixtureStore(pool))
+        finally:
+            await pool.close()
+
+    return asyncio.run(told())
 
 
 def test_promotions_written_in_one_batch_store_what_the_in_memory_twin_stores(
     infra: Endpoints,
 ) -> None:
     nonce = secrets.token_hex(3)
-
-    async def on_postgres() -> list[Any]:
-        pool = await connect_pool(infra.database_url)
-        try:
-            await migrate(pool)
-            return await promoted_in_one_batch(PostgresFixtureStore(pool), nonce)
-        finally:
-            await pool.close()
-
-    real = asyncio.run(on_postgres())
+    real = fixture_story_on_postgres(infra, lambda store: promoted_in_one_batch(store, nonce))
     assert real == asyncio.run(promoted_in_one_batch(InMemoryFixtureStore(), nonce))
     written, active = real
     assert any(created for _, created, _, _ in written)
@@ -618,22 +622,15 @@ async def matched_in_history(store: FixtureStore, nonce: str) -> list[Any]:
 
     history = [await _promote(store, decided(n, n + 1)) for n in range(4)]
     batch = [decided(0, 1), decided(1, 8, amount=777), decided(4, 9)]
-    written: list[Any] = []
     async with store.batch() as session:
-        promotions = [(event, build_fixtures(event)) for event in batch]
-        await session.prefetch(promotions)
-        for event, drafts in promotions:
-            await session.record_decision(event, AT)
-            for draft in drafts:
-                w = await session.write(draft, event, AT)
-                written.append((w.version, w.created, w.restored, w.superseded))
-    unprefetched: list[Any] = []
+        await session.prefetch([(event, build_fixtures(event)) for event in batch])
+        written = [w for event in batch for w in await _promote(session, event)]
     async with store.batch() as session:
-        for event in (decided(3, 4), decided(2, 10, amount=555)):
-            await session.record_decision(event, AT)
-            for draft in build_fixtures(event):
-                w = await session.write(draft, event, AT)
-                unprefetched.append((w.version, w.created, w.restored, w.superseded))
+        unprefetched = [
+            w
+            for event in (decided(3, 4), decided(2, 10, amount=555))
+            for w in await _promote(session, event)
+        ]
     async with store.active_fixtures(f"ph-{nonce}") as active:
         return [history, written, unprefetched, sorted(active)]
 
@@ -642,16 +639,7 @@ def test_a_batch_finds_old_versions_by_body_and_by_source_as_the_twin_does(
     infra: Endpoints,
 ) -> None:
     nonce = secrets.token_hex(3)
-
-    async def on_postgres() -> list[Any]:
-        pool = await connect_pool(infra.database_url)
-        try:
-            await migrate(pool)
-            return await matched_in_history(PostgresFixtureStore(pool), nonce)
-        finally:
-            await pool.close()
-
-    real = asyncio.run(on_postgres())
+    real = fixture_story_on_postgres(infra, lambda store: matched_in_history(store, nonce))
     assert real == asyncio.run(matched_in_history(InMemoryFixtureStore(), nonce))
     history, written, unprefetched, _ = real
     highest = max(version for step in history for version, *_ in step)
