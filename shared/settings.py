@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     # Records a stage takes from one poll, and how long it waits for them.
     stage_batch_records: int = Field(default=500, ge=1)
     stage_batch_timeout_ms: int = Field(default=100, ge=1)
+    # After a poll that returned records, how long the stage waits for more that arrived
+    # while it worked (see shared.stage.poll_promptly; 0 turns it off).
+    stage_batch_top_up_ms: int = Field(default=10, ge=0, le=1000)
     # Allocations between two young-generation collections of the garbage collector in a
     # stage process (Python's default is 700; 0 keeps it). See shared.ops.settle_heap. Well
     # above what a batch holds alive (a parsed trace event is ~100 tracked objects, a batch

@@ -160,19 +160,46 @@ async def test_a_batch_subscription_polls_again_at_once_after_an_empty_poll(
 ) -> None:
     from faststream.kafka import KafkaBroker
 
-    from shared.stage import poll_again_at_once
+    from shared.stage import poll_promptly
 
     async def no_pause(*_: Any) -> None:
         raise AssertionError("slept after an empty poll")
 
     monkeypatch.setattr("anyio.sleep", no_pause)
     subscriber = KafkaBroker().subscriber("t", batch=True, max_records=7, batch_timeout_ms=30)
-    poll_again_at_once(subscriber)
+    poll_promptly(subscriber)
     consumer = FakeConsumer({}, {"p0": [1, 2], "p1": [3]})
 
     assert await subscriber.get_msg(consumer) == ()
     assert await subscriber.get_msg(consumer) == (1, 2, 3)
     assert consumer.polls == [{"timeout_ms": 30, "max_records": 7}] * 2
+
+
+async def test_a_poll_that_returned_records_is_topped_up_with_what_arrived_meanwhile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from faststream.kafka import KafkaBroker
+
+    from shared.stage import poll_promptly
+
+    subscriber = KafkaBroker().subscriber("t", batch=True, max_records=7, batch_timeout_ms=30)
+    poll_promptly(subscriber, top_up_ms=4)
+    consumer = FakeConsumer(
+        {"p0": [1, 2], "p1": [3]},
+        {"p1": [4], "p2": [5]},  # the top-up: p1's next record, and p2's first
+        {},  # an empty poll is not topped up
+        {"p0": [6, 7, 8, 9, 10, 11, 12]},  # nor a full one
+    )
+
+    assert await subscriber.get_msg(consumer) == (1, 2, 3, 4, 5), "partition by partition"
+    assert await subscriber.get_msg(consumer) == ()
+    assert await subscriber.get_msg(consumer) == (6, 7, 8, 9, 10, 11, 12)
+    assert consumer.polls == [
+        {"timeout_ms": 30, "max_records": 7},
+        {"timeout_ms": 4, "max_records": 4},
+        {"timeout_ms": 30, "max_records": 7},
+        {"timeout_ms": 30, "max_records": 7},
+    ]
 
 
 class RefusingPublisher:

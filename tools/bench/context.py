@@ -79,7 +79,7 @@ class Plan:
             latency_seconds=30.0,
             isolation_events=20_000,
             growth_sizes=(10_000, 100_000, 1_000_000),
-            growth_traces=300,
+            growth_traces=1_000,
             presidio_other_share=0.15,
             profile_events=200,
             compute_events=2_000,
