@@ -47,7 +47,7 @@ import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
 from services.dedupe.normalisation import intent_words
@@ -136,9 +136,31 @@ class SeriesPoint:
 
 def series_starts(seen_at: datetime) -> tuple[tuple[str, datetime], ...]:
     """The hour and the day a trace falls in, in UTC."""
-    utc = seen_at.astimezone(UTC)
-    hour = utc.replace(minute=0, second=0, microsecond=0)
+    hour = hour_of(seen_at)
     return (("hour", hour), ("day", hour.replace(hour=0)))
+
+
+def hour_of(seen_at: datetime) -> datetime:
+    """The start of the UTC hour ``seen_at`` falls in."""
+    return seen_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+# A pattern's recent counts are counted by the hour, from its hourly series: the hour of its
+# last sighting and the 23 (or 167) before it. Counting sightings one by one over a sliding
+# window meant reading every trace of the pattern's last week on every batch it could
+# touch, which grows with its traffic (a pattern seen 50 times a second has 30 million).
+DAY_HOURS = 24
+WEEK_HOURS = 7 * 24
+
+
+def first_counted_hour(last_seen: datetime, hours: int) -> datetime:
+    """The first hour of the ``hours``-hour window that ends with the hour of ``last_seen``."""
+    return hour_of(last_seen) - timedelta(hours=hours - 1)
+
+
+def sightings_since(sightings: Mapping[datetime, int], first_hour: datetime) -> int:
+    """How many sightings fall in ``first_hour`` or a later hour."""
+    return sum(n for hour, n in sightings.items() if hour >= first_hour)
 
 
 def with_trend(pattern: PatternInfo, days: Sequence[DayCount], today: date) -> PatternInfo:
@@ -162,10 +184,10 @@ class Observation:
     members: tuple[tuple[str, str], ...]
     intent: Intent
     content: Sketch
+    point: SeriesPoint
     agent: str = "-"
     # (measure, log value) pairs the agent's baseline learns from.
     measures: tuple[tuple[str, float], ...] = ()
-    point: SeriesPoint | None = None
     # Tool names in call order: a reference path for the pattern's later runs.
     path: tuple[str, ...] = ()
 

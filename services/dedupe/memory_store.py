@@ -10,16 +10,17 @@ loads the rows a batch can touch into one of these, lets it decide, and writes w
 
 from __future__ import annotations
 
-import bisect
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from services.dedupe.logic import (
+    DAY_HOURS,
     DEFAULT_EXEMPLARS,
     INTENT_THRESHOLD,
+    WEEK_HOURS,
     Candidate,
     MeasureSums,
     Observation,
@@ -30,17 +31,17 @@ from services.dedupe.logic import (
     baseline_of,
     best_match,
     exemplar_role,
+    first_counted_hour,
+    hour_of,
     pattern_fingerprint,
     series_starts,
+    sightings_since,
     success_bucket,
 )
 from services.dedupe.trajectory import MAX_PATHS, Path
 from shared.events import AgentBaseline, PatternInfo
 from shared.series import days_of
 from shared.trends import DayCount
-
-DAY = timedelta(days=1)
-WEEK = timedelta(days=7)
 
 
 @dataclass
@@ -102,8 +103,8 @@ class InMemoryPatternStore:
     # Distinct members per (pattern, dimension), and the agent versions by name.
     member_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     versions: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-    # When each pattern's traces were seen, sorted: its 24-hour and 7-day counts.
-    seen: dict[str, list[datetime]] = field(default_factory=lambda: defaultdict(list))
+    # Each pattern's sightings per UTC hour: its 24-hour and 7-day counts.
+    sightings: dict[str, Counter[datetime]] = field(default_factory=lambda: defaultdict(Counter))
     # Daily series: (pattern, day) -> [occurrences, rescues]; (agent, day) -> traces.
     daily: dict[tuple[str, date], list[int]] = field(default_factory=dict)
     agent_daily: dict[tuple[str, date], int] = field(default_factory=lambda: defaultdict(int))
@@ -150,7 +151,7 @@ class InMemoryPatternStore:
             self.member_counts[(pattern_id, dimension)] += 1
             if dimension == "agent_version":
                 self.versions[pattern_id].add(member)
-        bisect.insort(self.seen[pattern_id], obs.seen_at)
+        self.sightings[pattern_id][hour_of(obs.seen_at)] += 1
         self._add_series(pattern_id, obs)
         kept_paths = self.paths.setdefault(pattern_id, [])
         path_kept = len(kept_paths) < MAX_PATHS
@@ -198,8 +199,6 @@ class InMemoryPatternStore:
             )
 
     def _add_series(self, pattern_id: str, obs: Observation) -> None:
-        if obs.point is None:
-            return
         for grain, start in series_starts(obs.seen_at):
             if grain == "day":
                 daily = self.daily.setdefault((pattern_id, start.date()), [0, 0])
@@ -212,11 +211,7 @@ class InMemoryPatternStore:
 
     def pattern_now(self, pattern_id: str) -> PatternInfo:
         row = self.patterns[pattern_id]
-        seen = self.seen[pattern_id]
-
-        def since(start: datetime) -> int:
-            return len(seen) - bisect.bisect_right(seen, start)
-
+        sightings = self.sightings[pattern_id]
         return PatternInfo(
             pattern_id=pattern_id,
             fingerprint_version=row.fingerprint_version,
@@ -228,8 +223,8 @@ class InMemoryPatternStore:
             agent_versions=tuple(sorted(self.versions.get(pattern_id, ()))),
             first_seen=row.first_seen,
             last_seen=row.last_seen,
-            count_24h=since(row.last_seen - DAY),
-            count_7d=since(row.last_seen - WEEK),
+            count_24h=sightings_since(sightings, first_counted_hour(row.last_seen, DAY_HOURS)),
+            count_7d=sightings_since(sightings, first_counted_hour(row.last_seen, WEEK_HOURS)),
             covered_by_fixture=pattern_id in self.coverage,
         )
 

@@ -131,8 +131,6 @@ def _series_and_baselines(new: list[NewTrace]) -> list[list[Any]]:
         for name, x in obs.measures:
             s = sums.setdefault((obs.agent, name), [0, 0.0, 0.0])
             s[0], s[1], s[2] = s[0] + 1, s[1] + x, s[2] + x * x
-        if point is None:
-            continue
         owner[n.pattern_id] = obs.agent
         added = (1, int(point.failed), point.retries, point.rescues, int(point.escalated),
                  point.latency_ms, point.tokens)  # fmt: skip

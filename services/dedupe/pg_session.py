@@ -19,15 +19,16 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import date, datetime, timedelta
 
 from services.dedupe.logic import (
+    DAY_HOURS,
+    WEEK_HOURS,
     MeasureSums,
     Observation,
     Recorded,
+    hour_of,
     pattern_id_of,
     success_bucket,
 )
 from services.dedupe.memory_store import (
-    DAY,
-    WEEK,
     InMemoryPatternStore,
     NewTrace,
     PatternRow,
@@ -182,14 +183,15 @@ class Session:
     def _read_sightings(
         self, reads: Reads, wanted: list[str], observations: Sequence[Observation]
     ) -> None:
-        """What the 24-hour and 7-day counts need of each pattern's sightings. Only the
-        last 7 days before its last sighting count, and within the batch the last sighting
-        can move on only up to the batch's latest trace (the horizon): a sighting that
-        stays inside a window for every last sighting up to the horizon is read as a count,
-        and stands in the store as a value that is inside that window (and outside the
-        other) whatever the last sighting becomes; only the sightings a window can leave
-        during the batch are read one by one. A hot pattern's thousands of sightings a day
-        would otherwise be read by every batch that can touch it."""
+        """What the 24-hour and 7-day counts need of each pattern's hourly sightings (its
+        hourly series, summed over agent versions). Only the hours of the week that ends
+        with its last sighting count, and within the batch the last sighting can move on
+        only up to the batch's latest trace (the horizon): an hour that stays inside a
+        window for every last sighting up to the horizon is read as a count, and stands in
+        the store as an hour that is inside that window (and outside the other) whatever
+        the last sighting becomes; only the hours a window can leave during the batch are
+        read one by one (an hour's row per agent version: they add up). At most a few
+        rows per pattern come back, whatever its traffic."""
         if observations:
             latest = max(o.seen_at for o in observations)
             self._horizon = latest if self._horizon is None else max(self._horizon, latest)
@@ -198,33 +200,46 @@ class Session:
 
         def apply(rows: Rows) -> None:
             for r in rows:
-                last = instant(r["last_seen"])
-                self._state.seen[r["pattern_id"]] = sorted(
-                    [
-                        *map(instant, r["leaving"] or ()),
-                        *[last - DAY] * r["week_only"],
-                        *[last] * r["in_day"],
-                    ]
-                )
+                last = hour_of(instant(r["last_seen"]))
+                hours = self._state.sightings[r["pattern_id"]]
+                for hour, n in zip(r["leaving"] or (), r["leaving_n"] or (), strict=True):
+                    hours[instant(hour)] += n
+                if r["week_only"]:
+                    hours[last - timedelta(hours=DAY_HOURS)] += r["week_only"]
+                if r["in_day"]:
+                    hours[last] += r["in_day"]
 
         reads.add(
-            """SELECT t.pattern_id, p.last_seen,
-                      array_agg(t.seen_at) FILTER (
-                          WHERE t.seen_at <= h.upto - $4::interval
-                             OR (t.seen_at > p.last_seen - $3::interval
-                                 AND t.seen_at <= h.upto - $3::interval)) AS leaving,
-                      count(*) FILTER (
-                          WHERE t.seen_at > h.upto - $4::interval
-                            AND t.seen_at <= p.last_seen - $3::interval) AS week_only,
-                      count(*) FILTER (WHERE t.seen_at > h.upto - $3::interval) AS in_day
-               FROM patterns p
-               CROSS JOIN LATERAL (
-                   SELECT GREATEST(p.last_seen, $2::timestamptz) AS upto) h
-               JOIN dedupe_traces t USING (pattern_id)
-               WHERE p.pattern_id = ANY($1::text[])
-                 AND t.seen_at > p.last_seen - $4::interval
-               GROUP BY t.pattern_id, p.last_seen""",
-            [wanted, self._horizon, DAY, WEEK],
+            """WITH w AS (
+                   SELECT pattern_id, last_seen, last_hour - $4::interval AS week_from,
+                          last_hour - $3::interval AS day_from,
+                          upto_hour - $4::interval AS week_always,
+                          upto_hour - $3::interval AS day_always
+                   FROM (SELECT pattern_id, last_seen,
+                                date_trunc('hour', last_seen, 'UTC') AS last_hour,
+                                date_trunc('hour', GREATEST(last_seen, $2::timestamptz),
+                                           'UTC') AS upto_hour
+                         FROM patterns WHERE pattern_id = ANY($1::text[])) p)
+               SELECT w.pattern_id, w.last_seen,
+                      array_agg(s.start) FILTER (WHERE s.start < w.week_always
+                          OR (s.start >= w.day_from AND s.start < w.day_always)) AS leaving,
+                      array_agg(s.occurrences) FILTER (WHERE s.start < w.week_always
+                          OR (s.start >= w.day_from AND s.start < w.day_always)) AS leaving_n,
+                      coalesce(sum(s.occurrences) FILTER (
+                          WHERE s.start >= w.week_always AND s.start < w.day_from), 0)::int
+                          AS week_only,
+                      coalesce(sum(s.occurrences) FILTER (
+                          WHERE s.start >= w.day_always), 0)::int AS in_day
+               FROM w JOIN pattern_series s
+                 ON s.pattern_id = w.pattern_id AND s.grain = 'hour'
+                AND s.start >= w.week_from
+               GROUP BY w.pattern_id, w.last_seen""",
+            [
+                wanted,
+                self._horizon,
+                timedelta(hours=DAY_HOURS - 1),
+                timedelta(hours=WEEK_HOURS - 1),
+            ],
             apply,
         )
 

@@ -4,6 +4,7 @@ grouping metric."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -339,6 +340,26 @@ async def test_a_trace_once_assigned_keeps_its_pattern_and_role_when_redelivered
     assert (again.pattern_id, again.near_copy) == (first.pattern_id, first.near_copy)
     assert again.already_forwarded and not again.first_delivery
     assert (await store.pattern(first.pattern_id)).occurrences == 1
+
+
+async def test_recent_counts_hold_the_hour_of_the_last_sighting_and_the_hours_before_it() -> None:
+    store = InMemoryPatternStore()
+    last = datetime(2026, 11, 30, 12, 40, tzinfo=UTC)
+    seen = [
+        last - timedelta(days=7, minutes=-20),  # 7 days before, in the 167th hour before
+        last - timedelta(days=7, minutes=10),  # 7 days before, in the 168th: not counted
+        last - timedelta(hours=23, minutes=45),  # within 24 h, but in the 24th hour before
+        last - timedelta(hours=23, minutes=30),  # in the 23rd hour before
+        last,
+    ]
+    first = obs(PARCEL)
+    for k, at in enumerate(seen):
+        await store.record(
+            replace(first, trace_id=f"{k:032x}", content_sha256=f"{k:064x}", seen_at=at)
+        )
+    pattern = await store.pattern(pattern_id_of(first.bucket, first.intent))
+    assert pattern.occurrences == 5
+    assert (pattern.count_24h, pattern.count_7d) == (2, 4)
 
 
 async def test_the_store_holds_no_word_of_the_request_or_the_answer() -> None:
