@@ -175,9 +175,7 @@ async def test_a_batch_subscription_polls_again_at_once_after_an_empty_poll(
     assert consumer.polls == [{"timeout_ms": 30, "max_records": 7}] * 2
 
 
-async def test_a_poll_that_returned_records_is_topped_up_with_what_arrived_meanwhile(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_a_poll_that_returned_records_is_topped_up_with_what_arrived_meanwhile() -> None:
     from faststream.kafka import KafkaBroker
 
     from shared.stage import poll_promptly
