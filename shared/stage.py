@@ -8,17 +8,38 @@ import itertools
 import json
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
 from aiokafka import ConsumerRecord
 from faststream import AckPolicy
+from faststream._internal.constants import EMPTY
+from faststream._internal.context import Context
 from faststream.kafka import KafkaBroker
+from faststream.kafka.message import KafkaMessage as _KafkaMessage
 from faststream.message import StreamMessage
 from pydantic import BaseModel, ValidationError
 
 from shared import events, ops, topics
 from shared.events import DeadLettered, StageStamp
+
+
+class _ResolvedOnLoop(Context):
+    async def use(self, /, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        return super().use(**kwargs)
+
+
+def Resolved(real_name: str = "", *, default: Any = EMPTY) -> Any:
+    """FastStream's ``Context()``, resolved on the event loop. fast_depends runs a custom
+    field's synchronous ``use`` in a worker thread: with FastStream's own ``Context`` every
+    handled batch cost a thread hop for each context parameter (a lock, a queue and a
+    wake-up of the loop; ~4 % of ingest's CPU at 240 traces/s, profiled)."""
+    return _ResolvedOnLoop(real_name, default=default)
+
+
+# The batch a handler was given (``faststream.kafka.annotations.KafkaMessage``, resolved on
+# the loop).
+KafkaMessage = Annotated[_KafkaMessage, _ResolvedOnLoop("message")]
 
 
 def now() -> datetime:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from faststream import Context, ContextRepo, FastStream
-from faststream.kafka.annotations import KafkaMessage
+from faststream import ContextRepo, FastStream
 
 from services.dedupe import logic
 from services.dedupe.store import PatternSession, PatternStore, PostgresPatternStore
@@ -20,7 +19,7 @@ from shared.log import configure_logging
 from shared.ops import instrument
 from shared.retention import retention
 from shared.settings import get_settings
-from shared.stage import Stage, to_bytes
+from shared.stage import KafkaMessage, Resolved, Stage, to_bytes
 
 settings = get_settings()
 logger = configure_logging("dedupe", settings.log_level)
@@ -45,7 +44,7 @@ instrument(app, broker, stage.name, database=True)
 
 
 @stage.batch_subscriber(topics.NORMALIZED)
-async def on_normalized(msg: KafkaMessage, store: PatternStore = Context()) -> None:
+async def on_normalized(msg: KafkaMessage, store: PatternStore = Resolved()) -> None:
     async def dedupe(items: Sequence[Item[TraceNormalized]], out: Outbox) -> None:
         observations = [logic.observe(i.event.trace, i.event.features) for i in items]
         # One transaction for the batch: its traces are recorded in order under their
@@ -85,7 +84,7 @@ async def deduped_event(
 
 
 @stage.batch_subscriber(topics.FIXTURES_INDEX, purpose=topics.COVERAGE)
-async def on_fixture_indexed(msg: KafkaMessage, store: PatternStore = Context()) -> None:
+async def on_fixture_indexed(msg: KafkaMessage, store: PatternStore = Resolved()) -> None:
     async def follow(items: Sequence[Item[FixtureIndexed]], out: Outbox) -> None:
         for item in items:
             event = item.event

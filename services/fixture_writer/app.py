@@ -7,8 +7,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from faststream import Context, ContextRepo, FastStream
-from faststream.kafka.annotations import KafkaMessage
+from faststream import ContextRepo, FastStream
 
 from services.fixture_writer import logic
 from services.fixture_writer.reviewed import reviewed_case, reviewed_drafts
@@ -28,7 +27,7 @@ from shared.log import configure_logging
 from shared.ops import fixture_change, instrument
 from shared.retention import retention
 from shared.settings import get_settings
-from shared.stage import Stage, now, to_bytes
+from shared.stage import KafkaMessage, Resolved, Stage, now, to_bytes
 
 settings = get_settings()
 logger = configure_logging("fixture_writer", settings.log_level)
@@ -51,7 +50,7 @@ instrument(app, broker, stage.name, database=True)
 
 
 @stage.batch_subscriber(topics.PROMOTED)
-async def on_promoted(msg: KafkaMessage, store: FixtureStore = Context()) -> None:
+async def on_promoted(msg: KafkaMessage, store: FixtureStore = Resolved()) -> None:
     async def write(items: Sequence[Item[TraceScored]], out: Outbox) -> None:
         await promote_batch(store, [item.event for item in items], now())
 
@@ -73,7 +72,7 @@ async def promote_batch(store: FixtureStore, events: Sequence[TraceScored], at: 
 
 
 @stage.batch_subscriber(topics.REVIEWED, purpose=topics.REVIEWS)
-async def on_reviewed(msg: KafkaMessage, store: FixtureStore = Context()) -> None:
+async def on_reviewed(msg: KafkaMessage, store: FixtureStore = Resolved()) -> None:
     async def follow(items: Sequence[Item[CaseReviewed]], out: Outbox) -> None:
         for item in items:
             await follow_verdict(store, item.event)
@@ -137,7 +136,7 @@ async def write_checked(
 
 
 @stage.batch_subscriber(topics.SCORED, purpose=topics.WITHDRAWALS)
-async def on_scored(msg: KafkaMessage, store: FixtureStore = Context()) -> None:
+async def on_scored(msg: KafkaMessage, store: FixtureStore = Resolved()) -> None:
     async def withdraw(items: Sequence[Item[TraceScored]], out: Outbox) -> None:
         for item in items:
             await withdraw_promotion(store, item.event)

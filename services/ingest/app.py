@@ -15,7 +15,6 @@ from datetime import timedelta
 from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from faststream import AckPolicy, FastStream
-from faststream.kafka.annotations import KafkaMessage
 
 from services.ingest import logic
 from services.ingest.assembly import FLUSH_INTERVAL_S, Assembler, decoded_size
@@ -28,7 +27,7 @@ from shared.kernel import deliver, headers_of, records_of
 from shared.log import configure_logging
 from shared.ops import BATCH_SIZE, INGEST_BUFFERED, in_flight, instrument
 from shared.settings import get_settings
-from shared.stage import Stage, id_shaped, now
+from shared.stage import KafkaMessage, Stage, id_shaped, now
 
 settings = get_settings()
 logger = configure_logging("ingest", settings.log_level)

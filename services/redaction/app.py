@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Sequence
 
 from faststream import FastStream
-from faststream.kafka.annotations import KafkaMessage
 
 from services.redaction import step
 from services.redaction.logic import RedactionFailed
@@ -17,7 +16,7 @@ from shared.kernel import Item, Outbox, process
 from shared.log import configure_logging
 from shared.ops import count_redactions, instrument
 from shared.settings import get_settings
-from shared.stage import Stage, to_bytes
+from shared.stage import KafkaMessage, Stage, to_bytes
 
 # A trace that takes longer than this to redact is refused, not waited for.
 REDACTION_TIMEOUT_S = 10.0

@@ -8,8 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from faststream import Context, ContextRepo, FastStream
-from faststream.kafka.annotations import KafkaMessage
+from faststream import ContextRepo, FastStream
 
 from services.review import logic
 from services.review.store import PostgresReviewStore, ReviewStore
@@ -21,7 +20,7 @@ from shared.kernel import Item, Outbox, headers_of, process
 from shared.log import configure_logging
 from shared.ops import instrument
 from shared.settings import get_settings
-from shared.stage import Stage
+from shared.stage import KafkaMessage, Resolved, Stage
 
 settings = get_settings()
 logger = configure_logging("review", settings.log_level)
@@ -42,7 +41,7 @@ instrument(app, broker, stage.name, database=True)
 
 
 @stage.batch_subscriber(topics.SCORED)
-async def on_scored(msg: KafkaMessage, store: ReviewStore = Context()) -> None:
+async def on_scored(msg: KafkaMessage, store: ReviewStore = Resolved()) -> None:
     async def hold(items: Sequence[Item[TraceScored]], out: Outbox) -> None:
         for item in items:
             event = item.event

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from faststream import Context, ContextRepo, FastStream
-from faststream.kafka.annotations import KafkaMessage
+from faststream import ContextRepo, FastStream
 
 from services.scoring import step
 from services.scoring.policy import DEFAULT_POLICY_PATH, load_policy
@@ -22,7 +21,7 @@ from shared.ops import decided as decided_metric
 from shared.ops import instrument
 from shared.retention import retention
 from shared.settings import get_settings
-from shared.stage import Stage, to_bytes
+from shared.stage import KafkaMessage, Resolved, Stage, to_bytes
 
 settings = get_settings()
 logger = configure_logging("scoring", settings.log_level)
@@ -51,9 +50,9 @@ instrument(app, broker, stage.name, database=True)
 @stage.batch_subscriber(topics.REDACTED)
 async def on_redacted(
     msg: KafkaMessage,
-    store: BudgetStore = Context(),
+    store: BudgetStore = Resolved(),
     # Absent only where a test wires the budget store alone: then no verdict is known.
-    verdicts: VerdictStore | None = Context(default=None),
+    verdicts: VerdictStore | None = Resolved(default=None),
 ) -> None:
     async def score(items: Sequence[Item[TraceRedacted]], out: Outbox) -> None:
         decided = await step.decide(
@@ -84,7 +83,7 @@ async def publish_decisions(decided: list[TraceScored], store: BudgetStore, out:
 
 
 @stage.batch_subscriber(topics.REVIEWED, purpose=topics.REVIEWS)
-async def on_reviewed(msg: KafkaMessage, verdicts: VerdictStore = Context()) -> None:
+async def on_reviewed(msg: KafkaMessage, verdicts: VerdictStore = Resolved()) -> None:
     """A person's verdict on a pattern: its later traces follow it (see verdicts.py). A
     fixture retired by hand says nothing about the pattern's later traces."""
 

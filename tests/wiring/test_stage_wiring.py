@@ -73,6 +73,25 @@ async def test_dedupe_forwards_a_new_trace_with_its_pattern_once() -> None:
         assert [s["stage"] for s in forwarded["stages"]] == ["ingest", "dedupe"]
 
 
+async def test_a_stage_handler_gets_its_batch_and_store_without_a_worker_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import fast_depends.utils
+
+    from services.dedupe import app as dedupe
+
+    def no_thread(*_: object, **__: object) -> None:
+        raise AssertionError("a handler parameter was resolved in a worker thread")
+
+    monkeypatch.setattr(fast_depends.utils, "run_in_threadpool", no_thread)
+    async with TestKafkaBroker(dedupe.broker) as broker:
+        broker.context.set_global("store", InMemoryPatternStore())
+        await broker.publish(normalized_bytes(a_trace("b" * 32)), topics.NORMALIZED)
+
+        assert dedupe.deduped.mock is not None
+        assert dedupe.deduped.mock.call_count == 1
+
+
 async def test_dedupe_dead_letters_a_body_that_is_not_a_normalized_trace() -> None:
     from services.dedupe import app as dedupe
 
