@@ -13,6 +13,7 @@ from importlib import resources
 from typing import Any
 
 import asyncpg
+import orjson
 from asyncpg.pool import PoolConnectionProxy
 
 from shared.errors import retry_transient
@@ -200,7 +201,9 @@ class Reads:
         row = await db.fetchrow(f"SELECT {columns}", *params)
         assert row is not None
         for (_, apply), rows in zip(parts, row, strict=True):
-            apply(json.loads(rows))
+            # orjson: with the standard library, parsing the rows was over half of
+            # dedupe's prefetch (profiled at 200 traces/s).
+            apply(orjson.loads(rows))
 
 
 def instant(text: str) -> datetime:

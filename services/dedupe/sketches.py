@@ -51,17 +51,22 @@ def _shingle_hash(shingle: str) -> int:
     return int(sha1_hash32(shingle.encode()))
 
 
+# One MinHash, cleared for each sketch: building one (its permutations checked and copied)
+# cost as much as filling it (profiled). ``sketch`` never awaits, so no two calls share it.
+_SKETCHER = MinHash(
+    num_perm=NUM_PERM,
+    seed=FINGERPRINT_VERSION,
+    scheme="affine32",
+    hashfunc=_shingle_hash,
+    permutations=_PROTOTYPE.permutations,
+)
+
+
 def sketch(shingles: Iterable[str]) -> Sketch:
-    m = MinHash(
-        num_perm=NUM_PERM,
-        seed=FINGERPRINT_VERSION,
-        scheme="affine32",
-        hashfunc=_shingle_hash,
-        permutations=_PROTOTYPE.permutations,
-    )
+    _SKETCHER.clear()
     # A set, unsorted: each value is a minimum over the shingles, whatever their order.
-    m.update_batch(set(shingles))
-    return tuple(m.hashvalues.tolist())
+    _SKETCHER.update_batch(set(shingles))
+    return tuple(_SKETCHER.hashvalues.tolist())
 
 
 def similarity(a: Sketch, b: Sketch) -> float:

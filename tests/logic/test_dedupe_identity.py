@@ -275,6 +275,23 @@ def test_a_trace_whose_content_is_close_to_an_exemplar_is_a_near_copy() -> None:
     assert exemplar_role(a, [], k=3) == Role.EXEMPLAR
 
 
+def test_a_sketch_is_the_minhash_of_its_shingles_alone_whatever_was_sketched_before() -> None:
+    from datasketch import MinHash
+
+    from services.dedupe.sketches import FINGERPRINT_VERSION, NUM_PERM
+
+    def fresh(shingles: set[str]) -> tuple[int, ...]:
+        m = MinHash(num_perm=NUM_PERM, seed=FINGERPRINT_VERSION, scheme="affine32")
+        m.update_batch([x.encode() for x in shingles])
+        return tuple(m.hashvalues.tolist())
+
+    many = {f"w{i}" for i in range(200)}
+    few = {"w7 w8 w9", "#0 refund"}
+    assert sketch(many) == fresh(many)
+    assert sketch(few) == fresh(few), "nothing of the previous sketch is left in it"
+    assert sketch(()) == fresh(set())
+
+
 def test_runs_differing_only_in_ids_and_amounts_have_near_identical_content() -> None:
     one = obs(
         a_trace(
