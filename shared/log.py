@@ -18,6 +18,12 @@ _SHARED: list[structlog.types.Processor] = [
 ]
 
 
+# Libraries that write message contents at debug level: aiokafka's producer logs every
+# record it sends, key and value ("Sending (key=... value=...)"), which before redaction is
+# a trace with its personal data. They stay at info whatever the service's level.
+CONTENT_AT_DEBUG = ("aiokafka",)
+
+
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ignore]
     """Writes to whatever sys.stderr is at emit time: a test runner may swap and close the
     stream it had when logging was configured."""
@@ -47,6 +53,8 @@ def configure_logging(service: str, level: str = "INFO") -> logging.Logger:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    for name in CONTENT_AT_DEBUG:
+        logging.getLogger(name).setLevel(max(root.level, logging.INFO))
     structlog.configure(
         # Filtered first: a call below the level costs a level check, not the chain.
         processors=[
