@@ -39,9 +39,6 @@ Sketch = tuple[int, ...]
 Intent = tuple[int, ...]
 
 
-_PROTOTYPE = MinHash(num_perm=NUM_PERM, seed=FINGERPRINT_VERSION, scheme="affine32")
-
-
 @functools.lru_cache(maxsize=65536)
 def _shingle_hash(shingle: str) -> int:
     """datasketch's own default hash (SHA-1, 32 bits) of the shingle's UTF-8 bytes, so the
@@ -51,14 +48,11 @@ def _shingle_hash(shingle: str) -> int:
     return int(sha1_hash32(shingle.encode()))
 
 
-# One MinHash, cleared for each sketch: building one (its permutations checked and copied)
-# cost as much as filling it (profiled). ``sketch`` never awaits, so no two calls share it.
+# One MinHash, cleared for each sketch: building one (its permutations drawn or checked
+# and copied) cost as much as filling it (profiled). ``sketch`` never awaits, so no two
+# calls share it.
 _SKETCHER = MinHash(
-    num_perm=NUM_PERM,
-    seed=FINGERPRINT_VERSION,
-    scheme="affine32",
-    hashfunc=_shingle_hash,
-    permutations=_PROTOTYPE.permutations,
+    num_perm=NUM_PERM, seed=FINGERPRINT_VERSION, scheme="affine32", hashfunc=_shingle_hash
 )
 
 
