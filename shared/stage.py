@@ -106,7 +106,10 @@ class Stage:
 
         settings = get_settings()
         options.setdefault("max_partition_fetch_bytes", max_request_bytes(settings))
-        options.setdefault("fetch_max_wait_ms", settings.kafka_fetch_max_wait_ms)
+        options.setdefault(
+            "fetch_max_wait_ms",
+            settings.kafka_side_fetch_max_wait_ms if purpose else settings.kafka_fetch_max_wait_ms,
+        )
         return self._broker.subscriber(
             topic,
             group_id=topics.consumer_group(self.name, purpose),

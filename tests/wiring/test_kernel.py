@@ -200,6 +200,22 @@ async def test_a_poll_that_returned_records_is_topped_up_with_what_arrived_meanw
     ]
 
 
+def test_a_stage_waits_for_its_side_subscriptions_records_longer_than_for_its_own() -> None:
+    from faststream.kafka import KafkaBroker
+
+    from shared.settings import get_settings
+    from shared.stage import Stage
+
+    settings = get_settings()
+    stage = Stage(KafkaBroker(), "test", "1")
+    main = stage.batch_subscriber("traces.test")
+    side = stage.batch_subscriber("traces.side", purpose="coverage")
+
+    assert main._connection_args["fetch_max_wait_ms"] == settings.kafka_fetch_max_wait_ms
+    assert side._connection_args["fetch_max_wait_ms"] == settings.kafka_side_fetch_max_wait_ms
+    assert settings.kafka_side_fetch_max_wait_ms > settings.kafka_fetch_max_wait_ms
+
+
 class RefusingPublisher:
     """Refuses before handing over, as a producer whose buffer is full does."""
 
