@@ -196,3 +196,27 @@ def test_report_shows_each_profiling_fix_with_its_before_after_and_speedup() -> 
         f"| 100 promotions/s | 4.00{stats.TIMES} |"
     )
     assert row in text
+
+
+def _growth_results(absolute: tuple[float, float], paired: tuple[float, float] | None) -> Any:
+    def size(i: int) -> dict[str, Any]:
+        out: dict[str, Any] = {"dedupe_us_per_trace": stats.measurement([absolute[i]], "µs")}
+        if paired is not None:
+            out["dedupe_to_reference"] = stats.measurement([paired[i]], "ratio")
+        return out
+
+    return {"growth": {"sizes": {"10000": size(0), "1000000": size(1)}}}
+
+
+def test_store_growth_compares_sizes_over_their_reference_when_measured_in_turn() -> None:
+    # The host slowed between sizes (600 → 900 µs), the store did not (1.0 → 1.05 times its
+    # reference): the flatness figure follows the paired ratios.
+    results = _growth_results((600.0, 900.0), (1.0, 1.05))
+    change = report.growth_change(results, "dedupe_us_per_trace")
+    assert change == pytest.approx(0.05)
+    assert "+5.0 %" in report.render(results)
+
+
+def test_store_growth_falls_back_to_absolute_costs_without_a_reference() -> None:
+    results = _growth_results((600.0, 900.0), None)
+    assert report.growth_change(results, "dedupe_us_per_trace") == pytest.approx(0.5)

@@ -16,6 +16,12 @@ batches of 50 as the batched stages make them, and are timed per trace (a batch'
 its traces): dedupe's ``batch(buckets)`` session (``record``, ``days``, ``pattern``, and
 ``reference``/``baseline`` for a trace it forwards) then ``mark_forwarded`` of the batch;
 scoring's ``facts`` for the batch (its budget query).
+
+Every batch also runs against a second store of the smallest size
+(``bench_growth_reference``), milliseconds apart, the two taking turns going first; a size's
+cost over the reference's is
+what the flatness figure compares, so a host that slows between sizes does not read as a
+store that grew dearer.
 """
 
 from __future__ import annotations
@@ -39,6 +45,10 @@ from tools.bench.context import Context, TaskHandle
 from tools.corpus.generate import BASE_TIME, DAYS
 
 SCHEMA = "bench_growth"
+# A store of the smallest size, measured in turn with the growing one: the host's speed
+# drifts over the minutes it takes to synthesise a million patterns, and only figures
+# taken milliseconds apart compare sizes rather than moments.
+REFERENCE_SCHEMA = "bench_growth_reference"
 SYNTHETIC_PATTERN = "pbench-"
 SYNTHETIC_TRACE = "tbench-"
 BUCKETS = 10_000
@@ -113,16 +123,22 @@ def synthesis_sql(tables: set[str], policy_version: str, v2: bool) -> list[str]:
     return out
 
 
-async def _pool(dsn: str) -> asyncpg.Pool:
+async def _pool(dsn: str, schema: str) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
-        dsn, min_size=1, max_size=WORKERS + 1, server_settings={"search_path": SCHEMA}
+        dsn, min_size=1, max_size=WORKERS + 1, server_settings={"search_path": schema}
     )
     assert pool is not None
     return pool
 
 
+async def _schema(conn: Any) -> str:
+    return str(await conn.fetchval("SELECT current_schema()"))
+
+
 async def _tables(conn: Any) -> set[str]:
-    rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1", SCHEMA)
+    rows = await conn.fetch(
+        "SELECT tablename FROM pg_tables WHERE schemaname = $1", await _schema(conn)
+    )
     return {r["tablename"] for r in rows}
 
 
@@ -144,13 +160,14 @@ async def _drop_indexes(conn: Any, tables: set[str]) -> list[str]:
     refers to any of them); returns the statements that re-create them. Building an index
     once is much faster than inserting tens of millions of random keys into it."""
     filled = sorted(t for t in FILLED if t in tables)
+    schema = await _schema(conn)
     constraints = await conn.fetch(
         """SELECT c.conrelid::regclass::text AS tbl, c.conname,
                   pg_get_constraintdef(c.oid) AS def, c.conindid
            FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
            WHERE c.connamespace = $1::regnamespace AND c.contype IN ('p', 'u')
              AND t.relname = ANY($2::text[])""",
-        SCHEMA,
+        schema,
         filled,
     )
     backing = {r["conindid"] for r in constraints}
@@ -159,7 +176,7 @@ async def _drop_indexes(conn: Any, tables: set[str]) -> list[str]:
            FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid
            JOIN pg_class c ON c.oid = i.indexrelid
            WHERE t.relnamespace = $1::regnamespace AND t.relname = ANY($2::text[])""",
-        SCHEMA,
+        schema,
         filled,
     )
     restore = []
@@ -169,7 +186,7 @@ async def _drop_indexes(conn: Any, tables: set[str]) -> list[str]:
     for r in indexes:
         if r["indexrelid"] in backing:
             continue
-        await conn.execute(f'DROP INDEX "{SCHEMA}"."{r["indexname"]}"')
+        await conn.execute(f'DROP INDEX "{schema}"."{r["indexname"]}"')
         restore.append(r["def"])
     return restore
 
@@ -214,7 +231,7 @@ async def _remove_measured(pool: asyncpg.Pool) -> None:
         rows = await conn.fetch(
             """SELECT table_name, column_name FROM information_schema.columns
                WHERE table_schema = $1 AND column_name IN ('pattern_id', 'trace_id')""",
-            SCHEMA,
+            await _schema(conn),
         )
         columns: dict[str, set[str]] = {}
         for r in rows:
@@ -269,46 +286,55 @@ async def _scoring_batch(
 
 
 async def _measure(
-    pool: asyncpg.Pool,
+    stores: list[asyncpg.Pool],
     observations: list[Any],
     redacted: list[Any],
     policy: Policy,
     task: TaskHandle,
-) -> dict[str, Any]:
-    await _remove_measured(pool)
-    patterns = PostgresPatternStore(pool)
-    budgets = PostgresBudgetStore(pool)
-    # Per trace: a batch's time over its traces.
-    dedupe_us: list[float] = []
-    scoring_us: list[float] = []
+) -> list[dict[str, Any]]:
+    """The same traces' store calls against each store, batch by batch, the stores taking
+    turns going first: one figure per store, each batch timed against every store within
+    milliseconds of the others."""
+    for pool in stores:
+        await _remove_measured(pool)
+    calls = [(PostgresPatternStore(pool), PostgresBudgetStore(pool)) for pool in stores]
+    # Per store and trace: a batch's time over its traces.
+    dedupe_us: list[list[float]] = [[] for _ in stores]
+    scoring_us: list[list[float]] = [[] for _ in stores]
     # The query a policy with a daily cap pays (it also counts the day's promotions).
-    capped_us: list[float] = []
+    capped_us: list[list[float]] = [[] for _ in stores]
     for i, lo in enumerate(range(0, len(observations), MEASURED_BATCH)):
         obs_batch = observations[lo : lo + MEASURED_BATCH]
         events = redacted[lo : lo + MEASURED_BATCH]
         n = len(obs_batch)
-        t0 = time.perf_counter()
-        await _dedupe_batch(patterns, obs_batch)
-        dedupe_us += [(time.perf_counter() - t0) * 1e6 / n] * n
-        # The two budget queries take turns going first, so neither always finds the
-        # pages the other just read.
-        capped_first = i % 2 == 1
-        for count_today in (True, False) if capped_first else (False, True):
-            started = time.perf_counter()
-            await _scoring_batch(budgets, events, policy, count_today)
-            spent = [(time.perf_counter() - started) * 1e6 / n] * n
-            if count_today == policy.budgets.counts_days:
-                scoring_us += spent
-            if count_today:
-                capped_us += spent
+        turn = i % len(stores)
+        for k in [*range(turn, len(stores)), *range(turn)]:
+            patterns, budgets = calls[k]
+            t0 = time.perf_counter()
+            await _dedupe_batch(patterns, obs_batch)
+            dedupe_us[k] += [(time.perf_counter() - t0) * 1e6 / n] * n
+            # The two budget queries take turns going first, so neither always finds the
+            # pages the other just read.
+            capped_first = i % 2 == 1
+            for count_today in (True, False) if capped_first else (False, True):
+                started = time.perf_counter()
+                await _scoring_batch(budgets, events, policy, count_today)
+                spent = [(time.perf_counter() - started) * 1e6 / n] * n
+                if count_today == policy.budgets.counts_days:
+                    scoring_us[k] += spent
+                if count_today:
+                    capped_us[k] += spent
         task.update(completed=lo + n, total=len(observations))
-    return {
-        "dedupe_us_per_trace": sum(dedupe_us) / len(dedupe_us),
-        "dedupe_p95_us": stats.percentile(dedupe_us, 95),
-        "scoring_us_per_trace": sum(scoring_us) / len(scoring_us),
-        "scoring_p95_us": stats.percentile(scoring_us, 95),
-        "scoring_daily_cap_us_per_trace": sum(capped_us) / len(capped_us),
-    }
+    return [
+        {
+            "dedupe_us_per_trace": sum(dedupe_us[k]) / len(dedupe_us[k]),
+            "dedupe_p95_us": stats.percentile(dedupe_us[k], 95),
+            "scoring_us_per_trace": sum(scoring_us[k]) / len(scoring_us[k]),
+            "scoring_p95_us": stats.percentile(scoring_us[k], 95),
+            "scoring_daily_cap_us_per_trace": sum(capped_us[k]) / len(capped_us[k]),
+        }
+        for k in range(len(stores))
+    ]
 
 
 async def _sizes_on_disk(pool: asyncpg.Pool) -> dict[str, int]:
@@ -317,9 +343,39 @@ async def _sizes_on_disk(pool: asyncpg.Pool) -> dict[str, int]:
             """SELECT c.relname, pg_total_relation_size(c.oid) AS bytes
                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                WHERE n.nspname = $1 AND c.relkind = 'r'""",
-            SCHEMA,
+            await _schema(conn),
         )
     return {r["relname"]: r["bytes"] for r in rows}
+
+
+async def _recreate(dsn: str, drop_only: bool) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        for schema in (SCHEMA, REFERENCE_SCHEMA):
+            await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            if not drop_only:
+                await conn.execute(f"CREATE SCHEMA {schema}")
+    finally:
+        await conn.close()
+
+
+def _size_result(
+    size: int, grown: list[dict[str, Any]], small: list[dict[str, Any]], traces: int
+) -> dict[str, Any]:
+    """One size's figures: the grown store's, and each repetition's cost over the reference
+    store's, measured batch by batch in turn on the same traces."""
+    out: dict[str, Any] = {"patterns": size, "traces_timed": traces}
+    for key in ("dedupe_us_per_trace", "scoring_us_per_trace"):
+        out[key] = stats.measurement([r[key] for r in grown], "µs/trace")
+        out[f"reference_{key}"] = stats.measurement([q[key] for q in small], "µs/trace")
+        stage = key.split("_", 1)[0]
+        out[f"{stage}_to_reference"] = stats.measurement(
+            [r[key] / q[key] for r, q in zip(grown, small, strict=True)], "ratio"
+        )
+    out["dedupe_p95_us"] = stats.median_of(grown, "dedupe_p95_us")
+    out["scoring_p95_us"] = stats.median_of(grown, "scoring_p95_us")
+    out["scoring_daily_cap_us_per_trace"] = stats.median_of(grown, "scoring_daily_cap_us_per_trace")
+    return out
 
 
 def growth(ctx: Context) -> dict[str, Any]:
@@ -344,16 +400,19 @@ def growth(ctx: Context) -> dict[str, Any]:
         task.done(f"{len(inputs)} sets of {ctx.plan.growth_traces} traces")
 
     async def run() -> dict[str, Any]:
-        conn = await asyncpg.connect(ctx.dsn)
-        try:
-            await conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
-            await conn.execute(f"CREATE SCHEMA {SCHEMA}")
-        finally:
-            await conn.close()
-        pool = await _pool(ctx.dsn)
+        await _recreate(ctx.dsn, drop_only=False)
+        pool = await _pool(ctx.dsn, SCHEMA)
+        reference = await _pool(ctx.dsn, REFERENCE_SCHEMA)
         results: dict[str, Any] = {}
         try:
             await migrate(pool)
+            await migrate(reference)
+            smallest = ctx.plan.growth_sizes[0]
+            with ctx.reporter.task(
+                f"growth: synthesising the {smallest:,}-pattern reference"
+            ) as task:
+                await _synthesise(reference, 0, smallest, task, policy_version)
+                task.done(f"{smallest:,} patterns in the reference store")
             have = 0
             used = 0
             for size in ctx.plan.growth_sizes:
@@ -368,43 +427,31 @@ def growth(ctx: Context) -> dict[str, Any]:
                 with ctx.reporter.task(f"growth: warming up at {size:,} patterns") as task:
                     observations, redacted = inputs[used]
                     used += 1
-                    await _measure(pool, observations, redacted, policy, task)
+                    await _measure([pool, reference], observations, redacted, policy, task)
                     task.done("untimed")
-                reps = []
+                grown: list[dict[str, Any]] = []
+                small: list[dict[str, Any]] = []
                 for rep in range(ctx.plan.reps):
                     label = f"growth: store calls at {size:,} patterns, run {rep + 1}"
                     with ctx.reporter.task(label) as task:
                         observations, redacted = inputs[used]
                         used += 1
-                        r = await _measure(pool, observations, redacted, policy, task)
-                        reps.append(r)
+                        r, q = await _measure(
+                            [pool, reference], observations, redacted, policy, task
+                        )
+                        grown.append(r)
+                        small.append(q)
                         task.done(
-                            f"dedupe {r['dedupe_us_per_trace']:,.0f} µs/trace, "
+                            f"dedupe {r['dedupe_us_per_trace']:,.0f} µs/trace "
+                            f"({q['dedupe_us_per_trace']:,.0f} at {smallest:,}), "
                             f"scoring {r['scoring_us_per_trace']:,.0f} µs/trace"
                         )
-                results[str(size)] = {
-                    "patterns": size,
-                    "traces_timed": ctx.plan.growth_traces,
-                    "dedupe_us_per_trace": stats.measurement(
-                        [r["dedupe_us_per_trace"] for r in reps], "µs/trace"
-                    ),
-                    "dedupe_p95_us": stats.median_of(reps, "dedupe_p95_us"),
-                    "scoring_us_per_trace": stats.measurement(
-                        [r["scoring_us_per_trace"] for r in reps], "µs/trace"
-                    ),
-                    "scoring_p95_us": stats.median_of(reps, "scoring_p95_us"),
-                    "scoring_daily_cap_us_per_trace": stats.median_of(
-                        reps, "scoring_daily_cap_us_per_trace"
-                    ),
-                    "table_bytes": await _sizes_on_disk(pool),
-                }
+                results[str(size)] = _size_result(size, grown, small, ctx.plan.growth_traces)
+                results[str(size)]["table_bytes"] = await _sizes_on_disk(pool)
         finally:
             await pool.close()
-            conn = await asyncpg.connect(ctx.dsn)
-            try:
-                await conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
-            finally:
-                await conn.close()
+            await reference.close()
+            await _recreate(ctx.dsn, drop_only=True)
         return results
 
     sizes = asyncio.run(run())
@@ -416,6 +463,7 @@ def growth(ctx: Context) -> dict[str, Any]:
     return {
         "sizes": sizes,
         "schema": SCHEMA,
+        "reference_schema": REFERENCE_SCHEMA,
         "fingerprint_version": dedupe_logic.FINGERPRINT_VERSION,
         "synthetic_per_pattern": per_pattern,
         "buckets": BUCKETS,

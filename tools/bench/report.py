@@ -219,10 +219,15 @@ def _met(value: float | None, ok: bool | None) -> str:
 
 def growth_change(results: dict[str, Any], key: str) -> float | None:
     """Cost per trace at the largest store size over the smallest, minus one (None with
-    fewer than two sizes)."""
+    fewer than two sizes). Where each size was measured in turn with the reference store,
+    the sizes' costs over the reference are compared: figures taken milliseconds apart, not the
+    minutes apart that let the host's drift in."""
     sizes = list(_get(results, "growth.sizes") or {})
     if len(sizes) < 2:
         return None
+    paired = key.split("_", 1)[0] + "_to_reference"
+    if med(results, f"growth.sizes.{sizes[-1]}.{paired}") is not None:
+        key = paired
     change = ratio(
         med(results, f"growth.sizes.{sizes[-1]}.{key}"),
         med(results, f"growth.sizes.{sizes[0]}.{key}"),
@@ -883,6 +888,8 @@ def _growth(results: dict[str, Any]) -> str:
                     fmt(med(results, f"growth.sizes.{key}.scoring_us_per_trace")),
                     fmt(data.get("scoring_p95_us")),
                     fmt(data.get("scoring_daily_cap_us_per_trace")),
+                    fmt(med(results, f"growth.sizes.{key}.reference_dedupe_us_per_trace")),
+                    fmt_ratio(med(results, f"growth.sizes.{key}.dedupe_to_reference")),
                     _mib(bytes_total),
                 ]
             )
@@ -900,7 +907,11 @@ def _growth(results: dict[str, Any]) -> str:
             "the daily-cap column is the query a policy with a cap pays (it also counts "
             "the day's promotions, which grow with the store). Synthetic patterns: "
             f"{growth.get('synthetic_per_pattern')}; they live in "
-            f"{fmt(growth.get('buckets'))} buckets of their own.",
+            f"{fmt(growth.get('buckets'))} buckets of their own. Every batch also runs "
+            "against a reference store of the smallest size, "
+            "milliseconds apart, the two taking turns going first; the host's speed "
+            "drifts over the minutes a million patterns take to synthesise, so the "
+            "flatness figure compares each size's cost over the reference's.",
             "",
             markdown_table(
                 [
@@ -910,10 +921,12 @@ def _growth(results: dict[str, Any]) -> str:
                     "scoring µs/trace",
                     "scoring p95 µs",
                     "scoring µs/trace, daily cap",
+                    "dedupe µs/trace, reference store",
+                    "dedupe ÷ reference",
                     "store on disk",
                 ],
                 rows,
-                "rrrrrrr",
+                "rrrrrrrrr",
             ),
         ]
         keys = list(sizes)
@@ -930,21 +943,21 @@ def _growth(results: dict[str, Any]) -> str:
                 ]
         if len(keys) >= 2:
             first, last = keys[0], keys[-1]
-            d = ratio(
-                med(results, f"growth.sizes.{last}.dedupe_us_per_trace"),
-                med(results, f"growth.sizes.{first}.dedupe_us_per_trace"),
-            )
-            s = ratio(
-                med(results, f"growth.sizes.{last}.scoring_us_per_trace"),
-                med(results, f"growth.sizes.{first}.scoring_us_per_trace"),
-            )
+            d = growth_change(results, "dedupe_us_per_trace")
+            s = growth_change(results, "scoring_us_per_trace")
+            paired = med(results, f"growth.sizes.{last}.dedupe_to_reference") is not None
             text += [
                 "",
                 f"From {fmt(int(first))} to {fmt(int(last))} patterns the dedupe store "
-                f"calls cost {fmt_ratio(d)} and the scoring budget query {fmt_ratio(s)} as "
-                "much per trace.",
+                f"calls cost {fmt_ratio(None if d is None else 1 + d)} and the scoring "
+                f"budget query {fmt_ratio(None if s is None else 1 + s)} as much per trace"
+                + (
+                    " (each size's cost over the reference store's, measured in turn)."
+                    if paired
+                    else "."
+                ),
             ]
-            change = growth_change(results, "dedupe_us_per_trace")
+            change = d
             if change is not None:
                 flat = abs(change) <= TARGET_GROWTH_BAND
                 text += [
@@ -1175,6 +1188,13 @@ def _closing(results: dict[str, Any]) -> str:
                 f"from {fmt(int(first))} to {fmt(int(last))} patterns in the store "
                 f"dedupe's store calls go from {d0} to {d1} µs/trace and scoring's "
                 f"budget query from {s0} to {s1} µs"
+                + (
+                    f" ({fmt_ratio(1 + change)} the cost of a {fmt(int(first))}-pattern "
+                    "store measured in turn)"
+                    if (change := growth_change(results, "dedupe_us_per_trace")) is not None
+                    and med(results, f"growth.sizes.{last}.dedupe_to_reference") is not None
+                    else ""
+                )
             )
     if r["replay_to_live_scoring"] is not None:
         bits.append(
