@@ -18,10 +18,9 @@ its traces): dedupe's ``batch(buckets)`` session (``record``, ``days``, ``patter
 scoring's ``facts`` for the batch (its budget query).
 
 Every batch also runs against a second store of the smallest size
-(``bench_growth_reference``), milliseconds apart, the two taking turns going first; a size's
-cost over the reference's is
-what the flatness figure compares, so a host that slows between sizes does not read as a
-store that grew dearer.
+(``bench_growth_reference``), milliseconds apart, the two taking turns going first. The
+flatness figure compares each size's cost over the reference's, so a host that slows
+between sizes does not read as a store that grew dearer.
 """
 
 from __future__ import annotations
