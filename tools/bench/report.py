@@ -217,6 +217,12 @@ def _met(value: float | None, ok: bool | None) -> str:
     return "yes" if ok else "**no**"
 
 
+def growth_paired(results: dict[str, Any]) -> bool:
+    """Whether the largest size was measured in turn with the reference store."""
+    sizes = list(_get(results, "growth.sizes") or {})
+    return bool(sizes) and med(results, f"growth.sizes.{sizes[-1]}.dedupe_to_reference") is not None
+
+
 def growth_change(results: dict[str, Any], key: str) -> float | None:
     """Cost per trace at the largest store size over the smallest, minus one (None with
     fewer than two sizes). Where each size was measured in turn with the reference store,
@@ -225,9 +231,8 @@ def growth_change(results: dict[str, Any], key: str) -> float | None:
     sizes = list(_get(results, "growth.sizes") or {})
     if len(sizes) < 2:
         return None
-    paired = key.split("_", 1)[0] + "_to_reference"
-    if med(results, f"growth.sizes.{sizes[-1]}.{paired}") is not None:
-        key = paired
+    if growth_paired(results):
+        key = key.split("_", 1)[0] + "_to_reference"
     change = ratio(
         med(results, f"growth.sizes.{sizes[-1]}.{key}"),
         med(results, f"growth.sizes.{sizes[0]}.{key}"),
@@ -945,7 +950,6 @@ def _growth(results: dict[str, Any]) -> str:
             first, last = keys[0], keys[-1]
             d = growth_change(results, "dedupe_us_per_trace")
             s = growth_change(results, "scoring_us_per_trace")
-            paired = med(results, f"growth.sizes.{last}.dedupe_to_reference") is not None
             text += [
                 "",
                 f"From {fmt(int(first))} to {fmt(int(last))} patterns the dedupe store "
@@ -953,16 +957,15 @@ def _growth(results: dict[str, Any]) -> str:
                 f"budget query {fmt_ratio(None if s is None else 1 + s)} as much per trace"
                 + (
                     " (each size's cost over the reference store's, measured in turn)."
-                    if paired
+                    if growth_paired(results)
                     else "."
                 ),
             ]
-            change = d
-            if change is not None:
-                flat = abs(change) <= TARGET_GROWTH_BAND
+            if d is not None:
+                flat = abs(d) <= TARGET_GROWTH_BAND
                 text += [
                     "",
-                    f"Dedupe's cost per trace changes by {change * 100:+.1f} % over that "
+                    f"Dedupe's cost per trace changes by {d * 100:+.1f} % over that "
                     f"range: {'within' if flat else 'outside'} the ±"
                     f"{TARGET_GROWTH_BAND * 100:.0f} % of a flat cost.",
                 ]
@@ -1182,6 +1185,7 @@ def _closing(results: dict[str, Any]) -> str:
                 f"cost {d0} µs/trace and scoring's budget query {s0} µs"
             )
         else:
+            change = growth_change(results, "dedupe_us_per_trace")
             d1 = fmt(med(results, f"growth.sizes.{last}.dedupe_us_per_trace"))
             s1 = fmt(med(results, f"growth.sizes.{last}.scoring_us_per_trace"))
             bits.append(
@@ -1189,10 +1193,9 @@ def _closing(results: dict[str, Any]) -> str:
                 f"dedupe's store calls go from {d0} to {d1} µs/trace and scoring's "
                 f"budget query from {s0} to {s1} µs"
                 + (
-                    f" ({fmt_ratio(1 + change)} the cost of a {fmt(int(first))}-pattern "
-                    "store measured in turn)"
-                    if (change := growth_change(results, "dedupe_us_per_trace")) is not None
-                    and med(results, f"growth.sizes.{last}.dedupe_to_reference") is not None
+                    f" ({fmt_ratio(1 + change)} the cost at {fmt(int(first))}, each measured "
+                    "in turn with a reference store)"
+                    if change is not None and growth_paired(results)
                     else ""
                 )
             )
