@@ -51,7 +51,8 @@ def stamp(stage: str, version: str, at: datetime) -> StageStamp:
 
 
 def to_bytes(event: BaseModel) -> bytes:
-    return event.model_dump_json().encode()
+    # model_dump_json's bytes, without its decoding to str and encoding back.
+    return event.__pydantic_serializer__.to_json(event)
 
 
 def dead_letter_of(

@@ -46,7 +46,9 @@ instrument(app, broker, stage.name, database=True)
 @stage.batch_subscriber(topics.NORMALIZED)
 async def on_normalized(msg: KafkaMessage, store: PatternStore = Resolved()) -> None:
     async def dedupe(items: Sequence[Item[TraceNormalized]], out: Outbox) -> None:
-        observations = [logic.observe(i.event.trace, i.event.features) for i in items]
+        observations = [
+            logic.observe(i.event.trace, i.event.features, i.record.value) for i in items
+        ]
         # One transaction for the batch: its traces are recorded in order under their
         # buckets' locks, and what goes on is published only once it is committed.
         async with store.batch(o.bucket for o in observations) as session:

@@ -84,7 +84,7 @@ def _dedupe(messages: list[Message], outputs: list[Message]) -> Callable[[], obj
         templating.template_text.cache_clear()
         for m, out in zip(messages, forwarded, strict=False):
             event = TraceNormalized.model_validate_json(m.value)
-            dedupe_logic.observe(event.trace, event.features)
+            dedupe_logic.observe(event.trace, event.features, m.value)
             to_bytes(out)
 
     return run
