@@ -50,6 +50,9 @@ class Settings(BaseSettings):
 
     # Diverse exemplars a pattern keeps; near-copies of one are counted, not forwarded.
     dedupe_max_exemplars: int = Field(default=3, ge=1)
+    # Patterns a dedupe instance keeps in memory between batches (4 to 15 KB each), read
+    # again only when another instance wrote their bucket; 0 reads every batch's afresh.
+    dedupe_kept_patterns: int = Field(default=10_000, ge=0)
 
     # Reliability (README "Delivery guarantees" and RELIABILITY.md).
     # One size rule: producer requests, topic max.message.bytes, the local broker's

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from faststream import ContextRepo, FastStream
 
 from services.dedupe import logic
@@ -31,9 +32,13 @@ deduped = broker.publisher(topics.DEDUPED)
 @asynccontextmanager
 async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
     pool = await open_store_pool(settings.dsn(), stage.name)
-    context.set_global(
-        "store", PostgresPatternStore(pool, max_exemplars=settings.dedupe_max_exemplars)
+    store = PostgresPatternStore(
+        pool,
+        max_exemplars=settings.dedupe_max_exemplars,
+        kept_patterns=settings.dedupe_kept_patterns,
     )
+    revocations.store = store
+    context.set_global("store", store)
     async with retention(pool, stage.name, settings):
         yield
     await pool.close()
@@ -43,7 +48,25 @@ app = FastStream(broker, logger=logger, lifespan=lifespan)
 instrument(app, broker, stage.name, database=True)
 
 
-@stage.batch_subscriber(topics.NORMALIZED)
+class ForgetRevokedBuckets(ConsumerRebalanceListener):
+    """What the store kept of the buckets of a partition is dropped when the partition
+    goes: its next owner writes them. (The store's version check would catch it too, one
+    batch later: this keeps memory to the partitions held.)"""
+
+    store: PatternStore | None = None
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        if revoked and self.store is not None:
+            self.store.forget()
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        return None
+
+
+revocations = ForgetRevokedBuckets()
+
+
+@stage.batch_subscriber(topics.NORMALIZED, listener=revocations)
 async def on_normalized(msg: KafkaMessage, store: PatternStore = Resolved()) -> None:
     async def dedupe(items: Sequence[Item[TraceNormalized]], out: Outbox) -> None:
         observations = [

@@ -235,6 +235,9 @@ class InMemoryPatternStore:
     async def prefetch(self, observations: Sequence[Observation]) -> None:
         """Nothing to fetch: every row is at hand."""
 
+    def forget(self) -> None:
+        """Nothing is kept beside the rows themselves."""
+
     async def mark_forwarded(self, trace_ids: Collection[str]) -> None:
         for trace_id in trace_ids:
             self.traces[trace_id].forwarded = True

@@ -38,14 +38,15 @@ class JournalWriter:
         self._state = state
         self._next = next_positions
 
-    async def write(self, changes: Sequence[NewTrace | Redelivered]) -> None:
+    async def write(self, changes: Sequence[NewTrace | Redelivered]) -> dict[str, int]:
         """One statement for every table: under load a round trip costs more than the
-        rows it carries, and the batch holds its buckets' locks until it commits."""
+        rows it carries, and the batch holds its buckets' locks until it commits. Answers
+        the new version of each bucket it wrote patterns of."""
         new = [c for c in changes if isinstance(c, NewTrace)]
         again = sorted({c.trace_id for c in changes if isinstance(c, Redelivered)})
         if not new and not again:
-            return
-        inserted = await self._conn.fetchval(
+            return {}
+        row = await self._conn.fetchrow(
             WRITE_BATCH,
             *self._redelivered(again),
             *_traces(new),
@@ -53,11 +54,14 @@ class JournalWriter:
             *_columns([(n.pattern_id, d, v) for n in new for d, v in n.new_members], 3),
             *self._kept(new),
             *_series_and_baselines(new),
+            sorted({n.obs.bucket for n in new}),
         )
-        if inserted != len(new):
+        assert row is not None
+        if row["inserted"] != len(new):
             raise ConcurrentRecording(
-                f"{len(new) - inserted} of the batch's traces were recorded meanwhile"
+                f"{len(new) - row['inserted']} of the batch's traces were recorded meanwhile"
             )
+        return dict(zip(row["buckets"] or (), row["versions"] or (), strict=True))
 
     def _redelivered(self, again: list[str]) -> list[list[Any]]:
         rows = [self._state.traces[t] for t in again]
@@ -231,8 +235,15 @@ baselines AS (
     SELECT * FROM unnest($49::text[], $50::text[], $51::int[], $52::float8[], $53::float8[])
     ON CONFLICT (agent, measure) DO UPDATE
     SET traces = b.traces + EXCLUDED.traces, total = b.total + EXCLUDED.total,
-        squares = b.squares + EXCLUDED.squares)
-SELECT count(*) FROM traces
+        squares = b.squares + EXCLUDED.squares),
+versions AS (
+    INSERT INTO dedupe_bucket_versions AS v (bucket, version)
+    SELECT b, nextval('dedupe_bucket_version_seq') FROM unnest($54::text[]) AS b
+    ON CONFLICT (bucket) DO UPDATE SET version = EXCLUDED.version
+    RETURNING bucket, version)
+SELECT (SELECT count(*) FROM traces) AS inserted,
+       (SELECT array_agg(bucket ORDER BY bucket) FROM versions) AS buckets,
+       (SELECT array_agg(version ORDER BY bucket) FROM versions) AS versions
 """
 
 

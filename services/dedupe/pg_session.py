@@ -10,6 +10,16 @@ from load to commit is what makes the loaded rows the truth for the batch: a buc
 patterns are written only under its lock. Agent-wide rows (baselines, daily traffic) are
 also written by other buckets' batches; they are loaded as committed at the start, added
 to, and written as deltas, so nothing concurrent is lost.
+
+A session also carries what it loaded of a bucket's patterns on to the next batch
+(``begin``): the partition that holds a bucket brings its traces to one instance, so that
+instance is the only one writing it, and its next batch of the bucket needs nothing of
+those rows again. Every batch writing a bucket gives it a new version; a batch reads its
+buckets' versions under their locks, and drops what it kept of a bucket whose version is
+not the one it wrote or read last (another instance wrote it meanwhile, during a
+rebalance). What other writers change is read again in every batch: the traces, the
+agents' rows, coverage (the fixture index), and the members and sightings the batch's
+traces are counted against.
 """
 
 from __future__ import annotations
@@ -35,19 +45,24 @@ from services.dedupe.memory_store import (
     Redelivered,
     TraceRow,
 )
-from services.dedupe.pg_journal import EXEMPLAR, INTENT, JournalWriter
+from services.dedupe.pg_journal import EXEMPLAR, INTENT, PATH, JournalWriter
 from services.dedupe.trajectory import Path
 from shared.db import Connection, Reads, Rows, instant
 from shared.events import AgentBaseline, PatternInfo
 from shared.series import AGENT_DAILY, PATTERN_DAILY, TREND_DAYS
 from shared.trends import DayCount
 
+# Patterns a session keeps between batches before it starts afresh. A kept pattern holds
+# its intents, exemplars (128-value sketches), paths and daily series: 4 KB on average on
+# the generated corpus (tracemalloc), up to ~15 KB with every exemplar kept.
+DEFAULT_KEPT_PATTERNS = 10_000
+
 
 class Session:
     """The store's calls on one connection, inside one transaction, over loaded rows."""
 
-    def __init__(self, conn: Connection, max_exemplars: int) -> None:
-        self._conn = conn
+    def __init__(self, conn: Connection | None, max_exemplars: int) -> None:
+        self._conn: Connection | None = conn
         self._journal: list[NewTrace | Redelivered] = []
         self._state = InMemoryPatternStore(max_exemplars, journal=self._journal)
         # Next free position of each pattern's intents, exemplars and paths in the database.
@@ -62,6 +77,109 @@ class Session:
         self._loaded_agents: set[str] = set()
         # Per pattern or agent, the days of the daily series loaded (one contiguous span).
         self._day_spans: dict[tuple[str, str], tuple[date, date]] = {}
+        # What is kept across batches, by bucket: the bucket each loaded pattern belongs
+        # to, the version its rows are as of, and the buckets checked in this batch.
+        self._bucket_of: dict[str, str] = {}
+        self._versions: dict[str, int] = {}
+        self._checked: set[str] = set()
+        # Patterns whose coverage, members and sightings were read in this batch.
+        self._fresh: set[str] = set()
+        # The kept daily series hold no day before this one.
+        self._trimmed_before: date | None = None
+
+    @property
+    def conn(self) -> Connection:
+        if self._conn is None:
+            raise RuntimeError("the session is between batches: begin one first")
+        return self._conn
+
+    @property
+    def patterns_kept(self) -> int:
+        """Kept patterns, with the band rows kept counted ten to a pattern."""
+        return len(self._loaded_patterns) + len(self._loaded_pairs) // 10
+
+    def begin(self, conn: Connection) -> Session:
+        """The next batch, on its own connection and transaction: what other writers
+        change is forgotten, what the buckets' own batches write is kept."""
+        state = self._state
+        self._conn = conn
+        self._journal.clear()
+        state.traces.clear()
+        self._loaded_traces.clear()
+        state.measures.clear()
+        self._loaded_agents.clear()
+        state.agent_daily.clear()
+        for key in [k for k in self._day_spans if k[0] == "agent"]:
+            del self._day_spans[key]
+        state.coverage.clear()
+        # An agent version's membership is loaded whole; the others only for the values
+        # a batch brings, so they are read again with the next batch's values.
+        state.members = {m for m in state.members if m[1] == "agent_version"}
+        self._checked.clear()
+        self._fresh.clear()
+        self._trim_days()
+        return self
+
+    def end(self) -> None:
+        """After the batch's writes: a pattern read in this batch but not of a bucket
+        whose version it checked (read for a redelivered trace or by id alone) cannot be
+        checked by the next one."""
+        self._conn = None
+        self._forget_patterns(
+            {p for p in self._fresh if self._bucket_of.get(p) not in self._checked}
+        )
+
+    def _trim_days(self) -> None:
+        """Drops the days no trend window of the latest traces reaches any more (once a
+        day): a late trace reads its own again."""
+        if self._horizon is None:
+            return
+        cutoff = self._horizon.date() - timedelta(days=TREND_DAYS + 1)
+        if self._trimmed_before is not None and cutoff <= self._trimmed_before:
+            return
+        self._trimmed_before = cutoff
+        for key, (lo, hi) in list(self._day_spans.items()):
+            if hi < cutoff:
+                del self._day_spans[key]
+            elif lo < cutoff:
+                self._day_spans[key] = (cutoff, hi)
+        daily = self._state.daily
+        for day_key in [k for k in daily if k[1] < cutoff]:
+            del daily[day_key]
+
+    def _forget(self, buckets: set[str]) -> None:
+        """Another instance wrote these buckets since their rows were loaded."""
+        self._forget_patterns(
+            {p for p in self._loaded_patterns if self._bucket_of.get(p) in buckets}
+        )
+        stale_pairs = {pair for pair in self._loaded_pairs if pair[0] in buckets}
+        self._loaded_pairs -= stale_pairs
+        for pair in stale_pairs:
+            self._state.intent_bands.pop(pair, None)
+
+    def _forget_patterns(self, pattern_ids: set[str]) -> None:
+        state = self._state
+        for p in pattern_ids:
+            state.patterns.pop(p, None)
+            state.intents.pop(p, None)
+            state.exemplars.pop(p, None)
+            state.paths.pop(p, None)
+            state.sightings.pop(p, None)
+            state.versions.pop(p, None)
+            self._sightings_until.pop(p, None)
+            self._bucket_of.pop(p, None)
+            for dimension in ("session", "user", "day", "agent_version"):
+                state.member_counts.pop((p, dimension), None)
+            for kind in (INTENT, EXEMPLAR, PATH):
+                self._next.pop((kind, p), None)
+            self._day_spans.pop(("pattern", p), None)
+        if pattern_ids:
+            state.members = {m for m in state.members if m[0] not in pattern_ids}
+            for key in [k for k in state.daily if k[0] in pattern_ids]:
+                del state.daily[key]
+            # A band row naming one of them stays: the pattern is a candidate again, and
+            # is loaded again when a batch meets it.
+            self._loaded_patterns -= pattern_ids
 
     # --- reading -------------------------------------------------------------------
 
@@ -82,24 +200,97 @@ class Session:
         agents = {*agents, *(o.agent for o in observations)}
         pattern_ids = set(pattern_ids)
         reads = Reads()
+        buckets = {b for o in observations for b in (o.bucket, success_bucket(o.agent))}
+        stale: set[str] = set()
+        self._read_versions(reads, buckets - self._checked, stale)
         self._read_traces(reads, [o.trace_id for o in observations], pattern_ids)
-        pairs = {
-            (bucket, key)
-            for o in observations
-            for bucket in (o.bucket, success_bucket(o.agent))
-            for key in o.intent_bands
-        }
+        pairs = {(b, key) for o in observations for b in (o.bucket, success_bucket(o.agent))
+                 for key in o.intent_bands}  # fmt: skip
         self._read_bands(reads, pairs, pattern_ids)
-        await reads.run(self._conn)
-        # A pattern a trace would found may exist already (founded by a redelivery's
-        # first, or by the same intent met again after its band rows went).
-        pattern_ids |= {pattern_id_of(o.bucket, o.intent) for o in observations}
+        await reads.run(self.conn)
+        if stale:  # what was kept of them goes, and is read again
+            self._forget(stale)
+            self._read_bands(reads, pairs, pattern_ids)
+            await reads.run(self.conn)
+        # The candidates kept from earlier batches count as found, and so does a pattern
+        # a trace would found: it may exist already (founded by a redelivery's first, or
+        # by the same intent met again after its band rows went).
+        bands = self._state.intent_bands
+        pattern_ids |= {p for pair in pairs for p in bands.get(pair, ())}
+        founding = {pattern_id_of(o.bucket, o.intent): o.bucket for o in observations}
+        pattern_ids |= founding.keys()
+        for pattern_id, bucket in founding.items():
+            self._bucket_of.setdefault(pattern_id, bucket)
+        # A kept pattern met through a redelivered trace, in a bucket whose version this
+        # batch did not check, is read again.
+        checked, bucket_of = self._checked, self._bucket_of
+        self._forget_patterns(
+            {p for p in pattern_ids & self._loaded_patterns if bucket_of.get(p) not in checked}
+        )
+        kept = pattern_ids & self._loaded_patterns
         self._read_patterns(reads, pattern_ids, observations)
+        self._refresh(reads, kept - self._fresh, observations)
         self._read_baselines(reads, agents)
         ends = {o.seen_at.date() for o in observations} | ({until} if until else set())
         if ends:
             self._read_days(reads, pattern_ids, agents, min(ends), max(ends))
-        await reads.run(self._conn)
+        await reads.run(self.conn)
+
+    def _read_versions(self, reads: Reads, buckets: set[str], stale: set[str]) -> None:
+        """Each bucket's version, read under its lock for the batch's own buckets: one
+        that is not the version its kept rows are as of marks them ``stale``."""
+        if not buckets:
+            return
+        self._checked |= buckets
+        wanted = sorted(buckets)
+
+        def apply(rows: Rows) -> None:
+            now = dict.fromkeys(wanted, 0) | {r["bucket"]: r["version"] for r in rows}
+            for bucket, version in now.items():
+                if self._versions.get(bucket, version) != version:
+                    stale.add(bucket)
+                self._versions[bucket] = version
+
+        reads.add(
+            "SELECT bucket, version FROM dedupe_bucket_versions WHERE bucket = ANY($1::text[])",
+            [wanted],
+            apply,
+        )
+
+    def _refresh(
+        self, reads: Reads, pattern_ids: set[str], observations: Sequence[Observation]
+    ) -> None:
+        """What others change of a pattern kept from an earlier batch: its coverage, and
+        the batch's members and sightings (the latter only if the batch's traces go past
+        the hour up to which they were read)."""
+        if not pattern_ids:
+            return
+        self._fresh |= pattern_ids
+        wanted = sorted(pattern_ids)
+        state = self._state
+
+        def apply_coverage(rows: Rows) -> None:
+            for r in rows:
+                state.coverage[r["pattern_id"]] = r["fixture_version"]
+
+        reads.add(
+            """SELECT pattern_id, fixture_version FROM pattern_coverage
+               WHERE pattern_id = ANY($1::text[])""",
+            [wanted],
+            apply_coverage,
+        )
+        self._read_batch_members(reads, wanted, observations)
+        latest = max((o.seen_at for o in observations), default=None)
+        behind = [
+            p
+            for p in wanted
+            if latest is not None
+            and ((until := self._sightings_until.get(p)) is None or latest > until)
+        ]
+        for p in behind:
+            state.sightings.pop(p, None)
+        if behind:
+            self._read_sightings(reads, behind, observations)
 
     def _read_traces(self, reads: Reads, trace_ids: Sequence[str], found: set[str]) -> None:
         wanted = sorted(set(trace_ids) - self._loaded_traces)
@@ -154,6 +345,7 @@ class Session:
         if not wanted:
             return
         self._loaded_patterns.update(wanted)
+        self._fresh.update(wanted)
         state = self._state
 
         def apply(rows: Rows) -> None:
@@ -254,27 +446,40 @@ class Session:
             for r in rows:
                 state.member_counts[(r["pattern_id"], r["dimension"])] = r["members"]
 
-        def apply_members(rows: Rows) -> None:
-            for r in rows:
-                state.members.add((r["pattern_id"], r["dimension"], r["value"]))
-                if r["dimension"] == "agent_version":
-                    state.versions[r["pattern_id"]].add(r["value"])
-
         reads.add(
             """SELECT pattern_id, dimension, members FROM pattern_member_counts
                WHERE pattern_id = ANY($1::text[])""",
             [wanted],
             apply_counts,
         )
+        self._read_batch_members(reads, wanted, observations, with_versions=True)
+
+    def _read_batch_members(
+        self,
+        reads: Reads,
+        wanted: list[str],
+        observations: Sequence[Observation],
+        with_versions: bool = False,
+    ) -> None:
+        """Which of the batch's own members the patterns have already (and, when they are
+        loaded, every agent version they have met)."""
+        state = self._state
+
+        def apply(rows: Rows) -> None:
+            for r in rows:
+                state.members.add((r["pattern_id"], r["dimension"], r["value"]))
+                if r["dimension"] == "agent_version":
+                    state.versions[r["pattern_id"]].add(r["value"])
+
         batch_members = sorted({m for o in observations for m in o.members})
         reads.add(
             """SELECT m.pattern_id, m.dimension, m.value FROM pattern_members m
                WHERE m.pattern_id = ANY($1::text[])
-                 AND (m.dimension = 'agent_version'
+                 AND (($4::bool AND m.dimension = 'agent_version')
                       OR (m.dimension, m.value) IN (
                           SELECT * FROM unnest($2::text[], $3::text[])))""",
-            [wanted, [d for d, _ in batch_members], [v for _, v in batch_members]],
-            apply_members,
+            [wanted, [d for d, _ in batch_members], [v for _, v in batch_members], with_versions],
+            apply,
         )
 
     def _read_kept(self, reads: Reads, wanted: list[str]) -> None:
@@ -287,6 +492,7 @@ class Session:
                 self._next[(kind, pattern_id)] = r["position"] + 1
                 if kind == INTENT:
                     state.intents.setdefault(pattern_id, []).append(tuple(r["signature"]))
+                    self._bucket_of[pattern_id] = r["bucket"]
                 elif kind == EXEMPLAR:
                     state.exemplars.setdefault(pattern_id, []).append(
                         (r["trace_id"], tuple(r["signature"]))
@@ -296,13 +502,13 @@ class Session:
 
         reads.add(
             """SELECT 0 AS kind, pattern_id, position, NULL AS trace_id, signature,
-                      NULL::text[] AS tools
+                      NULL::text[] AS tools, bucket
                FROM pattern_intents WHERE pattern_id = ANY($1::text[])
                UNION ALL
-               SELECT 1, pattern_id, position, trace_id, signature, NULL
+               SELECT 1, pattern_id, position, trace_id, signature, NULL, NULL
                FROM pattern_exemplars WHERE pattern_id = ANY($1::text[])
                UNION ALL
-               SELECT 2, pattern_id, position, NULL, NULL, tools
+               SELECT 2, pattern_id, position, NULL, NULL, tools, NULL
                FROM pattern_paths WHERE pattern_id = ANY($1::text[])
                ORDER BY kind, pattern_id, position""",
             [wanted],
@@ -412,13 +618,13 @@ class Session:
     async def days(self, pattern_id: str, agent: str, until: date) -> list[DayCount]:
         reads = Reads()
         self._read_days(reads, {pattern_id}, {agent}, until, until)
-        await reads.run(self._conn)
+        await reads.run(self.conn)
         return self._state.days_now(pattern_id, agent, until)
 
     async def baseline(self, agent: str) -> AgentBaseline:
         reads = Reads()
         self._read_baselines(reads, {agent})
-        await reads.run(self._conn)
+        await reads.run(self.conn)
         return self._state.baseline_now(agent)
 
     async def reference(self, obs: Observation) -> tuple[str | None, list[Path]]:
@@ -427,13 +633,13 @@ class Session:
         return self._state.reference_now(obs)
 
     async def mark_forwarded(self, trace_ids: Collection[str]) -> None:
-        await self._conn.execute(
+        await self.conn.execute(
             "UPDATE dedupe_traces SET forwarded = true WHERE trace_id = ANY($1::text[])",
             list(trace_ids),
         )
 
     async def set_coverage(self, pattern_id: str, fixture_version: int, at: datetime) -> None:
-        await self._conn.execute(
+        await self.conn.execute(
             """INSERT INTO pattern_coverage AS c (pattern_id, fixture_version, updated_at)
                VALUES ($1, $2, $3) ON CONFLICT (pattern_id) DO UPDATE
                SET fixture_version = GREATEST(c.fixture_version, EXCLUDED.fixture_version),
@@ -444,11 +650,11 @@ class Session:
         )
 
     async def clear_coverage(self, pattern_id: str) -> None:
-        await self._conn.execute("DELETE FROM pattern_coverage WHERE pattern_id = $1", pattern_id)
+        await self.conn.execute("DELETE FROM pattern_coverage WHERE pattern_id = $1", pattern_id)
 
     # --- writing -------------------------------------------------------------------
 
     async def flush(self) -> None:
         """Writes what the batch changed: one statement per table."""
         changes, self._journal[:] = list(self._journal), []
-        await JournalWriter(self._conn, self._state, self._next).write(changes)
+        self._versions |= await JournalWriter(self.conn, self._state, self._next).write(changes)

@@ -19,8 +19,9 @@ import asyncpg
 
 from services.dedupe.logic import DEFAULT_EXEMPLARS, Observation, Recorded
 from services.dedupe.memory_store import InMemoryPatternStore
-from services.dedupe.pg_session import Session
+from services.dedupe.pg_session import DEFAULT_KEPT_PATTERNS, Session
 from services.dedupe.trajectory import Path
+from shared.db import Connection
 from shared.events import AgentBaseline, PatternInfo
 from shared.trends import DayCount
 
@@ -49,19 +50,48 @@ class PatternSession(PatternCalls, Protocol):
 
 class PatternStore(PatternCalls, Protocol):
     def batch(self, buckets: Iterable[str]) -> AbstractAsyncContextManager[PatternSession]: ...
+    def forget(self) -> None: ...
 
 
 class PostgresPatternStore:
     """Every call runs in a transaction of its own; ``batch`` opens one transaction for a
     whole batch of traces, with the advisory locks of all its buckets taken once, in a
-    fixed order (two instances locking overlapping buckets cannot deadlock)."""
+    fixed order (two instances locking overlapping buckets cannot deadlock).
 
-    def __init__(self, pool: asyncpg.Pool, max_exemplars: int = DEFAULT_EXEMPLARS) -> None:
+    The batches share one session, which keeps what it loaded of the buckets' patterns
+    from one batch to the next (see ``pg_session``), up to ``kept_patterns`` patterns;
+    0 keeps nothing. A batch that fails, and a rebalance (``forget``), start it afresh."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        max_exemplars: int = DEFAULT_EXEMPLARS,
+        kept_patterns: int = DEFAULT_KEPT_PATTERNS,
+    ) -> None:
         self._pool = pool
         self._max_exemplars = max_exemplars
+        self._kept_patterns = kept_patterns
+        self._kept: Session | None = None
+        # How many times ``forget`` was called: a batch hands its session back only if
+        # it was not called while the batch ran.
+        self._forgotten = 0
+
+    def forget(self) -> None:
+        """Drops what the batches kept: the partitions that brought their buckets here
+        may have gone to another instance."""
+        self._kept = None
+        self._forgotten += 1
+
+    def _session_for(self, conn: Connection) -> Session:
+        kept = self._kept
+        self._kept = None  # a batch running beside this one starts its own session
+        if kept is None or kept.patterns_kept > self._kept_patterns:
+            kept = Session(None, self._max_exemplars)
+        return kept.begin(conn)
 
     @asynccontextmanager
     async def batch(self, buckets: Iterable[str]) -> AsyncIterator[PatternSession]:
+        forgotten = self._forgotten
         async with self._pool.acquire() as conn, conn.transaction():
             # Serialises assignment within one bucket across instances: the second of two
             # concurrent traces sees the pattern the first one founded.
@@ -71,9 +101,14 @@ class PostgresPatternStore:
                        ORDER BY k) AS sorted""",
                 sorted(set(buckets)),
             )
-            session = Session(conn, self._max_exemplars)
+            session = self._session_for(conn)
             yield session
             await session.flush()
+            session.end()
+        # Handed back only once committed: after a rollback, or a commit whose outcome is
+        # unknown, what the session holds may not be what the database holds.
+        if self._kept_patterns > 0 and self._forgotten == forgotten:
+            self._kept = session
 
     @asynccontextmanager
     async def _alone(self) -> AsyncIterator[Session]:

@@ -6,7 +6,6 @@ store withdrawing, reverting, retiring (by a replay or by hand) and restoring fi
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -16,13 +15,11 @@ from typing import Any, TypeVar
 import pytest
 
 from promoter.supervisor import Endpoints
-from services.dedupe import logic as dedupe
 from services.dedupe.logic import Observation
 from services.dedupe.store import InMemoryPatternStore, PatternStore, PostgresPatternStore
 from services.fixture_writer.logic import HandRetirement, build_fixtures
 from services.fixture_writer.memory_store import InMemoryFixtureStore
 from services.fixture_writer.store import FixtureStore, FixtureWrites, PostgresFixtureStore
-from services.ingest.decode import decode_payload
 from services.scoring.logic import BudgetState
 from services.scoring.store import (
     BudgetStore,
@@ -38,9 +35,8 @@ from services.scoring.verdicts import (
 )
 from shared.db import connect_pool, migrate
 from shared.events import Decision, Trace, TraceScored, Verdict
-from shared.features import derive_features
 from tests.support.builders import refund_trace, scored
-from tools.corpus.real.slice import read_slice
+from tests.support.patterns import record_in_batches, slice_observations
 
 pytestmark = pytest.mark.e2e
 
@@ -181,22 +177,6 @@ def test_the_postgres_fixture_store_withdraws_as_the_in_memory_one_does(infra: E
     assert real.restored and all(restored for _, _, restored, _ in real.restored)
 
 
-def slice_observations(token: str) -> list[Observation]:
-    """The committed real runs, each under a trace id and agent of this test's own, so
-    the shared store holds nothing else in their buckets."""
-    observations = []
-    for document, _label in read_slice():
-        (trace,) = decode_payload(json.dumps(document).encode(), "application/json")
-        mine = trace.model_copy(
-            update={
-                "trace_id": f"{token}-{trace.trace_id}"[:64],
-                "agent_name": f"{trace.agent_name}-{token}",
-            }
-        )
-        observations.append(dedupe.observe(mine, derive_features(mine)))
-    return observations
-
-
 async def record_all(store: PatternStore, observations: list[Observation]) -> list[Any]:
     facts: list[Any] = []
     for obs in [*observations, observations[0]]:  # the last one is a redelivery
@@ -266,23 +246,6 @@ def test_the_postgres_fixture_store_retires_by_hand_as_the_in_memory_one_does(
     assert story == asyncio.run(retired_by_hand(InMemoryFixtureStore(), nonce))
     assert story == (f"p-{nonce}", None, False), "retired once; the redelivery changes nothing"
     assert reasons == ["retired by hand by ana: the refund rule changed"]
-
-
-async def record_in_batches(
-    store: PatternStore, observations: list[Observation], size: int
-) -> list[Any]:
-    """As the dedupe stage records: several traces in one session (one transaction)."""
-    facts: list[Any] = []
-    stream = [*observations, observations[0]]  # the last one is a redelivery
-    for start in range(0, len(stream), size):
-        chunk = stream[start : start + size]
-        async with store.batch(o.bucket for o in chunk) as session:
-            await session.prefetch(chunk)
-            for obs in chunk:
-                recorded = await session.record(obs)
-                facts.append((recorded, await session.pattern(recorded.pattern_id)))
-        await store.mark_forwarded([o.trace_id for o in chunk])
-    return facts
 
 
 def test_a_batch_recorded_in_one_transaction_groups_as_the_in_memory_twin_does(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from faststream.kafka import TestKafkaBroker
@@ -90,6 +91,35 @@ async def test_a_stage_handler_gets_its_batch_and_store_without_a_worker_thread(
 
         assert dedupe.deduped.mock is not None
         assert dedupe.deduped.mock.call_count == 1
+
+
+class ForgetfulStore(InMemoryPatternStore):
+    forgotten: int = 0
+
+    def forget(self) -> None:
+        self.forgotten += 1
+
+
+async def test_dedupe_forgets_what_it_kept_when_its_input_partitions_are_revoked() -> None:
+    from aiokafka import TopicPartition
+
+    from services.dedupe import app as dedupe
+
+    store = ForgetfulStore()
+    subscribers: list[Any] = list(dedupe.broker.subscribers)
+    listeners = {  # the listener each consumer is built with
+        tuple(t.name for t in s.topics): s._listener for s in subscribers
+    }
+    revocations = listeners[(topics.NORMALIZED,)]
+    assert revocations is dedupe.revocations
+    revocations.store = store
+    try:
+        await revocations.on_partitions_revoked(set())
+        assert store.forgotten == 0, "a rebalance that took nothing away keeps it all"
+        await revocations.on_partitions_revoked({TopicPartition(topics.NORMALIZED, 1)})
+        assert store.forgotten == 1
+    finally:
+        revocations.store = None
 
 
 async def test_dedupe_dead_letters_a_body_that_is_not_a_normalized_trace() -> None:

@@ -1,0 +1,157 @@
+"""Dedupe keeps what it read of a bucket's patterns from one batch to the next, and still
+decides as its in-memory twin does: when another instance writes the bucket meanwhile,
+when the fixture index changes a kept pattern's coverage, and after a batch that failed."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import pytest
+
+from promoter.supervisor import Endpoints
+from services.dedupe.logic import Observation
+from services.dedupe.store import InMemoryPatternStore, PatternStore, PostgresPatternStore
+from shared.db import connect_pool, migrate
+from tests.support.patterns import record_in_batches, slice_observations
+
+pytestmark = pytest.mark.e2e
+
+T = TypeVar("T")
+AT = datetime(2026, 3, 2, tzinfo=UTC)
+SIZE = 7
+
+
+def on_postgres(infra: Endpoints, story: Callable[[Any], Awaitable[T]]) -> T:
+    async def run() -> T:
+        pool = await connect_pool(infra.database_url)
+        try:
+            await migrate(pool)
+            return await story(pool)
+        finally:
+            await pool.close()
+
+    return asyncio.run(run())
+
+
+def copies(observations: list[Observation], tag: str) -> list[Observation]:
+    """The same runs again under other trace ids: they join the patterns of the first."""
+    return [
+        replace(o, trace_id=f"{o.trace_id[:56]}-{tag}", content_sha256=f"{tag}{o.content_sha256}")
+        for o in observations
+    ]
+
+
+async def record_batch(store: PatternStore, chunk: list[Observation]) -> list[Any]:
+    async with store.batch(o.bucket for o in chunk) as session:
+        await session.prefetch(chunk)
+        facts = []
+        for obs in chunk:
+            recorded = await session.record(obs)
+            facts.append((recorded, await session.pattern(recorded.pattern_id)))
+    await store.mark_forwarded([o.trace_id for o in chunk])
+    return facts
+
+
+async def taking_turns(stores: list[PatternStore], observations: list[Observation]) -> list[Any]:
+    """Two batches on one instance, then two on the other, over the same buckets: as when
+    a rebalance moves a partition back and forth."""
+    facts: list[Any] = []
+    for i, start in enumerate(range(0, len(observations), SIZE)):
+        store = stores[(i // 2) % len(stores)]
+        facts += await record_batch(store, observations[start : start + SIZE])
+    return facts
+
+
+def test_a_bucket_written_by_another_instance_is_read_again_and_groups_as_the_twin_does(
+    infra: Endpoints,
+) -> None:
+    first = slice_observations(secrets.token_hex(4))
+    observations = [*first, *copies(first, "again")]
+
+    async def story(pool: Any) -> list[Any]:
+        return await taking_turns([PostgresPatternStore(pool), PostgresPatternStore(pool)],
+                                  observations)  # fmt: skip
+
+    on_db = on_postgres(infra, story)
+    twin = asyncio.run(taking_turns([InMemoryPatternStore()], observations))
+    assert on_db == twin
+    instance_of = [(k // SIZE // 2) % 2 for k in range(len(observations))]
+    writers: dict[str, set[int]] = {}
+    for (recorded, _), instance in zip(on_db, instance_of, strict=True):
+        writers.setdefault(recorded.pattern_id, set()).add(instance)
+    assert any(len(w) == 2 for w in writers.values()), "a pattern grew on both instances"
+
+
+async def covered_between_batches(store: PatternStore, observations: list[Observation]) -> Any:
+    """A batch, its busiest pattern covered by a fixture, a batch, the coverage withdrawn,
+    a batch: each batch sees the coverage as it stands."""
+    facts = await record_batch(store, observations[:SIZE])
+    busiest = max(facts, key=lambda f: f[1].occurrences)[0].pattern_id
+    await store.set_coverage(busiest, 1, AT)
+    facts += await record_batch(store, copies(observations[:SIZE], "covered"))
+    await store.clear_coverage(busiest)
+    facts += await record_batch(store, copies(observations[:SIZE], "withdrawn"))
+    return busiest, facts
+
+
+def test_coverage_changed_between_batches_is_seen_by_a_kept_pattern_as_by_the_twin(
+    infra: Endpoints,
+) -> None:
+    observations = slice_observations(secrets.token_hex(4))
+
+    async def story(pool: Any) -> Any:
+        return await covered_between_batches(PostgresPatternStore(pool), observations)
+
+    busiest, on_db = on_postgres(infra, story)
+    assert (busiest, on_db) == asyncio.run(
+        covered_between_batches(InMemoryPatternStore(), observations)
+    )
+    seen = [info.covered_by_fixture for _, info in on_db if info.pattern_id == busiest]
+    assert True in seen and seen[-1] is False
+
+
+class Abandoned(Exception):
+    pass
+
+
+async def with_an_abandoned_batch(store: PatternStore, observations: list[Observation]) -> Any:
+    """A batch, then one that fails after recording its traces (rolled back), then the
+    rest from where the failed one started, as its redelivery would."""
+    facts = await record_batch(store, observations[:SIZE])
+    if not isinstance(store, InMemoryPatternStore):  # the twin cannot roll back
+        with pytest.raises(Abandoned):
+            async with store.batch(o.bucket for o in observations) as session:
+                await session.prefetch(observations[SIZE:])
+                for obs in observations[SIZE:]:
+                    await session.record(obs)
+                raise Abandoned
+    return facts + await record_in_batches(store, observations[SIZE:], SIZE)
+
+
+def test_a_batch_rolled_back_leaves_nothing_kept_behind(infra: Endpoints) -> None:
+    observations = slice_observations(secrets.token_hex(4))
+
+    async def story(pool: Any) -> Any:
+        return await with_an_abandoned_batch(PostgresPatternStore(pool), observations)
+
+    on_db = on_postgres(infra, story)
+    assert on_db == asyncio.run(with_an_abandoned_batch(InMemoryPatternStore(), observations))
+    assert all(recorded.first_delivery for recorded, _ in on_db[:-1]), "counted once"
+
+
+def test_nothing_is_kept_between_batches_when_the_store_is_told_to_keep_nothing(
+    infra: Endpoints,
+) -> None:
+    observations = slice_observations(secrets.token_hex(4))
+
+    async def story(pool: Any) -> list[Any]:
+        return await record_in_batches(PostgresPatternStore(pool, kept_patterns=0),
+                                       observations, SIZE)  # fmt: skip
+
+    on_db = on_postgres(infra, story)
+    assert on_db == asyncio.run(record_in_batches(InMemoryPatternStore(), observations, SIZE))
