@@ -76,7 +76,7 @@ class Session:
         self._sightings_until: dict[str, datetime | None] = {}
         self._loaded_agents: set[str] = set()
         # Per pattern or agent, the days of the daily series loaded (one contiguous span).
-        self._day_spans: dict[tuple[str, str], tuple[date, date]] = {}
+        self._day_spans: dict[str, dict[str, tuple[date, date]]] = {"pattern": {}, "agent": {}}
         # What is kept across batches, by bucket: the bucket each loaded pattern belongs
         # to, the version its rows are as of, and the buckets checked in this batch.
         self._bucket_of: dict[str, str] = {}
@@ -95,8 +95,13 @@ class Session:
 
     @property
     def patterns_kept(self) -> int:
-        """Kept patterns, with the band rows kept counted ten to a pattern."""
-        return len(self._loaded_patterns) + len(self._loaded_pairs) // 10
+        """Kept patterns, with the band rows kept counted ten to a pattern and the members
+        known (sessions, users, days: a few per trace) twenty to a pattern."""
+        return (
+            len(self._loaded_patterns)
+            + len(self._loaded_pairs) // 10
+            + len(self._state.members) // 20
+        )
 
     def begin(self, conn: Connection) -> Session:
         """The next batch, on its own connection and transaction: what other writers
@@ -109,12 +114,8 @@ class Session:
         state.measures.clear()
         self._loaded_agents.clear()
         state.agent_daily.clear()
-        for key in [k for k in self._day_spans if k[0] == "agent"]:
-            del self._day_spans[key]
+        self._day_spans["agent"].clear()
         state.coverage.clear()
-        # An agent version's membership is loaded whole; the others only for the values
-        # a batch brings, so they are read again with the next batch's values.
-        state.members = {m for m in state.members if m[1] == "agent_version"}
         self._checked.clear()
         self._fresh.clear()
         self._trim_days()
@@ -138,11 +139,12 @@ class Session:
         if self._trimmed_before is not None and cutoff <= self._trimmed_before:
             return
         self._trimmed_before = cutoff
-        for key, (lo, hi) in list(self._day_spans.items()):
+        spans = self._day_spans["pattern"]
+        for key, (lo, hi) in list(spans.items()):
             if hi < cutoff:
-                del self._day_spans[key]
+                del spans[key]
             elif lo < cutoff:
-                self._day_spans[key] = (cutoff, hi)
+                spans[key] = (cutoff, hi)
         daily = self._state.daily
         for day_key in [k for k in daily if k[1] < cutoff]:
             del daily[day_key]
@@ -172,7 +174,7 @@ class Session:
                 state.member_counts.pop((p, dimension), None)
             for kind in (INTENT, EXEMPLAR, PATH):
                 self._next.pop((kind, p), None)
-            self._day_spans.pop(("pattern", p), None)
+            self._day_spans["pattern"].pop(p, None)
         if pattern_ids:
             state.members = {m for m in state.members if m[0] not in pattern_ids}
             for key in [k for k in state.daily if k[0] in pattern_ids]:
@@ -544,35 +546,34 @@ class Session:
         patterns = self._missing_days("pattern", pattern_ids, since, last)
         agents_missing = self._missing_days("agent", agents, since, last)
         state = self._state
+        # Each read's span is its own: the rows come once both reads are answered.
         if patterns:
-            lo, hi = self._widened("pattern", patterns, since, last)
+            pattern_span = self._widened("pattern", patterns, since, last)
 
             def apply_patterns(rows: Rows) -> None:
                 for r in rows:
                     key = (r["pattern_id"], date.fromisoformat(r["day"]))
                     if self._new_day("pattern", *key):
                         state.daily[key] = [r["occurrences"], r["rescues"]]
-                self._cover("pattern", patterns, lo, hi)
+                self._cover("pattern", patterns, *pattern_span)
 
-            reads.add(PATTERN_DAILY, [patterns, lo, hi], apply_patterns)
+            reads.add(PATTERN_DAILY, [patterns, *pattern_span], apply_patterns)
         if agents_missing:
-            lo, hi = self._widened("agent", agents_missing, since, last)
+            agent_span = self._widened("agent", agents_missing, since, last)
 
             def apply_agents(rows: Rows) -> None:
                 for r in rows:
                     key = (r["agent"], date.fromisoformat(r["day"]))
                     if self._new_day("agent", *key):
                         state.agent_daily[key] = r["traces"]
-                self._cover("agent", agents_missing, lo, hi)
+                self._cover("agent", agents_missing, *agent_span)
 
-            reads.add(AGENT_DAILY, [agents_missing, lo, hi], apply_agents)
+            reads.add(AGENT_DAILY, [agents_missing, *agent_span], apply_agents)
 
     def _missing_days(self, kind: str, keys: Iterable[str], since: date, last: date) -> list[str]:
-        spans = self._day_spans
+        spans = self._day_spans[kind]
         return sorted(
-            k
-            for k in keys
-            if (span := spans.get((kind, k))) is None or since < span[0] or last > span[1]
+            k for k in keys if (span := spans.get(k)) is None or since < span[0] or last > span[1]
         )
 
     def _widened(self, kind: str, keys: list[str], since: date, last: date) -> tuple[date, date]:
@@ -580,18 +581,18 @@ class Session:
         days stay contiguous once read."""
         lo, hi = since, last
         for k in keys:
-            span = self._day_spans.get((kind, k))
+            span = self._day_spans[kind].get(k)
             if span is not None:
                 lo, hi = min(lo, span[0]), max(hi, span[1])
         return lo, hi
 
     def _new_day(self, kind: str, key: str, day: date) -> bool:
-        span = self._day_spans.get((kind, key))
+        span = self._day_spans[kind].get(key)
         return span is None or not span[0] <= day <= span[1]
 
     def _cover(self, kind: str, keys: list[str], lo: date, hi: date) -> None:
         for k in keys:
-            self._day_spans[(kind, k)] = (lo, hi)
+            self._day_spans[kind][k] = (lo, hi)
 
     # --- the calls -----------------------------------------------------------------
 

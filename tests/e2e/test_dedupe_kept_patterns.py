@@ -8,7 +8,7 @@ import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
@@ -155,3 +155,45 @@ def test_nothing_is_kept_between_batches_when_the_store_is_told_to_keep_nothing(
 
     on_db = on_postgres(infra, story)
     assert on_db == asyncio.run(record_in_batches(InMemoryPatternStore(), observations, SIZE))
+
+
+def seen_over_six_weeks(token: str) -> list[Observation]:
+    """One request every other day for six weeks, then one from the first week arriving
+    late: the trend windows move past the days kept from the first batches."""
+    first = slice_observations(token)[0]
+    hours = [*(48 * k for k in range(21)), 30]
+    return [
+        replace(
+            first,
+            trace_id=f"{first.trace_id[:50]}-{k}",
+            content_sha256=f"{k:064x}",
+            seen_at=first.seen_at + timedelta(hours=h),
+        )
+        for k, h in enumerate(hours)
+    ]
+
+
+async def daily_series_in_batches(store: PatternStore, observations: list[Observation]) -> Any:
+    facts = []
+    for start in range(0, len(observations), 3):
+        chunk = observations[start : start + 3]
+        async with store.batch(o.bucket for o in chunk) as session:
+            await session.prefetch(chunk)
+            for obs in chunk:
+                recorded = await session.record(obs)
+                facts.append(await session.days(recorded.pattern_id, obs.agent, obs.seen_at.date()))
+    return facts
+
+
+def test_daily_series_kept_across_weeks_count_as_the_twin_does_late_traces_included(
+    infra: Endpoints,
+) -> None:
+    observations = seen_over_six_weeks(secrets.token_hex(4))
+
+    async def story(pool: Any) -> Any:
+        return await daily_series_in_batches(PostgresPatternStore(pool), observations)
+
+    on_db = on_postgres(infra, story)
+    assert on_db == asyncio.run(daily_series_in_batches(InMemoryPatternStore(), observations))
+    late = on_db[-1]
+    assert late and late[-1] != on_db[-2][-1], "the late trace's window ends weeks earlier"
