@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pytest
@@ -17,7 +17,7 @@ from promoter.supervisor import Endpoints
 from services.dedupe.logic import Observation
 from services.dedupe.store import InMemoryPatternStore, PatternStore, PostgresPatternStore
 from shared.db import connect_pool, migrate
-from tests.support.patterns import record_in_batches, slice_observations
+from tests.support.patterns import record_in_batches, seen_again, slice_observations
 
 pytestmark = pytest.mark.e2e
 
@@ -26,16 +26,25 @@ AT = datetime(2026, 3, 2, tzinfo=UTC)
 SIZE = 7
 
 
-def on_postgres(infra: Endpoints, story: Callable[[Any], Awaitable[T]]) -> T:
+Instances = Callable[[], PatternStore]
+
+
+def on_postgres_and_twin(
+    infra: Endpoints, story: Callable[[Instances], Coroutine[Any, Any, T]], **store: Any
+) -> tuple[T, T]:
+    """The story told on PostgreSQL, where every instance it starts is a store of its own
+    (made with ``store``) on one database, and to the twin, which plays every instance."""
+
     async def run() -> T:
         pool = await connect_pool(infra.database_url)
         try:
             await migrate(pool)
-            return await story(pool)
+            return await story(lambda: PostgresPatternStore(pool, **store))
         finally:
             await pool.close()
 
-    return asyncio.run(run())
+    twin = InMemoryPatternStore()
+    return asyncio.run(run()), asyncio.run(story(lambda: twin))
 
 
 def copies(observations: list[Observation], tag: str) -> list[Observation]:
@@ -73,12 +82,10 @@ def test_a_bucket_written_by_another_instance_is_read_again_and_groups_as_the_tw
     first = slice_observations(secrets.token_hex(4))
     observations = [*first, *copies(first, "again")]
 
-    async def story(pool: Any) -> list[Any]:
-        return await taking_turns([PostgresPatternStore(pool), PostgresPatternStore(pool)],
-                                  observations)  # fmt: skip
+    async def two_instances(instance: Instances) -> list[Any]:
+        return await taking_turns([instance(), instance()], observations)
 
-    on_db = on_postgres(infra, story)
-    twin = asyncio.run(taking_turns([InMemoryPatternStore()], observations))
+    on_db, twin = on_postgres_and_twin(infra, two_instances)
     assert on_db == twin
     instance_of = [(k // SIZE // 2) % 2 for k in range(len(observations))]
     writers: dict[str, set[int]] = {}
@@ -104,13 +111,11 @@ def test_coverage_changed_between_batches_is_seen_by_a_kept_pattern_as_by_the_tw
 ) -> None:
     observations = slice_observations(secrets.token_hex(4))
 
-    async def story(pool: Any) -> Any:
-        return await covered_between_batches(PostgresPatternStore(pool), observations)
-
-    busiest, on_db = on_postgres(infra, story)
-    assert (busiest, on_db) == asyncio.run(
-        covered_between_batches(InMemoryPatternStore(), observations)
+    on_db, twin = on_postgres_and_twin(
+        infra, lambda instance: covered_between_batches(instance(), observations)
     )
+    assert on_db == twin
+    busiest, on_db = on_db
     seen = [info.covered_by_fixture for _, info in on_db if info.pattern_id == busiest]
     assert True in seen and seen[-1] is False
 
@@ -136,11 +141,10 @@ async def with_an_abandoned_batch(store: PatternStore, observations: list[Observ
 def test_a_batch_rolled_back_leaves_nothing_kept_behind(infra: Endpoints) -> None:
     observations = slice_observations(secrets.token_hex(4))
 
-    async def story(pool: Any) -> Any:
-        return await with_an_abandoned_batch(PostgresPatternStore(pool), observations)
-
-    on_db = on_postgres(infra, story)
-    assert on_db == asyncio.run(with_an_abandoned_batch(InMemoryPatternStore(), observations))
+    on_db, twin = on_postgres_and_twin(
+        infra, lambda instance: with_an_abandoned_batch(instance(), observations)
+    )
+    assert on_db == twin
     assert all(recorded.first_delivery for recorded, _ in on_db[:-1]), "counted once"
 
 
@@ -149,28 +153,16 @@ def test_nothing_is_kept_between_batches_when_the_store_is_told_to_keep_nothing(
 ) -> None:
     observations = slice_observations(secrets.token_hex(4))
 
-    async def story(pool: Any) -> list[Any]:
-        return await record_in_batches(PostgresPatternStore(pool, kept_patterns=0),
-                                       observations, SIZE)  # fmt: skip
-
-    on_db = on_postgres(infra, story)
-    assert on_db == asyncio.run(record_in_batches(InMemoryPatternStore(), observations, SIZE))
+    on_db, twin = on_postgres_and_twin(
+        infra, lambda instance: record_in_batches(instance(), observations, SIZE), kept_patterns=0
+    )
+    assert on_db == twin
 
 
 def seen_over_six_weeks(token: str) -> list[Observation]:
     """One request every other day for six weeks, then one from the first week arriving
     late: the trend windows move past the days kept from the first batches."""
-    first = slice_observations(token)[0]
-    hours = [*(48 * k for k in range(21)), 30]
-    return [
-        replace(
-            first,
-            trace_id=f"{first.trace_id[:50]}-{k}",
-            content_sha256=f"{k:064x}",
-            seen_at=first.seen_at + timedelta(hours=h),
-        )
-        for k, h in enumerate(hours)
-    ]
+    return seen_again(slice_observations(token)[0], [*(48 * k for k in range(21)), 30])
 
 
 async def daily_series_in_batches(store: PatternStore, observations: list[Observation]) -> Any:
@@ -190,10 +182,9 @@ def test_daily_series_kept_across_weeks_count_as_the_twin_does_late_traces_inclu
 ) -> None:
     observations = seen_over_six_weeks(secrets.token_hex(4))
 
-    async def story(pool: Any) -> Any:
-        return await daily_series_in_batches(PostgresPatternStore(pool), observations)
-
-    on_db = on_postgres(infra, story)
-    assert on_db == asyncio.run(daily_series_in_batches(InMemoryPatternStore(), observations))
+    on_db, twin = on_postgres_and_twin(
+        infra, lambda instance: daily_series_in_batches(instance(), observations)
+    )
+    assert on_db == twin
     late = on_db[-1]
     assert late and late[-1] != on_db[-2][-1], "the late trace's window ends weeks earlier"

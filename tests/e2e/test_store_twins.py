@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -36,7 +36,7 @@ from services.scoring.verdicts import (
 from shared.db import connect_pool, migrate
 from shared.events import Decision, Trace, TraceScored, Verdict
 from tests.support.builders import refund_trace, scored
-from tests.support.patterns import record_in_batches, slice_observations
+from tests.support.patterns import record_in_batches, seen_again, slice_observations
 
 pytestmark = pytest.mark.e2e
 
@@ -283,19 +283,10 @@ def test_a_batch_recorded_in_one_transaction_groups_as_the_in_memory_twin_does(
 def sightings_over_days(token: str) -> list[Observation]:
     """One request seen every 7 hours over nine days, sent partly out of order: batches of
     seven move the pattern's last sighting on by two days, past both count windows."""
-    first = slice_observations(token)[0]
     hours = [7 * k for k in range(31)]
     hours[10], hours[12] = hours[12], hours[10]  # a late trace within a batch
     hours[20], hours[27] = hours[27], hours[20]  # and one a batch late
-    return [
-        replace(
-            first,
-            trace_id=f"{first.trace_id[:50]}-{k}",
-            content_sha256=f"{k:064x}",
-            seen_at=first.seen_at + timedelta(hours=h),
-        )
-        for k, h in enumerate(hours)
-    ]
+    return seen_again(slice_observations(token)[0], hours)
 
 
 def test_day_and_week_counts_follow_the_last_sighting_across_batches_as_in_the_twin(

@@ -4,6 +4,8 @@ does: the pattern store's parity tests share them."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 from services.dedupe import logic as dedupe
@@ -28,6 +30,19 @@ def slice_observations(token: str) -> list[Observation]:
         )
         observations.append(dedupe.observe(mine, derive_features(mine)))
     return observations
+
+
+def seen_again(first: Observation, hours: list[int]) -> list[Observation]:
+    """The same run seen again, as other traces, so many hours after the first."""
+    return [
+        replace(
+            first,
+            trace_id=f"{first.trace_id[:50]}-{k}",
+            content_sha256=f"{k:064x}",
+            seen_at=first.seen_at + timedelta(hours=h),
+        )
+        for k, h in enumerate(hours)
+    ]
 
 
 async def record_in_batches(
