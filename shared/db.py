@@ -7,9 +7,11 @@ import contextlib
 import json
 import re
 import signal
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from importlib import resources
+from types import FrameType
 from typing import Any
 
 import asyncpg
@@ -87,26 +89,31 @@ async def stoppable() -> AsyncIterator[None]:
     """A stop signal (SIGTERM, SIGINT) during the block cancels it. FastStream's own
     handler only sets a flag its run loop reads once startup is over: a stage waiting at
     start for a database that is down would ignore `promote down` (and be SIGKILLed after
-    its timeout). The handler in place before (FastStream's) still runs, and is put back."""
+    its timeout).
+
+    The signal is caught at the interpreter's level, not the event loop's: an event loop
+    (asyncio's, uvloop's) learns of a signal through the wakeup fd, which the interpreter
+    writes whatever Python handler is installed, so the loop's own handlers (FastStream's)
+    still run, and no loop's private handler table is read. The handlers in place before
+    are put back."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
-    handlers = getattr(loop, "_signal_handlers", None)
-    if task is None or handlers is None:  # not a Unix selector loop: nothing to do
-        yield
+    if task is None or threading.current_thread() is not threading.main_thread():
+        yield  # signals reach the main thread only: nothing to do
         return
-    previous = {sig: handlers.get(sig) for sig in STOP_SIGNALS}
     stopped = False
 
-    def on_signal(sig: signal.Signals) -> None:
+    def on_signal(sig: int, frame: FrameType | None) -> None:
         nonlocal stopped
         stopped = True
-        handle = previous[sig]
-        if handle is not None:
-            handle._run()
-        task.cancel()
+        handler = previous[signal.Signals(sig)]
+        if callable(handler):
+            handler(sig, frame)
+        loop.call_soon_threadsafe(task.cancel)
 
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
     for sig in STOP_SIGNALS:
-        loop.add_signal_handler(sig, on_signal, sig)
+        signal.signal(sig, on_signal)
     try:
         yield
     except asyncio.CancelledError:
@@ -114,12 +121,9 @@ async def stoppable() -> AsyncIterator[None]:
             raise SystemExit("stopped by a signal while waiting at start") from None
         raise
     finally:
-        for sig in STOP_SIGNALS:
-            handle = previous[sig]
-            if handle is None:
-                loop.remove_signal_handler(sig)
-            else:
-                loop.add_signal_handler(sig, handle._callback, *handle._args)
+        for sig, handler in previous.items():
+            # None: the handler before was not set from Python, and cannot be put back.
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
 
 def migration_scripts() -> list[tuple[str, str]]:

@@ -110,9 +110,13 @@ async def test_the_receiver_started_while_kafka_is_away_answers_503_instead_of_e
     assert answer.headers["retry-after"]
 
 
-def test_a_stage_waiting_for_an_unresolvable_database_stops_on_sigterm(tmp_path: Path) -> None:
+@pytest.mark.parametrize("loop", ["asyncio:new_event_loop", "uvloop:new_event_loop"])
+def test_a_stage_waiting_for_an_unresolvable_database_stops_on_sigterm(
+    tmp_path: Path, loop: str
+) -> None:
     """FastStream only acts on SIGTERM once startup is over; a stage waiting at start for
-    its database ignored it (and `promote down` waited for its SIGKILL timeout)."""
+    its database ignored it (and `promote down` waited for its SIGKILL timeout). On either
+    event loop: a stage runs on uvloop when it is installed, as it is by default."""
     log_path = tmp_path / "dedupe.log"
     env = {
         **os.environ,
@@ -122,7 +126,7 @@ def test_a_stage_waiting_for_an_unresolvable_database_stops_on_sigterm(tmp_path:
     }
     with log_path.open("wb") as log:
         stage = subprocess.Popen(
-            [sys.executable, "-m", "faststream", "run", "services.dedupe.app:app"],
+            [sys.executable, "-m", "faststream", "run", "--loop", loop, "services.dedupe.app:app"],
             cwd=REPO_ROOT,
             env=env,
             stdout=log,

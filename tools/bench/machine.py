@@ -17,6 +17,7 @@ PACKAGES = (
     "faststream",
     "pydantic",
     "asyncpg",
+    "uvloop",
     "presidio-analyzer",
     "google-re2",
     "hyperscan",

@@ -405,7 +405,8 @@ def _method(results: dict[str, Any]) -> str:
         f"{corpus.get('incomplete_dropped', '?')} traces whose root never ends are left out "
         "(they only measure the assembly's maximum wait).",
         "- Stages run as five separate processes (`faststream run services.<stage>.app:app`, "
-        f"as `promote up` starts them) with `PROMOTE_ASSEMBLY_QUIET_MS={quiet}` (default 1500)"
+        "as `promote up` starts them, on the event loop it picks: uvloop when installed, see "
+        f"Packages) with `PROMOTE_ASSEMBLY_QUIET_MS={quiet}` (default 1500)"
         f" and `PROMOTE_ASSEMBLY_MAX_WAIT_MS={max_wait}`, {partitions} partitions per topic, "
         "logging at INFO as deployed. Before every repetition every table of the store is "
         "emptied, so each repetition starts from the same empty store.",
