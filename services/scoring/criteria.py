@@ -293,7 +293,9 @@ def missed_offline(p: PatternInfo, features: TraceFeatures) -> CriterionScore:
 
 
 def _placeholder_share(text: str) -> float:
-    visible = sum(1 for ch in text if not ch.isspace())
+    # str.split() splits on exactly what str.isspace() calls whitespace: C speed, not a
+    # Python step per character.
+    visible = sum(map(len, text.split()))
     if visible == 0:
         return 1.0
     masked = sum(len(m.group()) for m in PLACEHOLDER.finditer(text))
