@@ -55,6 +55,45 @@ def to_bytes(event: BaseModel) -> bytes:
     return event.__pydantic_serializer__.to_json(event)
 
 
+# What an envelope writes before its trace (declaration order: Envelope, then the trace).
+_BEFORE_TRACE = frozenset({"schema_version", "trace_id", "stages"})
+_AROUND_TRACE = _BEFORE_TRACE | {"trace"}
+_TRACE_KEY = b',"trace":'
+
+
+def to_bytes_passing_trace(
+    event: events.TraceNormalized, source: events.TraceNormalized, source_bytes: bytes
+) -> bytes:
+    """``to_bytes(event)`` for an event that carries on its input's trace unchanged (dedupe,
+    scoring): the trace's bytes are copied from the input record instead of written again,
+    which is most of an event's serialisation (~70 of ~95 µs for a 10 KB event).
+
+    The input record must read exactly as the serialiser writes the input's other fields,
+    before and after the trace; then the bytes between are the trace the input was parsed
+    from, and parse to the same trace downstream. A record written any other way, or an
+    event whose trace is not the input's, is serialised whole."""
+    if event.trace is not source.trace:
+        return to_bytes(event)
+    read = source.__pydantic_serializer__
+    before = read.to_json(source, include=_BEFORE_TRACE)[:-1] + _TRACE_KEY
+    after = read.to_json(source, exclude=_AROUND_TRACE)
+    end = len(source_bytes) - len(after)
+    if not (
+        len(after) > 2  # some field follows the trace, so it is not the record's last
+        and len(source_bytes) > len(before) + len(after)
+        and source_bytes.startswith(before)
+        and source_bytes[end] == ord(",")
+        and source_bytes.endswith(memoryview(after)[1:])
+    ):
+        return to_bytes(event)
+    write = event.__pydantic_serializer__
+    head = write.to_json(event, include=_BEFORE_TRACE)
+    tail = write.to_json(event, exclude=_AROUND_TRACE)
+    return b"".join(
+        (head[:-1], _TRACE_KEY, memoryview(source_bytes)[len(before) : end], b",", tail[1:])
+    )
+
+
 def dead_letter_of(
     stage: str,
     body: bytes,

@@ -20,7 +20,7 @@ from shared.log import configure_logging
 from shared.ops import instrument
 from shared.retention import retention
 from shared.settings import get_settings
-from shared.stage import KafkaMessage, Resolved, Stage, to_bytes
+from shared.stage import KafkaMessage, Resolved, Stage, to_bytes_passing_trace
 
 settings = get_settings()
 logger = configure_logging("dedupe", settings.log_level)
@@ -79,9 +79,8 @@ async def on_normalized(msg: KafkaMessage, store: PatternStore = Resolved()) -> 
             for item, observation in zip(items, observations, strict=True):
                 forwarded = await deduped_event(session, item.event, observation)
                 if forwarded is not None:
-                    out.publish(
-                        deduped, to_bytes(forwarded), key=forwarded.pattern.pattern_id.encode()
-                    )
+                    body = to_bytes_passing_trace(forwarded, item.event, item.record.value)
+                    out.publish(deduped, body, key=forwarded.pattern.pattern_id.encode())
         await out.flush()
         await store.mark_forwarded([o.trace_id for o in observations])
 

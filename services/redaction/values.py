@@ -7,8 +7,11 @@ from __future__ import annotations
 import functools
 import json
 import operator
+import types
+import typing
 from collections.abc import Callable
 from datetime import date, datetime
+from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel
@@ -20,12 +23,32 @@ PASSTHROUGH = frozenset({bool, int, float, datetime, date})
 JSON_FIRST = "{[ \t\r\n"  # what a string holding a JSON object or array can start with
 
 
+def holds_no_content(annotation: Any) -> bool:
+    """A field declared as only times, numbers, flags, enumerations or None (or a model of
+    such fields, e.g. token usage): a validated model holds nothing a detector could read
+    there, so the walk need not visit it."""
+    if annotation is type(None) or annotation in PASSTHROUGH:
+        return True
+    if isinstance(annotation, type):
+        if issubclass(annotation, Enum):
+            return True
+        if issubclass(annotation, BaseModel):
+            fields = annotation.model_fields.values()
+            return all(holds_no_content(f.annotation) for f in fields)
+        return False
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return all(holds_no_content(arm) for arm in typing.get_args(annotation))
+    return False
+
+
 @functools.lru_cache(maxsize=256)
 def fields_of(model: type[BaseModel]) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]:
-    """A model class's field names in declaration order, and a getter of all their values
-    at once: read once per class, as pydantic's model_fields accessor costs more than a
-    step of the walk, and a trace has ~300 fields."""
-    names = tuple(model.model_fields)
+    """A model class's fields that can hold content, in declaration order, and a getter of
+    all their values at once: read once per class, as pydantic's model_fields accessor
+    costs more than a step of the walk, and a trace has ~300 fields."""
+    names = tuple(
+        name for name, field in model.model_fields.items() if not holds_no_content(field.annotation)
+    )
     if not names:
         return names, lambda _m: ()
     if len(names) == 1:

@@ -21,7 +21,7 @@ from shared.ops import decided as decided_metric
 from shared.ops import instrument
 from shared.retention import retention
 from shared.settings import get_settings
-from shared.stage import KafkaMessage, Resolved, Stage, to_bytes
+from shared.stage import KafkaMessage, Resolved, Stage, to_bytes_passing_trace
 
 settings = get_settings()
 logger = configure_logging("scoring", settings.log_level)
@@ -58,15 +58,21 @@ async def on_redacted(
         decided = await step.decide(
             [i.event for i in items], policy, store, verdicts, stage.stamp()
         )
-        await publish_decisions(decided, store, out)
+        # A promotion goes to both topics as the same bytes: serialised once, its trace
+        # copied from the record it came in.
+        bodies = [
+            to_bytes_passing_trace(event, i.event, i.record.value)
+            for event, i in zip(decided, items, strict=True)
+        ]
+        await publish_decisions(decided, bodies, store, out)
 
     await process(stage, msg, TraceRedacted, score)
 
 
-async def publish_decisions(decided: list[TraceScored], store: BudgetStore, out: Outbox) -> None:
+async def publish_decisions(
+    decided: list[TraceScored], bodies: list[bytes], store: BudgetStore, out: Outbox
+) -> None:
     headers = {topics.DECIDED_BY_HEADER: stage.name}
-    # A promotion goes to both topics as the same bytes: serialised once.
-    bodies = [to_bytes(event) for event in decided]
     for event, body in zip(decided, bodies, strict=True):
         if event.decision == Decision.PROMOTE:
             out.publish(promoted, body, key=event.pattern.pattern_id.encode(), headers=headers)

@@ -1,5 +1,6 @@
 """The shortcuts that make redaction cheaper find exactly what the plain way finds: the
-positions a cue can start at, the postcode families a text can hold, the scanner's memo."""
+positions a cue can start at, the postcode families a text can hold, the scanner's memo,
+the fields the walk leaves out."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ from hypothesis import strategies as st
 
 from services.redaction import addresses, lowercase_names
 from services.redaction.detectors import Finding
-from services.redaction.logic import DEFAULT_SCANNER
+from services.redaction.logic import DEFAULT_SCANNER, redact_trace
 from services.redaction.scanner import _Memo
+from services.redaction.values import fields_of
+from shared.events import Document, Span, Trace, Usage
+from tests.support.builders import refund_trace
 
 pytestmark = pytest.mark.logic
 
@@ -108,3 +112,41 @@ def test_a_memoised_scan_is_the_scan() -> None:
     assert first == again == DEFAULT_SCANNER.findings(text, session, use_prefilter=False)
     again.clear()  # callers may extend the list they get; the memo's copy is theirs alone
     assert DEFAULT_SCANNER.findings(text, session) == first
+
+
+def test_the_walk_leaves_out_only_fields_declared_as_times_numbers_flags_or_enumerations() -> None:
+    skipped = set(Span.model_fields) - set(fields_of(Span)[0])
+    assert skipped == {
+        "kind",
+        "start_time",
+        "end_time",
+        "status",
+        "usage",
+        "escalated",
+        "retry_attempt",
+        "guardrail_triggered",
+    }
+    assert fields_of(Usage)[0] == ()
+    assert set(fields_of(Trace)[0]) == set(Trace.model_fields)  # every field holds text
+    assert fields_of(Document)[0] == ("id", "content")
+
+
+def test_a_trace_with_every_structural_field_set_is_redacted_as_before() -> None:
+    base = refund_trace()
+    spans = tuple(
+        s.model_copy(
+            update={
+                "usage": Usage(input_tokens=4111111111111111, output_tokens=12, cost_usd=0.5),
+                "retry_attempt": 4111111111111111,
+                "escalated": True,
+                "guardrail_triggered": False,
+                "tool_result": "card 4111 1111 1111 1111 for Jane Doe, jane@example.org",
+            }
+        )
+        for s in base.spans
+    )
+    clean, _ = redact_trace(base.model_copy(update={"spans": spans}))
+    assert [s.usage for s in clean.spans] == [s.usage for s in spans]
+    assert [s.retry_attempt for s in clean.spans] == [4111111111111111] * len(spans)
+    assert all("4111" not in (s.tool_result or "") for s in clean.spans)
+    assert all("jane@example.org" not in (s.tool_result or "") for s in clean.spans)

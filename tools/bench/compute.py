@@ -43,7 +43,7 @@ from shared.events import (
 )
 from shared.features import derive_features
 from shared.settings import Settings
-from shared.stage import now, stamp, to_bytes
+from shared.stage import now, stamp, to_bytes, to_bytes_passing_trace
 from tools.bench import stats
 from tools.bench.context import Context
 from tools.bench.events import StageInputs
@@ -85,7 +85,8 @@ def _dedupe(messages: list[Message], outputs: list[Message]) -> Callable[[], obj
         for m, out in zip(messages, forwarded, strict=False):
             event = TraceNormalized.model_validate_json(m.value)
             dedupe_logic.observe(event.trace, event.features, m.value)
-            to_bytes(out)
+            # As the stage does: the forwarded event carries the parsed trace on.
+            to_bytes_passing_trace(out.model_copy(update={"trace": event.trace}), event, m.value)
 
     return run
 
@@ -117,9 +118,11 @@ def _scoring(messages: list[Message], batch: int) -> Callable[[], object]:
     def run() -> None:
         at = stamp("scoring", __version__, now())
         for lo in range(0, len(messages), batch):
-            events = [TraceRedacted.model_validate_json(m.value) for m in messages[lo : lo + batch]]
-            for out in scoring_step.scored_batch(events, policy, empty, {}, at):
-                to_bytes(out)
+            chunk = messages[lo : lo + batch]
+            events = [TraceRedacted.model_validate_json(m.value) for m in chunk]
+            decided = scoring_step.scored_batch(events, policy, empty, {}, at)
+            for out, event, m in zip(decided, events, chunk, strict=True):
+                to_bytes_passing_trace(out, event, m.value)
 
     return run
 
