@@ -9,10 +9,10 @@ import json
 import pytest
 
 from services.dedupe.logic import content_sha256, observe, trace_json_in
-from shared.events import SpanKind, Trace, TraceNormalized
+from shared.events import Trace, TraceNormalized
 from shared.features import derive_features
 from shared.stage import to_bytes
-from tests.support.builders import refund_trace, span
+from tests.support.builders import refund_trace, trace_with_lookalikes
 from tools.corpus.generate import generate
 
 pytestmark = pytest.mark.logic
@@ -39,21 +39,7 @@ def test_the_digest_read_from_a_published_record_is_the_digest_of_the_trace_seri
 
 def test_keys_and_quotes_inside_the_trace_do_not_move_where_its_json_is_read() -> None:
     lookalike = '"trace":{ ,"features":{ }'
-    base = refund_trace()
-    trace = base.model_copy(
-        update={
-            "spans": (
-                *base.spans,
-                span(
-                    3,
-                    SpanKind.TOOL,
-                    "echo",
-                    tool_arguments=json.dumps({"features": {"trace": lookalike}}),
-                    attributes={"features": {"a": 1}, "trace": {"features": lookalike}},
-                ),
-            )
-        }
-    )
+    trace = trace_with_lookalikes(lookalike)
     record = record_of(trace)
     assert content_sha256(trace, record) == serialised_digest(trace)
     assert observe(trace, derive_features(trace), record).content_sha256 == serialised_digest(trace)

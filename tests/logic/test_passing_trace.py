@@ -12,7 +12,6 @@ from shared.events import (
     CriterionScore,
     Decision,
     RedactionReport,
-    SpanKind,
     StageStamp,
     Trace,
     TraceDeduped,
@@ -23,7 +22,7 @@ from shared.events import (
 )
 from shared.features import derive_features
 from shared.stage import to_bytes, to_bytes_passing_trace
-from tests.support.builders import T0, pattern_info, refund_trace, span
+from tests.support.builders import T0, pattern_info, refund_trace, trace_with_lookalikes
 from tools.corpus.generate import generate
 
 pytestmark = pytest.mark.logic
@@ -73,22 +72,7 @@ def test_passing_a_trace_on_writes_the_bytes_a_whole_serialisation_writes() -> N
 
 def test_keys_and_quotes_inside_the_trace_do_not_move_where_it_is_cut() -> None:
     lookalike = '"trace":{ ,"features":{ },"complete":true}'
-    base = refund_trace()
-    trace = base.model_copy(
-        update={
-            "spans": (
-                *base.spans,
-                span(
-                    3,
-                    SpanKind.TOOL,
-                    "echo",
-                    tool_arguments=json.dumps({"features": {"trace": lookalike}}),
-                    output=lookalike,
-                    attributes={"x": 1, "features": {"a": 1}, "trace": {"features": lookalike}},
-                ),
-            )
-        }
-    )
+    trace = trace_with_lookalikes(lookalike)
     source = normalized(trace)
     forwarded = deduped(source)
     assert to_bytes_passing_trace(forwarded, source, to_bytes(source)) == to_bytes(forwarded)

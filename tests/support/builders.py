@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -75,6 +76,21 @@ def refund_trace(trace_id: str = "t" * 32, amount: int = 120) -> Trace:
             ),
         ),
     )
+
+
+def trace_with_lookalikes(lookalike: str) -> Trace:
+    """A refund trace with one more span whose keys and text imitate an event's own field
+    names (``"trace":``, ``"features":``): what must not move where a record is cut."""
+    base = refund_trace()
+    echo = span(
+        3,
+        SpanKind.TOOL,
+        "echo",
+        tool_arguments=json.dumps({"features": {"trace": lookalike}}),
+        output=lookalike,
+        attributes={"x": 1, "features": {"a": 1}, "trace": {"features": lookalike}},
+    )
+    return base.model_copy(update={"spans": (*base.spans, echo)})
 
 
 def pattern_info(pattern_id: str = "p1-abc", occurrences: int = 5) -> PatternInfo:
