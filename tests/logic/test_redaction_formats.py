@@ -214,6 +214,8 @@ def test_a_canary_counts_as_found_as_a_token_of_its_own_not_inside_a_decimal() -
     assert found_in("2588", 'evidence {"z": -1.2588, "ratio": 2588.5}') is None
     assert found_in("2588", "moved to Wellington 2588.") == "2588"
     assert found_in("2588", "id 125880") is None
+    assert found_in("8388", "member_id dedupe-01845a51-23a4-4165-8388-1cbbda18aea8") is None
+    assert found_in("8388", "Wien 8388-1, Stiege 2") == "8388"
 
 
 def test_a_bare_number_canary_is_no_leak_as_a_measured_json_value_or_a_dump_column() -> None:

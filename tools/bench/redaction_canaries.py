@@ -169,6 +169,9 @@ _STRUCTURED_NUMBER = re.compile(
     r"|(?:^|(?<=\t))-?[0-9]+(?:\.[0-9]+)?(?=\t|$)",
     re.MULTILINE,
 )
+# A UUID (a Kafka member id in a log line) is one token: its groups of four hex digits
+# are not numbers, though a group may read as a postcode ("...-4165-8388-1cbb...").
+_UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
 
 
 def found_in(value: str, text: str) -> str | None:
@@ -178,7 +181,7 @@ def found_in(value: str, text: str) -> str | None:
     if value.strip().isdigit():
         # A bare number (a postcode) is only a leak where text can carry it: not as a
         # measured value of a JSON member ("tokens": 1523) or a numeric column of a dump.
-        text = _STRUCTURED_NUMBER.sub(" ", text)
+        text = _UUID.sub(" ", _STRUCTURED_NUMBER.sub(" ", text))
     for form in sorted(spellings(value), key=len, reverse=True):
         if form in text and re.search(
             r"(?<![0-9A-Za-z])(?<![0-9]\.)" + re.escape(form) + r"(?![0-9A-Za-z])(?!\.[0-9])",
