@@ -13,6 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import GroupCoordinatorNotAvailableError, KafkaError, TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.kafka.publisher.state import RealProducer
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from prometheus_client import REGISTRY
 
@@ -100,6 +101,15 @@ def producer_options(settings: Settings) -> dict[str, Any]:
         "max_batch_size": min(settings.kafka_batch_bytes, max_request_bytes(settings)),
         "max_request_size": max_request_bytes(settings),
     }
+
+
+def producer_behind(publisher: Any) -> AIOKafkaProducer | None:
+    """The connected aiokafka producer a FastStream publisher would hand its records to;
+    None before the broker connects and for the in-memory test broker (whose producer is
+    FastStream's fake)."""
+    fast_producer = getattr(getattr(publisher, "_outer_config", None), "producer", None)
+    state = getattr(fast_producer, "_producer", None)
+    return state.producer if isinstance(state, RealProducer) else None
 
 
 def make_producer(settings: Settings, client_id: str, **overrides: Any) -> AIOKafkaProducer:

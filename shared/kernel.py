@@ -17,6 +17,7 @@ A step must therefore be idempotent per record, which every stage's store alread
 from __future__ import annotations
 
 import asyncio
+import collections
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -27,6 +28,7 @@ from pydantic import BaseModel
 
 from shared import ops
 from shared.errors import is_transient, transient_retrying
+from shared.kafka import producer_behind
 
 if TYPE_CHECKING:
     from shared.stage import Stage
@@ -79,12 +81,26 @@ async def deliver(
     """Publishes every (publisher, body, key, headers) without awaiting each, then awaits
     all acknowledgements: one outcome per record, in order, its acknowledgement or the
     exception that refused it. Gathering one awaited publish per record instead costs twice
-    the CPU (a task each: 120 against 57 µs per record, measured on the local broker)."""
+    the CPU (a task each: 120 against 57 µs per record, measured on the local broker).
+
+    A publisher of a connected broker hands its records straight to the broker's aiokafka
+    producer: FastStream's publish path (a command object, a correlation id, its middleware
+    chain) cost as much CPU again as the producer itself (~90 against ~47 µs per record on
+    the local broker). The in-memory test broker has no such producer, so its publishers
+    publish as usual."""
     outcomes: list[Any] = []
     pending: list[tuple[int, asyncio.Future[Any]]] = []
+    sent_raw: list[tuple[int, str]] = []  # counted here: FastStream's metrics do not see them
     for publisher, body, key, headers in records:
+        producer = producer_behind(publisher)
         try:
-            delivery = await publisher.publish(body, key=key, headers=headers, no_confirm=True)
+            if producer is None:
+                delivery = await publisher.publish(body, key=key, headers=headers, no_confirm=True)
+            else:
+                delivery = await producer.send(
+                    publisher.topic, body, key=key, headers=header_list(headers)
+                )
+                sent_raw.append((len(outcomes), publisher.topic))
         except Exception as error:  # refused before it reached the producer's batch
             outcomes.append(error)
             continue
@@ -94,7 +110,17 @@ async def deliver(
     settled = await asyncio.gather(*(f for _, f in pending), return_exceptions=True)
     for (index, _), result in zip(pending, settled, strict=True):
         outcomes[index] = result
+    ops.published(
+        collections.Counter(
+            (topic, "failed" if isinstance(outcomes[i], BaseException) else "acknowledged")
+            for i, topic in sent_raw
+        )
+    )
     return outcomes
+
+
+def header_list(headers: dict[str, str] | None) -> list[tuple[str, bytes]] | None:
+    return [(name, value.encode()) for name, value in headers.items()] if headers else None
 
 
 Step = Callable[[Sequence[Item[M]], Outbox], Awaitable[None]]

@@ -77,11 +77,21 @@ INGEST_BUFFERED = Gauge(
     "Traces the ingest assembly holds: waiting for their quiet period, or for their "
     "publish to be acknowledged.",
 )
+PUBLISHED = Counter(
+    "promoter_published_records",
+    "Records a stage handed to its producer, by topic and outcome (acknowledged, failed).",
+    ["topic", "outcome"],
+)
 RECEIVER_REQUESTS = Counter(
     "promoter_receiver_requests",
     "OTLP/HTTP receiver requests, by response status.",
     ["status"],
 )
+
+
+def published(counts: collections.Counter[tuple[str, str]]) -> None:
+    for (topic, outcome), n in counts.items():
+        PUBLISHED.labels(topic, outcome).inc(n)
 
 
 def dead_lettered(stage: str, error_class: str) -> None:
