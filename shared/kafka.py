@@ -11,6 +11,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import GroupCoordinatorNotAvailableError, KafkaError, TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.kafka.publisher.state import RealProducer
@@ -89,6 +90,27 @@ def max_request_bytes(settings: Settings) -> int:
     return settings.kafka_max_message_bytes + FRAMING_BYTES
 
 
+class RememberingPartitioner:
+    """aiokafka's default partitioner (Java's: murmur2 of the key, modulo the partition
+    count), remembering each key's hash. The stages key their records by pattern, so keys
+    recur from record to record, and aiokafka's murmur2 is pure Python: ~6 µs per record,
+    about a fifth of handing a record to the producer."""
+
+    def __init__(self, remembered: int = 65_536) -> None:
+        self._remembered = remembered
+        self._hashes: dict[bytes, int] = {}
+
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if key is None:
+            return int(DefaultPartitioner()(key, all_partitions, available))
+        positive = self._hashes.get(key)
+        if positive is None:
+            if len(self._hashes) >= self._remembered:
+                self._hashes.clear()
+            positive = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
+        return all_partitions[positive % len(all_partitions)]
+
+
 def producer_options(settings: Settings) -> dict[str, Any]:
     """The one producer configuration (README "Delivery guarantees"): idempotent with
     acks=all, so a send is acknowledged only once the broker has the record and retries
@@ -97,6 +119,7 @@ def producer_options(settings: Settings) -> dict[str, Any]:
     return {
         "acks": "all",
         "enable_idempotence": True,
+        "partitioner": RememberingPartitioner(),
         "linger_ms": settings.kafka_linger_ms,
         "max_batch_size": min(settings.kafka_batch_bytes, max_request_bytes(settings)),
         "max_request_size": max_request_bytes(settings),
