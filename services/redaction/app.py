@@ -16,7 +16,7 @@ from shared.kernel import Item, Outbox, process
 from shared.log import configure_logging
 from shared.ops import count_redactions, instrument
 from shared.settings import get_settings
-from shared.stage import KafkaMessage, Stage, to_bytes
+from shared.stage import KafkaMessage, Stage, to_bytes_passing_trace
 
 # A trace that takes longer than this to redact is refused, not waited for.
 REDACTION_TIMEOUT_S = 10.0
@@ -47,6 +47,8 @@ async def redact_batch(items: Sequence[Item[TraceDeduped]], out: Outbox) -> None
     except TimeoutError as exc:
         # Not transient: the same trace would time out again. Fail closed.
         raise RedactionFailed("timeout") from exc
-    for event in cleaned:
-        out.publish(redacted, to_bytes(event), key=event.pattern.pattern_id.encode())
+    for event, item in zip(cleaned, items, strict=True):
+        # A trace redaction left as it was goes on as the bytes it arrived in.
+        body = to_bytes_passing_trace(event, item.event, item.record.value)
+        out.publish(redacted, body, key=event.pattern.pattern_id.encode())
         count_redactions(event.redaction.counts)

@@ -501,7 +501,9 @@ class _Redaction:
                 return text if new is parsed else dump_like(new, text)
         done = self._rewritten.get(text)
         if done is not None:
-            return done
+            # The text itself when unchanged, not the first copy of it: an untouched model
+            # then stays the same object (see redact_model), which callers rely on.
+            return text if done == text else done
         found = self._detected(text)
         if self._seed_regex is not None:
             found.extend(self._seed_findings(scannable(text)))

@@ -1,5 +1,6 @@
 """The redaction step over a batch, shared by the stage and the benchmark's inputs: each
-trace redacted, its features derived again from the clean trace, the event advanced."""
+trace redacted, its features derived again from the clean trace when redaction changed it,
+the event advanced."""
 
 from __future__ import annotations
 
@@ -14,14 +15,10 @@ def redacted_events(events: Sequence[TraceDeduped], stamp: StageStamp) -> list[T
     results = []
     for event in events:
         clean, report = redact_trace(event.trace)
+        # redact_trace hands back the very trace when it replaced nothing: its features
+        # are then the ones derived from it upstream, and are not derived again.
+        features = event.features if clean is event.trace else derive_features(clean)
         results.append(
-            advance(
-                event,
-                TraceRedacted,
-                stamp,
-                trace=clean,
-                features=derive_features(clean),
-                redaction=report,
-            )
+            advance(event, TraceRedacted, stamp, trace=clean, features=features, redaction=report)
         )
     return results

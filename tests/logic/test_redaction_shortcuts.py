@@ -150,3 +150,24 @@ def test_a_trace_with_every_structural_field_set_is_redacted_as_before() -> None
     assert [s.retry_attempt for s in clean.spans] == [4111111111111111] * len(spans)
     assert all("4111" not in (s.tool_result or "") for s in clean.spans)
     assert all("jane@example.org" not in (s.tool_result or "") for s in clean.spans)
+
+
+def test_a_trace_with_nothing_to_redact_comes_back_as_the_same_object() -> None:
+    # The same text in several spans: the walk's memo of rewrites must hand back each
+    # span's own string, or every span would look changed.
+    base = refund_trace()
+    spans = tuple(s.model_copy(update={"output": "Refund issued."}) for s in base.spans)
+    trace = Trace.model_validate_json(base.model_copy(update={"spans": spans}).model_dump_json())
+    clean, report = redact_trace(trace)
+    assert clean is trace
+    assert report.counts == {}
+
+
+def test_a_trace_with_something_to_redact_is_a_new_object_with_only_that_changed() -> None:
+    base = refund_trace()
+    root = base.spans[0].model_copy(update={"input": "Refund please, I am jane@example.org"})
+    trace = base.model_copy(update={"spans": (root, *base.spans[1:])})
+    clean, report = redact_trace(trace)
+    assert clean is not trace
+    assert report.counts == {"EMAIL": 1}
+    assert clean.spans[1:] == trace.spans[1:]

@@ -192,6 +192,20 @@ async def test_redaction_forwards_a_clean_trace_with_its_report() -> None:
         assert "<EMAIL_1>" in out["features"]["user_request"]
 
 
+async def test_redaction_forwards_a_trace_with_nothing_to_redact_as_it_arrived() -> None:
+    from services.redaction import app as redaction
+
+    body = deduped_bytes(a_trace())
+    async with TestKafkaBroker(redaction.broker) as broker:
+        await broker.publish(body, topics.DEDUPED)
+        assert redaction.redacted.mock is not None
+        out = redaction.redacted.mock.call_args.args[0]
+        sent = json.loads(body)
+        assert out["redaction"]["counts"] == {}
+        assert (out["trace"], out["features"]) == (sent["trace"], sent["features"])
+        assert [s["stage"] for s in out["stages"]] == ["ingest", "dedupe", "redaction"]
+
+
 async def test_fixture_writer_withdraws_a_promotion_only_on_a_replays_word() -> None:
     from services.fixture_writer import app as writer
     from services.fixture_writer.memory_store import InMemoryFixtureStore

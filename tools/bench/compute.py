@@ -8,7 +8,8 @@ Per stage, from the input record's bytes to the output record's bytes:
 - dedupe: parse, ``observe`` (fingerprint, sketches, bucket), serialise the deduped event
   (the store's lookups and the trajectory against a stored reference are I/O-bound and
   left out);
-- redaction: parse, ``redact_trace``, the features of the clean trace, serialise;
+- redaction: parse, ``redact_trace``, the features of the clean trace when redaction
+  changed it, serialise;
 - scoring: parse, the batch fold of scoring (``step.scored_batch``) over empty budget
   facts, serialise;
 - fixture_writer: parse, build the fixtures, the privacy second pass over their strings
@@ -29,7 +30,7 @@ from services.fixture_writer import logic as fixture_logic
 from services.ingest import logic as ingest_logic
 from services.ingest.decode import decode_payload
 from services.redaction import second_pass
-from services.redaction.logic import redact_trace
+from services.redaction import step as redaction_step
 from services.scoring import logic as scoring_logic
 from services.scoring import step as scoring_step
 from services.scoring.policy import DEFAULT_POLICY_PATH, load_policy
@@ -39,11 +40,9 @@ from shared.events import (
     TraceNormalized,
     TraceRedacted,
     TraceScored,
-    advance,
 )
-from shared.features import derive_features
 from shared.settings import Settings
-from shared.stage import now, stamp, to_bytes, to_bytes_passing_trace
+from shared.stage import now, stamp, to_bytes_passing_trace
 from tools.bench import stats
 from tools.bench.context import Context
 from tools.bench.events import StageInputs
@@ -53,7 +52,7 @@ STAGES = ("ingest", "dedupe", "redaction", "scoring", "fixture_writer")
 WHAT = {
     "ingest": "decode + normalize + fit + serialise",
     "dedupe": "parse + observe + serialise",
-    "redaction": "parse + redact_trace + features + serialise",
+    "redaction": "parse + redact_trace + features if changed + serialise",
     "scoring": "parse + scored_batch + serialise",
     "fixture_writer": "parse + build_fixtures + privacy second pass",
 }
@@ -96,17 +95,9 @@ def _redaction(messages: list[Message]) -> Callable[[], object]:
         at = stamp("redaction", __version__, now())
         for m in messages:
             event = TraceDeduped.model_validate_json(m.value)
-            clean, report = redact_trace(event.trace)
-            to_bytes(
-                advance(
-                    event,
-                    TraceRedacted,
-                    at,
-                    trace=clean,
-                    features=derive_features(clean),
-                    redaction=report,
-                )
-            )
+            (out,) = redaction_step.redacted_events([event], at)
+            # As the stage does: a trace left as it was goes on as the bytes it came in.
+            to_bytes_passing_trace(out, event, m.value)
 
     return run
 
