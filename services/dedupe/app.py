@@ -91,6 +91,8 @@ async def deduped_event(
     session: PatternSession, event: TraceNormalized, observation: logic.Observation
 ) -> TraceDeduped | None:
     recorded = await session.record(observation)
+    if not logic.may_forward(recorded):
+        return None
     today = observation.seen_at.date()
     days = await session.days(recorded.pattern_id, observation.agent, today)
     pattern = logic.with_trend(await session.pattern(recorded.pattern_id), days, today)

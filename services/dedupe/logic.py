@@ -418,11 +418,18 @@ def exemplar_role(
     return Role.EXEMPLAR if len(exemplars) < k else Role.SURPLUS
 
 
+def may_forward(recorded: Recorded) -> bool:
+    """Whether the trace itself can still teach something, whatever its pattern: not a
+    redelivery already passed on, not a near copy of an exemplar. Most traces of a busy
+    pattern are neither, so this is asked before the pattern's statistics are gathered."""
+    return not (recorded.already_forwarded or recorded.near_copy)
+
+
 def should_forward(recorded: Recorded, covered: bool, rising: bool = False) -> bool:
-    """Forward what can still teach something: not a redelivery already passed on, not a
-    near copy of an exemplar, and not a pattern the suite already covers (its statistics
-    are updated all the same) unless it keeps rising: covered but not protected."""
-    if recorded.already_forwarded or recorded.near_copy:
+    """Forward what can still teach something (``may_forward``), unless the suite already
+    covers its pattern (its statistics are updated all the same) and it is not rising:
+    covered but not protected."""
+    if not may_forward(recorded):
         return False
     return not covered or rising
 

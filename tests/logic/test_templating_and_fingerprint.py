@@ -10,6 +10,7 @@ from services.dedupe.logic import (
     FINGERPRINT_VERSION,
     Recorded,
     fingerprint,
+    may_forward,
     observe,
     pattern_id_of,
     should_forward,
@@ -156,3 +157,24 @@ def test_only_traces_not_yet_passed_on_not_near_copies_and_of_uncovered_patterns
     recorded: Recorded, covered: bool, forward: bool
 ) -> None:
     assert should_forward(recorded, covered) is forward
+
+
+@pytest.mark.parametrize(
+    "recorded",
+    [
+        Recorded("p", first_delivery=True, already_forwarded=False),
+        Recorded("p", first_delivery=False, already_forwarded=False),
+        Recorded("p", first_delivery=False, already_forwarded=True),
+        Recorded("p", first_delivery=True, already_forwarded=False, near_copy=True),
+    ],
+)
+def test_a_trace_that_may_not_go_on_is_not_forwarded_whatever_its_pattern(
+    recorded: Recorded,
+) -> None:
+    # The stage stops at may_forward before it gathers the pattern's statistics: that must
+    # never change a decision.
+    for covered in (False, True):
+        for rising in (False, True):
+            if not may_forward(recorded):
+                assert not should_forward(recorded, covered, rising)
+    assert may_forward(recorded) is should_forward(recorded, covered=False)
