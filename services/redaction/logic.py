@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import operator
 import re
+from collections.abc import Iterable
 from enum import Enum
 from typing import Any
 
@@ -55,7 +56,7 @@ from services.redaction.scanner import RedactionFailed, Scanner, resolve, scanna
 from services.redaction.values import JSON_FIRST, PASSTHROUGH, dump_like, fields_of, normalise
 from shared.events import RedactionReport, Trace
 
-__all__ = ["DEFAULT_SCANNER", "RedactionFailed", "Scanner", "redact_trace"]
+__all__ = ["DEFAULT_SCANNER", "RedactionFailed", "Scanner", "redact_trace", "redacts_nothing"]
 
 DEFAULT_SCANNER = Scanner(DEFAULT_DETECTORS)
 
@@ -100,6 +101,18 @@ def redact_trace(
         counts=dict(run.counters), strings_scanned=run.strings_scanned, passed=True
     )
     return clean, report
+
+
+def redacts_nothing(texts: Iterable[str | None], *, scanner: Scanner | None = None) -> bool:
+    """Whether redaction would leave every one of ``texts`` as it is (no seeds: the texts
+    of a trace that came back untouched, whose own seeds would have changed it)."""
+    try:
+        run = _Redaction(scanner or DEFAULT_SCANNER, 1_000_000)
+        return all(run._text(text) is text for text in texts if text)
+    except RedactionFailed:
+        raise
+    except Exception as exc:
+        raise RedactionFailed("internal_error", type(exc).__name__) from None
 
 
 def _ascii_word(ch: str) -> bool:

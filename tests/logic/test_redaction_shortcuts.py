@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from services.redaction import addresses, lowercase_names
 from services.redaction.detectors import Finding
-from services.redaction.logic import DEFAULT_SCANNER, redact_trace
+from services.redaction.logic import DEFAULT_SCANNER, redact_trace, redacts_nothing
 from services.redaction.scanner import _Memo
 from services.redaction.values import fields_of
 from shared.events import Document, Span, Trace, Usage
@@ -171,3 +171,9 @@ def test_a_trace_with_something_to_redact_is_a_new_object_with_only_that_changed
     assert clean is not trace
     assert report.counts == {"EMAIL": 1}
     assert clean.spans[1:] == trace.spans[1:]
+
+
+def test_redacts_nothing_is_true_only_of_texts_redaction_would_leave_as_they_are() -> None:
+    assert redacts_nothing(["Refund my last order please", None, "", '{"order": "ORD-1"}'])
+    assert not redacts_nothing(["Refund please", "call +44 20 7946 0958"])
+    assert not redacts_nothing(['{"email": "jane@example.org"}'])

@@ -55,3 +55,14 @@ def test_the_step_advances_every_event_with_the_stage_stamp() -> None:
     outs = redacted_events(events, STAMP)
     assert [o.stages[-1] for o in outs] == [STAMP, STAMP]
     assert [o.pattern for o in outs] == [e.pattern for e in events]
+
+
+def test_upstream_features_holding_what_the_trace_does_not_are_derived_again() -> None:
+    # The stage is the privacy boundary: features written by something other than ingest
+    # may say more than their trace, and are not passed on on trust.
+    event = deduped("Refund my last order please")
+    leaky = event.features.model_copy(update={"user_request": "mail jane@example.org"})
+    (out,) = redacted_events([event.model_copy(update={"features": leaky})], STAMP)
+    assert out.trace is event.trace
+    assert out.features == derive_features(event.trace)
+    assert "jane@example.org" not in out.features.model_dump_json()
