@@ -56,8 +56,9 @@ def to_bytes(event: BaseModel) -> bytes:
 
 
 # What an envelope writes before its trace (declaration order: Envelope, then the trace).
-_BEFORE_TRACE = frozenset({"schema_version", "trace_id", "stages"})
-_AROUND_TRACE = _BEFORE_TRACE | {"trace"}
+# Sets, as pydantic-core's serialiser types its include and exclude (never mutated).
+_BEFORE_TRACE: set[str] = {"schema_version", "trace_id", "stages"}
+_AROUND_TRACE: set[str] = _BEFORE_TRACE | {"trace"}
 _TRACE_KEY = b',"trace":'
 
 
