@@ -9,6 +9,7 @@ generated here, at run time."""
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import random
 import re
@@ -181,14 +182,37 @@ def found_in(value: str, text: str) -> str | None:
     if value.strip().isdigit():
         # A bare number (a postcode) is only a leak where text can carry it: not as a
         # measured value of a JSON member ("tokens": 1523) or a numeric column of a dump.
-        text = _UUID.sub(" ", _STRUCTURED_NUMBER.sub(" ", text))
+        text = _without_measured_numbers(text)
     for form in sorted(spellings(value), key=len, reverse=True):
-        if form in text and re.search(
-            r"(?<![0-9A-Za-z])(?<![0-9]\.)" + re.escape(form) + r"(?![0-9A-Za-z])(?!\.[0-9])",
-            text,
-        ):
+        if _stands_alone(form, text):
             return form
     return None
+
+
+@functools.lru_cache(maxsize=32)
+def _without_measured_numbers(text: str) -> str:
+    # One zone (a topic, the logs, a dump) runs to megabytes and is searched for every
+    # planted number: rewriting it once per zone, not once per canary, keeps the sweep linear.
+    return _UUID.sub(" ", _STRUCTURED_NUMBER.sub(" ", text))
+
+
+@functools.lru_cache(maxsize=4096)
+def _alone(form: str) -> re.Pattern[str]:
+    return re.compile(
+        r"(?<![0-9A-Za-z])(?<![0-9]\.)" + re.escape(form) + r"(?![0-9A-Za-z])(?!\.[0-9])"
+    )
+
+
+def _stands_alone(form: str, text: str) -> bool:
+    # Only where the form occurs is its neighbourhood read: a regex search from the start
+    # would try the lookbehinds at every position of a long text.
+    pattern = _alone(form)
+    at = text.find(form)
+    while at != -1:
+        if pattern.match(text, at):
+            return True
+        at = text.find(form, at + 1)
+    return False
 
 
 def canaries(seed: int = 12, per_locale: int = 4) -> list[Canary]:
