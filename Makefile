@@ -28,7 +28,7 @@ chromium:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
 test: setup
-	$(PY) -m pytest -v -p no:cacheprovider
+	$(PY) -m pytest -v -p no:cacheprovider --durations=20
 
 # Every chaos scenario at full scale (RELIABILITY.md); `make test` runs the short slice.
 # A base folder of its own: concurrent pytest runs must not share embedded PostgreSQL data.
