@@ -597,10 +597,10 @@ def canary_markdown(results: dict[str, Any]) -> str:
             else "."
         ),
         "",
-        "Section 3 above comes from the last full `make bench` run, on the earlier redaction "
-        "code and the generated corpus; this section is rewritten by each "
-        "`python -m tools.bench.redaction` run. Throughput is five interleaved repetitions per "
-        "engine, medians compared, on a shared 2-core machine.",
+        "Section 3 above comes from the last full `make bench` run, on the generated corpus "
+        "(the code it ran is named in the report's closing sections); this section is "
+        "rewritten by each `python -m tools.bench.redaction` run. Throughput is five "
+        "interleaved repetitions per engine, medians compared, on a shared 2-core machine.",
         "",
     ]
     return "\n".join(lines)
