@@ -10,19 +10,19 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from shared.kafka import partitions_of
+from shared.kafka import admin_client, make_consumer, make_producer, partitions_of
+from shared.settings import Settings
 
-# The producer settings of the stages (shared/kafka.py make_broker) and `promote send`.
-PRODUCER_SETTINGS: dict[str, object] = {
-    "acks": "all",
-    "enable_idempotence": True,
-    "linger_ms": 10,
-    "max_request_size": 16 * 1024 * 1024,
-}
+CLIENT_ID = "promote-bench"
+
+
+def _consumer(bootstrap: str) -> AIOKafkaConsumer:
+    # The product's consumer (fetches sized to its message limit), joining no group.
+    return make_consumer(Settings(), bootstrap_servers=bootstrap, client_id=CLIENT_ID)
 
 
 @dataclass(frozen=True)
@@ -39,9 +39,7 @@ def quiet_kafka_logs() -> None:
 
 
 async def create_topics(bootstrap: str, names: Sequence[str], partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="promote-bench")
-    await admin.start()
-    try:
+    async with admin_client(bootstrap) as admin:
         existing = set(await admin.list_topics())
         wanted = [
             NewTopic(
@@ -66,20 +64,14 @@ async def create_topics(bootstrap: str, names: Sequence[str], partitions: int) -
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.2)
-    finally:
-        await admin.close()
 
 
 async def delete_topics(bootstrap: str, names: Sequence[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="promote-bench")
-    await admin.start()
-    try:
+    async with admin_client(bootstrap) as admin:
         existing = set(await admin.list_topics())
         doomed = [n for n in names if n in existing]
         if doomed:
             await admin.delete_topics(doomed)
-    finally:
-        await admin.close()
 
 
 @dataclass
@@ -100,10 +92,9 @@ async def produce(
     on_sent: Callable[[int], None] | None = None,
 ) -> Sent:
     """Publishes messages (as fast as the producer goes, or paced at ``pace_per_s``); the
-    producer is started before the clock starts. Returns when every send is acknowledged."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, client_id="promote-bench", **PRODUCER_SETTINGS
-    )
+    producer is started before the clock starts. Returns when every send is acknowledged.
+    The producer is `promote send`'s: the one configuration of shared/kafka.py."""
+    producer = make_producer(Settings(), CLIENT_ID, bootstrap_servers=bootstrap)
     await producer.start()
     try:
         futures = []
@@ -133,13 +124,9 @@ async def produce(
 
 
 async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[TopicPartition, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="promote-bench")
-    await admin.start()
-    try:
+    async with admin_client(bootstrap) as admin:
         tps = [tp for tps in (await partitions_of(admin, set(topics))).values() for tp in tps]
-    finally:
-        await admin.close()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = _consumer(bootstrap)
     await consumer.start()
     try:
         ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
@@ -164,11 +151,7 @@ async def read_since(
     tps = [tp for tp in starts if topics is None or tp.topic in topics]
     if not tps:
         return []
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=16 * 1024 * 1024,
-    )
+    consumer = _consumer(bootstrap)
     await consumer.start()
     try:
         consumer.assign(tps)
@@ -204,20 +187,22 @@ def counts_since(
 class LagWatcher:
     """Consumer-group lag with clients kept open, so it can be polled every few ms."""
 
+    admin: AIOKafkaAdminClient
+
     def __init__(self, bootstrap: str) -> None:
         self.bootstrap = bootstrap
-        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="promote-bench")
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self.consumer = _consumer(bootstrap)
         self._tps: dict[str, list[TopicPartition]] = {}
+        self._open = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> LagWatcher:
-        await self.admin.start()
+        self.admin = await self._open.enter_async_context(admin_client(self.bootstrap))
         await self.consumer.start()
+        self._open.push_async_callback(self.consumer.stop)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.consumer.stop()
-        await self.admin.close()
+        await self._open.aclose()
 
     async def lag(self, group: str, topics: Sequence[str]) -> int:
         missing = {t for t in topics if t not in self._tps}
