@@ -2,14 +2,14 @@
 (``PostgresPatternStore.batch`` opens it and takes the buckets' locks).
 
 A session loads every row the batch can read into an in-memory store (``load``: two round
-trips for the whole batch, its set-based reads answered together by ``shared.db.Reads``),
-lets it decide trace after trace by the rules written once in ``memory_store``, and at the
-end writes what its journal says changed (``flush``: one statement, counts added as
-deltas). Holding the buckets' locks
-from load to commit is what makes the loaded rows the truth for the batch: a bucket's
-patterns are written only under its lock. Agent-wide rows (baselines, daily traffic) are
-also written by other buckets' batches; they are loaded as committed at the start, added
-to, and written as deltas, so nothing concurrent is lost.
+trips for the whole batch, its set-based reads, written in ``pg_reads``, answered together
+by ``shared.db.Reads``), lets it decide trace after trace by the rules written once in
+``memory_store``, and at the end writes what its journal says changed (``flush``: one
+statement, counts added as deltas). Holding the buckets' locks from load to commit is what
+makes the loaded rows the truth for the batch: a bucket's patterns are written only under
+its lock. Agent-wide rows (baselines, daily traffic) are also written by other buckets'
+batches; they are loaded as committed at the start, added to, and written as deltas, so
+nothing concurrent is lost.
 
 A session also carries what it loaded of a bucket's patterns on to the next batch
 (``begin``): the partition that holds a bucket brings its traces to one instance, so that
@@ -24,32 +24,29 @@ traces are counted against.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from datetime import date, datetime, timedelta
+from typing import Literal
 
+from services.dedupe import pg_reads
 from services.dedupe.logic import (
-    DAY_HOURS,
-    WEEK_HOURS,
-    MeasureSums,
     Observation,
     Recorded,
-    hour_of,
     pattern_id_of,
     success_bucket,
 )
 from services.dedupe.memory_store import (
     InMemoryPatternStore,
     NewTrace,
-    PatternRow,
     Redelivered,
-    TraceRow,
 )
 from services.dedupe.pg_journal import EXEMPLAR, INTENT, PATH, JournalWriter
 from services.dedupe.trajectory import Path
-from shared.db import Connection, Reads, Rows, instant
+from shared.db import Connection, Reads
 from shared.events import AgentBaseline, PatternInfo
-from shared.series import AGENT_DAILY, PATTERN_DAILY, TREND_DAYS
+from shared.series import TREND_DAYS
 from shared.trends import DayCount
 
 # Patterns a session keeps between batches before it starts afresh. A kept pattern holds
@@ -244,20 +241,14 @@ class Session:
         if not buckets:
             return
         self._checked |= buckets
-        wanted = sorted(buckets)
 
-        def apply(rows: Rows) -> None:
-            now = dict.fromkeys(wanted, 0) | {r["bucket"]: r["version"] for r in rows}
+        def apply(now: dict[str, int]) -> None:
             for bucket, version in now.items():
                 if self._versions.get(bucket, version) != version:
                     stale.add(bucket)
                 self._versions[bucket] = version
 
-        reads.add(
-            "SELECT bucket, version FROM dedupe_bucket_versions WHERE bucket = ANY($1::text[])",
-            [wanted],
-            apply,
-        )
+        pg_reads.read_versions(reads, sorted(buckets), apply)
 
     def _refresh(
         self, reads: Reads, pattern_ids: set[str], observations: Sequence[Observation]
@@ -270,17 +261,7 @@ class Session:
         self._fresh |= pattern_ids
         wanted = sorted(pattern_ids)
         state = self._state
-
-        def apply_coverage(rows: Rows) -> None:
-            for r in rows:
-                state.coverage[r["pattern_id"]] = r["fixture_version"]
-
-        reads.add(
-            """SELECT pattern_id, fixture_version FROM pattern_coverage
-               WHERE pattern_id = ANY($1::text[])""",
-            [wanted],
-            apply_coverage,
-        )
+        pg_reads.read_coverage(reads, state, wanted)
         self._read_batch_members(reads, wanted, observations)
         latest = max((o.seen_at for o in observations), default=None)
         behind = [
@@ -299,162 +280,42 @@ class Session:
         if not wanted:
             return
         self._loaded_traces.update(wanted)
-
-        def apply(rows: Rows) -> None:
-            for r in rows:
-                self._state.traces[r["trace_id"]] = TraceRow(
-                    r["content_sha256"],
-                    r["pattern_id"],
-                    instant(r["seen_at"]),
-                    r["forwarded"],
-                    r["near_copy"],
-                )
-                found.add(r["pattern_id"])
-
-        reads.add(
-            """SELECT trace_id, content_sha256, pattern_id, seen_at, forwarded, near_copy
-               FROM dedupe_traces WHERE trace_id = ANY($1::text[])""",
-            [wanted],
-            apply,
-        )
+        pg_reads.read_traces(reads, self._state, wanted, found)
 
     def _read_bands(self, reads: Reads, pairs: set[tuple[str, int]], found: set[str]) -> None:
         wanted = sorted(pairs - self._loaded_pairs)
         if not wanted:
             return
         self._loaded_pairs.update(wanted)
-        bands = self._state.intent_bands
-        for pair in wanted:
-            bands.setdefault(pair, set())
-
-        def apply(rows: Rows) -> None:
-            for r in rows:
-                bands[(r["bucket"], r["band_key"])].add(r["pattern_id"])
-                found.add(r["pattern_id"])
-
-        reads.add(
-            """SELECT b.bucket, b.band_key, b.pattern_id FROM pattern_intent_bands b
-               JOIN unnest($1::text[], $2::int8[]) AS w(bucket, band_key)
-                 ON b.bucket = w.bucket AND b.band_key = w.band_key""",
-            [[b for b, _ in wanted], [k for _, k in wanted]],
-            apply,
-        )
+        pg_reads.read_bands(reads, self._state, wanted, found)
 
     def _read_patterns(
         self, reads: Reads, pattern_ids: set[str], observations: Sequence[Observation]
     ) -> None:
+        """Everything of the patterns not loaded yet."""
         wanted = sorted(pattern_ids - self._loaded_patterns)
         if not wanted:
             return
         self._loaded_patterns.update(wanted)
         self._fresh.update(wanted)
         state = self._state
-
-        def apply(rows: Rows) -> None:
-            for r in rows:
-                state.patterns[r["pattern_id"]] = PatternRow(
-                    r["fingerprint_version"],
-                    r["fingerprint"],
-                    r["occurrences"],
-                    instant(r["first_seen"]),
-                    instant(r["last_seen"]),
-                )
-                if r["fixture_version"] is not None:
-                    state.coverage[r["pattern_id"]] = r["fixture_version"]
-
-        reads.add(
-            """SELECT p.pattern_id, p.fingerprint_version, p.fingerprint, p.occurrences,
-                      p.first_seen, p.last_seen, c.fixture_version
-               FROM patterns p LEFT JOIN pattern_coverage c USING (pattern_id)
-               WHERE p.pattern_id = ANY($1::text[])""",
-            [wanted],
-            apply,
-        )
+        pg_reads.read_patterns(reads, state, wanted)
         self._read_sightings(reads, wanted, observations)
-        self._read_members(reads, wanted, observations)
-        self._read_kept(reads, wanted)
+        pg_reads.read_member_counts(reads, state, wanted)
+        self._read_batch_members(reads, wanted, observations, with_versions=True)
+        pg_reads.read_kept(reads, state, wanted, self._next, self._bucket_of)
 
     def _read_sightings(
         self, reads: Reads, wanted: list[str], observations: Sequence[Observation]
     ) -> None:
-        """What the 24-hour and 7-day counts need of each pattern's hourly sightings (its
-        hourly series, summed over agent versions). Only the hours of the week that ends
-        with its last sighting count, and within the batch the last sighting can move on
-        only up to the batch's latest trace (the horizon): an hour that stays inside a
-        window for every last sighting up to the horizon is read as a count, and stands in
-        the store as an hour that is inside that window (and outside the other) whatever
-        the last sighting becomes; only the hours a window can leave during the batch are
-        read one by one (an hour's row per agent version: they add up). At most a few
-        rows per pattern come back, whatever its traffic."""
+        """The sightings' read (pg_reads.read_sightings) up to the latest trace any load
+        was for: the horizon each pattern's sightings stand for is remembered."""
         if observations:
             latest = max(o.seen_at for o in observations)
             self._horizon = latest if self._horizon is None else max(self._horizon, latest)
         for pattern_id in wanted:
             self._sightings_until[pattern_id] = self._horizon
-
-        def apply(rows: Rows) -> None:
-            for r in rows:
-                last = hour_of(instant(r["last_seen"]))
-                hours = self._state.sightings[r["pattern_id"]]
-                for hour, n in zip(r["leaving"] or (), r["leaving_n"] or (), strict=True):
-                    hours[instant(hour)] += n
-                if r["week_only"]:
-                    hours[last - timedelta(hours=DAY_HOURS)] += r["week_only"]
-                if r["in_day"]:
-                    hours[last] += r["in_day"]
-
-        reads.add(
-            """WITH w AS (
-                   SELECT pattern_id, last_seen, last_hour - $4::interval AS week_from,
-                          last_hour - $3::interval AS day_from,
-                          upto_hour - $4::interval AS week_always,
-                          upto_hour - $3::interval AS day_always
-                   FROM (SELECT pattern_id, last_seen,
-                                date_trunc('hour', last_seen, 'UTC') AS last_hour,
-                                date_trunc('hour', GREATEST(last_seen, $2::timestamptz),
-                                           'UTC') AS upto_hour
-                         FROM patterns WHERE pattern_id = ANY($1::text[])) p)
-               SELECT w.pattern_id, w.last_seen,
-                      array_agg(s.start) FILTER (WHERE s.start < w.week_always
-                          OR (s.start >= w.day_from AND s.start < w.day_always)) AS leaving,
-                      array_agg(s.occurrences) FILTER (WHERE s.start < w.week_always
-                          OR (s.start >= w.day_from AND s.start < w.day_always)) AS leaving_n,
-                      coalesce(sum(s.occurrences) FILTER (
-                          WHERE s.start >= w.week_always AND s.start < w.day_from), 0)::int
-                          AS week_only,
-                      coalesce(sum(s.occurrences) FILTER (
-                          WHERE s.start >= w.day_always), 0)::int AS in_day
-               FROM w JOIN pattern_series s
-                 ON s.pattern_id = w.pattern_id AND s.grain = 'hour'
-                AND s.start >= w.week_from
-               GROUP BY w.pattern_id, w.last_seen""",
-            [
-                wanted,
-                self._horizon,
-                timedelta(hours=DAY_HOURS - 1),
-                timedelta(hours=WEEK_HOURS - 1),
-            ],
-            apply,
-        )
-
-    def _read_members(
-        self, reads: Reads, wanted: list[str], observations: Sequence[Observation]
-    ) -> None:
-        """How many distinct members each pattern has, its agent versions, and which of
-        the batch's own members it has already."""
-        state = self._state
-
-        def apply_counts(rows: Rows) -> None:
-            for r in rows:
-                state.member_counts[(r["pattern_id"], r["dimension"])] = r["members"]
-
-        reads.add(
-            """SELECT pattern_id, dimension, members FROM pattern_member_counts
-               WHERE pattern_id = ANY($1::text[])""",
-            [wanted],
-            apply_counts,
-        )
-        self._read_batch_members(reads, wanted, observations, with_versions=True)
+        pg_reads.read_sightings(reads, self._state, wanted, self._horizon)
 
     def _read_batch_members(
         self,
@@ -463,78 +324,15 @@ class Session:
         observations: Sequence[Observation],
         with_versions: bool = False,
     ) -> None:
-        """Which of the batch's own members the patterns have already (and, when they are
-        loaded, every agent version they have met)."""
-        state = self._state
-
-        def apply(rows: Rows) -> None:
-            for r in rows:
-                state.members.add((r["pattern_id"], r["dimension"], r["value"]))
-                if r["dimension"] == "agent_version":
-                    state.versions[r["pattern_id"]].add(r["value"])
-
         batch_members = sorted({m for o in observations for m in o.members})
-        reads.add(
-            """SELECT m.pattern_id, m.dimension, m.value FROM pattern_members m
-               WHERE m.pattern_id = ANY($1::text[])
-                 AND (($4::bool AND m.dimension = 'agent_version')
-                      OR (m.dimension, m.value) IN (
-                          SELECT * FROM unnest($2::text[], $3::text[])))""",
-            [wanted, [d for d, _ in batch_members], [v for _, v in batch_members], with_versions],
-            apply,
-        )
-
-    def _read_kept(self, reads: Reads, wanted: list[str]) -> None:
-        """The intents, exemplars and paths each pattern keeps, in position order."""
-        state = self._state
-
-        def apply(rows: Rows) -> None:
-            for r in rows:
-                kind, pattern_id = r["kind"], r["pattern_id"]
-                self._next[(kind, pattern_id)] = r["position"] + 1
-                if kind == INTENT:
-                    state.intents.setdefault(pattern_id, []).append(tuple(r["signature"]))
-                    self._bucket_of[pattern_id] = r["bucket"]
-                elif kind == EXEMPLAR:
-                    state.exemplars.setdefault(pattern_id, []).append(
-                        (r["trace_id"], tuple(r["signature"]))
-                    )
-                else:
-                    state.paths.setdefault(pattern_id, []).append(tuple(r["tools"]))
-
-        reads.add(
-            """SELECT 0 AS kind, pattern_id, position, NULL AS trace_id, signature,
-                      NULL::text[] AS tools, bucket
-               FROM pattern_intents WHERE pattern_id = ANY($1::text[])
-               UNION ALL
-               SELECT 1, pattern_id, position, trace_id, signature, NULL, NULL
-               FROM pattern_exemplars WHERE pattern_id = ANY($1::text[])
-               UNION ALL
-               SELECT 2, pattern_id, position, NULL, NULL, tools, NULL
-               FROM pattern_paths WHERE pattern_id = ANY($1::text[])
-               ORDER BY kind, pattern_id, position""",
-            [wanted],
-            apply,
-        )
+        pg_reads.read_batch_members(reads, self._state, wanted, batch_members, with_versions)
 
     def _read_baselines(self, reads: Reads, agents: set[str]) -> None:
         wanted = sorted(agents - self._loaded_agents)
         if not wanted:
             return
         self._loaded_agents.update(wanted)
-
-        def apply(rows: Rows) -> None:
-            for r in rows:
-                self._state.measures[(r["agent"], r["measure"])] = MeasureSums(
-                    r["traces"], r["total"], r["squares"]
-                )
-
-        reads.add(
-            """SELECT agent, measure, traces, total, squares FROM agent_baselines
-               WHERE agent = ANY($1::text[])""",
-            [wanted],
-            apply,
-        )
+        pg_reads.read_baselines(reads, self._state, wanted)
 
     def _read_days(
         self, reads: Reads, pattern_ids: set[str], agents: set[str], first: date, last: date
@@ -543,32 +341,18 @@ class Session:
         A key already loaded over part of that span keeps the days it has (the batch may
         have added to them); only the days around them are read."""
         since = first - timedelta(days=TREND_DAYS)
-        patterns = self._missing_days("pattern", pattern_ids, since, last)
-        agents_missing = self._missing_days("agent", agents, since, last)
-        state = self._state
         # Each read's span is its own: the rows come once both reads are answered.
-        if patterns:
-            pattern_span = self._widened("pattern", patterns, since, last)
-
-            def apply_patterns(rows: Rows) -> None:
-                for r in rows:
-                    key = (r["pattern_id"], date.fromisoformat(r["day"]))
-                    if self._new_day("pattern", *key):
-                        state.daily[key] = [r["occurrences"], r["rescues"]]
-                self._cover("pattern", patterns, *pattern_span)
-
-            reads.add(PATTERN_DAILY, [patterns, *pattern_span], apply_patterns)
-        if agents_missing:
-            agent_span = self._widened("agent", agents_missing, since, last)
-
-            def apply_agents(rows: Rows) -> None:
-                for r in rows:
-                    key = (r["agent"], date.fromisoformat(r["day"]))
-                    if self._new_day("agent", *key):
-                        state.agent_daily[key] = r["traces"]
-                self._cover("agent", agents_missing, *agent_span)
-
-            reads.add(AGENT_DAILY, [agents_missing, *agent_span], apply_agents)
+        kinds: tuple[tuple[Literal["pattern", "agent"], set[str]], ...] = (
+            ("pattern", pattern_ids),
+            ("agent", agents),
+        )
+        for kind, keys in kinds:
+            missing = self._missing_days(kind, keys, since, last)
+            if missing:
+                span = self._widened(kind, missing, since, last)
+                is_new = functools.partial(self._new_day, kind)
+                then = functools.partial(self._cover, kind, missing, *span)
+                pg_reads.read_days(reads, self._state, kind, missing, span, is_new, then)
 
     def _missing_days(self, kind: str, keys: Iterable[str], since: date, last: date) -> list[str]:
         spans = self._day_spans[kind]
