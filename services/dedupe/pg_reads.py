@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from services.dedupe.logic import DAY_HOURS, WEEK_HOURS, MeasureSums, hour_of
 from services.dedupe.memory_store import InMemoryPatternStore, PatternRow, TraceRow
@@ -281,18 +281,22 @@ def read_days(
     ``span``: a day ``is_new`` says is not loaded yet is added; ``then`` runs once the
     rows are in."""
 
+    if kind == "pattern":
+        sql, column = PATTERN_DAILY, "pattern_id"
+
+        def put(key: str, day: date, r: dict[str, Any]) -> None:
+            state.daily[(key, day)] = [r["occurrences"], r["rescues"]]
+    else:
+        sql, column = AGENT_DAILY, "agent"
+
+        def put(key: str, day: date, r: dict[str, Any]) -> None:
+            state.agent_daily[(key, day)] = r["traces"]
+
     def apply(rows: Rows) -> None:
         for r in rows:
-            key, day = (
-                r["pattern_id" if kind == "pattern" else "agent"],
-                date.fromisoformat(r["day"]),
-            )
-            if not is_new(key, day):
-                continue
-            if kind == "pattern":
-                state.daily[(key, day)] = [r["occurrences"], r["rescues"]]
-            else:
-                state.agent_daily[(key, day)] = r["traces"]
+            key, day = r[column], date.fromisoformat(r["day"])
+            if is_new(key, day):
+                put(key, day, r)
         then()
 
-    reads.add(PATTERN_DAILY if kind == "pattern" else AGENT_DAILY, [keys, *span], apply)
+    reads.add(sql, [keys, *span], apply)
